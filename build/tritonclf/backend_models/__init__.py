@@ -1,0 +1,1 @@
+"""Python-backend model sources; the build copies each into a version directory as ``model.py``."""

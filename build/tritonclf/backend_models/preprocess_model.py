@@ -1,0 +1,60 @@
+"""Triton Python-backend model: encoded image bytes -> normalized NCHW float32 pixels.
+
+Copied by the repository build into ``<name>_preprocess/<version>/model.py`` next to
+``preprocess.py`` (the project's one preprocessing implementation). The spec and the
+decode limits come from this model's config ``parameters``, written by the build
+from the export metadata: no preprocessing constant lives in this file.
+
+One ``execute`` call handles the whole dynamic batch. An image that cannot be
+accepted fails only its own request, with ``INVALID_ARG`` and a one-line reason.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+# The stub does not put the version directory on sys.path; preprocess.py lives there.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from preprocess import DecodeLimits, ImageRejected, PreprocessSpec, preprocess_image  # noqa: E402
+
+
+class TritonPythonModel:
+    """Decode, resize, crop and normalize every image of every request in the batch."""
+
+    def initialize(self, args):
+        """Read the preprocessing spec and limits from the config once."""
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.spec = PreprocessSpec.from_parameters(params)
+        self.limits = DecodeLimits.from_parameters(params)
+        # Tensor names come from the config too (the build writes them from contract.py).
+        self.image_input = params["input_name"]
+        self.pixels_output = params["output_name"]
+        self.logger = pb_utils.Logger
+
+    def execute(self, requests):
+        """One response per request; a bad image fails only the request that sent it."""
+        return [self._respond(request) for request in requests]
+
+    def _respond(self, request):
+        items = pb_utils.get_input_tensor_by_name(request, self.image_input).as_numpy().reshape(-1)
+        height, width = self.spec.input_size
+        pixels = np.empty((len(items), 3, height, width), dtype=np.float32)
+        for i, item in enumerate(items):
+            try:
+                pixels[i] = preprocess_image(bytes(item), self.spec, self.limits)
+            except ImageRejected as err:
+                where = f"image {i} of the request: " if len(items) > 1 else ""
+                return pb_utils.InferenceResponse(
+                    error=pb_utils.TritonError(where + str(err), pb_utils.TritonError.INVALID_ARG)
+                )
+            except Exception as err:  # a bug or a decoder crash: fail this request, keep the batch
+                self.logger.log_error(f"preprocessing failed unexpectedly: {type(err).__name__}: {err}")
+                return pb_utils.InferenceResponse(
+                    error=pb_utils.TritonError(f"internal preprocessing error: {type(err).__name__}: {err}")
+                )
+        return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(self.pixels_output, pixels)])

@@ -1,0 +1,27 @@
+"""The serving contract: tensor and model names, defined once.
+
+The ONNX export names its graph's input and output with these, the repository
+builder writes them into every config, the Python-backend models read them, and
+the clients send and ask for them. Changing one here changes it everywhere.
+"""
+
+IMAGE_INPUT = "image"  # encoded image bytes, TYPE_STRING, one image per batch item
+PIXELS = "pixel_values"  # preprocessed float32 NCHW batch
+PROBABILITIES = "probabilities"  # softmax output, float32 [num_classes]
+
+PREPROCESS_SUFFIX = "_preprocess"
+CLASSIFIER_SUFFIX = "_model"
+LABELS_FILENAME = "labels.txt"
+ONNX_FILENAME = "model.onnx"
+METADATA_FILENAME = "model.json"  # written by the export next to model.onnx
+MANIFEST_FILENAME = "manifest.json"  # written by the build into every version directory
+
+
+def preprocess_model_name(name: str) -> str:
+    """Name of the preprocessing model behind ensemble ``name``."""
+    return name + PREPROCESS_SUFFIX
+
+
+def classifier_model_name(name: str) -> str:
+    """Name of the classifier model behind ensemble ``name``."""
+    return name + CLASSIFIER_SUFFIX

@@ -1,0 +1,280 @@
+"""Image preprocessing: the one implementation used everywhere.
+
+Training's validation transform, the export check, the served preprocessing
+model (this file is copied into its version directory) and the client-side
+fallback all call the functions below, so the numbers a model sees are the same
+offline and online. The geometry reproduces timm's eval transform
+(``timm.data.transforms_imagenet_eval``) for the model's ``pretrained_cfg``;
+``tests/test_preprocess.py`` checks it against timm on real photos.
+
+Only the standard library, numpy and Pillow are imported: this file runs inside
+Triton's Python backend, where neither torch nor this project is installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+from collections.abc import Mapping
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+_RESAMPLING = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+CROP_MODES = ("center", "squash", "border")
+# EXIF orientations 5-8 rotate by 90 degrees: width and height swap on display.
+_TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+class ImageRejected(ValueError):
+    """An input that is not an acceptable image; the message is one line for the caller."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessSpec:
+    """How a model wants its pixels: timm's ``pretrained_cfg`` preprocessing fields."""
+
+    input_size: tuple[int, int]  # (height, width) fed to the network
+    interpolation: str = "bicubic"
+    crop_pct: float = 0.875
+    crop_mode: str = "center"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self) -> None:
+        """Validate once, so every consumer can trust the fields."""
+        if self.interpolation not in _RESAMPLING:
+            raise ValueError(f"interpolation {self.interpolation!r} is not one of {sorted(_RESAMPLING)}")
+        if self.crop_mode not in CROP_MODES:
+            raise ValueError(f"crop_mode {self.crop_mode!r} is not one of {CROP_MODES}")
+        if not 0.0 < self.crop_pct <= 1.0:
+            raise ValueError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError("mean and std need three values each, std positive")
+        if min(self.input_size) < 1:
+            raise ValueError(f"input_size must be positive, got {self.input_size}")
+
+    @classmethod
+    def from_timm_config(cls, cfg: Mapping) -> PreprocessSpec:
+        """Build from a timm data config (``resolve_data_config`` / ``pretrained_cfg``)."""
+        _, height, width = cfg["input_size"]
+        return cls(
+            input_size=(int(height), int(width)),
+            interpolation=cfg.get("interpolation") or "bilinear",
+            crop_pct=float(cfg.get("crop_pct") or 0.875),
+            crop_mode=cfg.get("crop_mode") or "center",
+            mean=tuple(float(v) for v in cfg["mean"]),
+            std=tuple(float(v) for v in cfg["std"]),
+        )
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary (lists instead of tuples)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> PreprocessSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            input_size=tuple(int(v) for v in data["input_size"]),
+            interpolation=data["interpolation"],
+            crop_pct=float(data["crop_pct"]),
+            crop_mode=data["crop_mode"],
+            mean=tuple(float(v) for v in data["mean"]),
+            std=tuple(float(v) for v in data["std"]),
+        )
+
+    def to_parameters(self) -> dict[str, str]:
+        """Flat string map for a Triton config's ``parameters``."""
+        return {
+            "input_height": str(self.input_size[0]),
+            "input_width": str(self.input_size[1]),
+            "interpolation": self.interpolation,
+            "crop_pct": repr(self.crop_pct),
+            "crop_mode": self.crop_mode,
+            "mean": ",".join(repr(v) for v in self.mean),
+            "std": ",".join(repr(v) for v in self.std),
+        }
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, str]) -> PreprocessSpec:
+        """Inverse of :meth:`to_parameters`."""
+        return cls(
+            input_size=(int(params["input_height"]), int(params["input_width"])),
+            interpolation=params["interpolation"],
+            crop_pct=float(params["crop_pct"]),
+            crop_mode=params["crop_mode"],
+            mean=tuple(float(v) for v in params["mean"].split(",")),
+            std=tuple(float(v) for v in params["std"].split(",")),
+        )
+
+    @property
+    def scale_size(self) -> tuple[int, int]:
+        """(height, width) the image is resized towards before cropping, as timm computes it."""
+        return tuple(math.floor(v / self.crop_pct) for v in self.input_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeLimits:
+    """What the decoder accepts from untrusted bytes, and how it decodes JPEGs."""
+
+    max_image_bytes: int = 32 * 1024 * 1024
+    max_image_pixels: int = 64_000_000
+    # Never EPS/PDF (Pillow hands those to Ghostscript) nor TIFF (large attack surface).
+    allowed_formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+    # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the image is that much larger
+    # than needed: several times faster on photos; the resize that follows is
+    # unchanged in size, only its source is smaller.
+    jpeg_draft: bool = True
+
+    def to_parameters(self) -> dict[str, str]:
+        """Flat string map for a Triton config's ``parameters``."""
+        return {
+            "max_image_bytes": str(self.max_image_bytes),
+            "max_image_pixels": str(self.max_image_pixels),
+            "allowed_formats": ",".join(self.allowed_formats),
+            "jpeg_draft": str(self.jpeg_draft).lower(),
+        }
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, str]) -> DecodeLimits:
+        """Inverse of :meth:`to_parameters`; absent keys keep their defaults."""
+        defaults = cls()
+        return cls(
+            max_image_bytes=int(params.get("max_image_bytes", defaults.max_image_bytes)),
+            max_image_pixels=int(params.get("max_image_pixels", defaults.max_image_pixels)),
+            allowed_formats=tuple(
+                f.strip().upper() for f in params.get("allowed_formats", ",".join(defaults.allowed_formats)).split(",")
+            ),
+            jpeg_draft=params.get("jpeg_draft", str(defaults.jpeg_draft)).lower() in ("1", "true", "yes"),
+        )
+
+
+def resized_size(width: int, height: int, spec: PreprocessSpec) -> tuple[int, int]:
+    """(width, height) of the resize step of timm's eval transform for an image of this size."""
+    scale_h, scale_w = spec.scale_size
+    if spec.crop_mode == "squash":
+        return scale_w, scale_h
+    if spec.crop_mode == "center" and scale_h == scale_w:
+        # torchvision's Resize(int): shorter edge to the size, longer edge truncated.
+        short, long = (width, height) if width <= height else (height, width)
+        new_short, new_long = scale_h, int(scale_h * long / short)
+        return (new_short, new_long) if width <= height else (new_long, new_short)
+    # timm's ResizeKeepRatio: shortest edge for "center", longest for "border".
+    ratio_h, ratio_w = height / scale_h, width / scale_w
+    ratio = max(ratio_h, ratio_w) if spec.crop_mode == "border" else min(ratio_h, ratio_w)
+    return round(width / ratio), round(height / ratio)
+
+
+def _center_crop_or_pad(image: Image.Image, height: int, width: int, fill: tuple[int, ...]) -> Image.Image:
+    """torchvision's CenterCrop / timm's CenterCropOrPad, same rounding."""
+    if width > image.width or height > image.height:
+        canvas = Image.new("RGB", (max(width, image.width), max(height, image.height)), fill)
+        canvas.paste(image, ((width - image.width) // 2 if width > image.width else 0,
+                             (height - image.height) // 2 if height > image.height else 0))
+        image = canvas
+        if image.size == (width, height):
+            return image
+    top = int(round((image.height - height) / 2.0))
+    left = int(round((image.width - width) / 2.0))
+    return image.crop((left, top, left + width, top + height))
+
+
+def resize_and_crop(image: Image.Image, spec: PreprocessSpec, source_size: tuple[int, int] | None = None) -> Image.Image:
+    """Resize + center crop an RGB image exactly as timm's eval transform does.
+
+    ``source_size`` is the (width, height) the geometry is computed from; it differs
+    from ``image.size`` only when the JPEG was decoded at a reduced (draft) scale.
+    """
+    width, height = source_size or image.size
+    new_w, new_h = resized_size(width, height, spec)
+    if image.size != (new_w, new_h):
+        image = image.resize((new_w, new_h), _RESAMPLING[spec.interpolation])
+    fill = (0, 0, 0) if spec.crop_mode != "border" else tuple(round(255 * m) for m in spec.mean)
+    return _center_crop_or_pad(image, spec.input_size[0], spec.input_size[1], fill)
+
+
+def normalize(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
+    """RGB image -> float32 CHW array, ``(x / 255 - mean) / std``."""
+    pixels = np.asarray(image, dtype=np.float32)
+    scale = np.asarray([1.0 / (255.0 * s) for s in spec.std], dtype=np.float32)
+    offset = np.asarray([m / s for m, s in zip(spec.mean, spec.std, strict=True)], dtype=np.float32)
+    return np.ascontiguousarray((pixels * scale - offset).transpose(2, 0, 1))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB; transparency is composited over white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        # 16/32-bit grayscale: Pillow's convert() clips to 255 instead of scaling.
+        wide = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode != "F" and wide.max(initial=0) > 255 else 255.0
+        image = Image.fromarray(np.clip(wide * (255.0 / peak), 0, 255).round().astype(np.uint8), "L")
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def decode_image(data: bytes, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()) -> tuple[Image.Image, tuple[int, int]]:
+    """Untrusted bytes -> (upright RGB image, its full-resolution (width, height)).
+
+    The image may be smaller than the returned size when a JPEG was draft-decoded.
+    Raises :class:`ImageRejected` with a one-line reason for anything unacceptable.
+    """
+    if not data:
+        raise ImageRejected("empty input: no image bytes were sent")
+    if len(data) > limits.max_image_bytes:
+        raise ImageRejected(f"image is {len(data)} bytes, above the limit of {limits.max_image_bytes} bytes")
+    try:
+        image = Image.open(io.BytesIO(data), formats=limits.allowed_formats)
+    except UnidentifiedImageError:
+        raise ImageRejected(
+            f"not a decodable image in an allowed format ({', '.join(limits.allowed_formats)})"
+        ) from None
+    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as err:
+        raise ImageRejected(f"cannot read the image header: {_one_line(err)}") from None
+    width, height = image.size
+    if width * height > limits.max_image_pixels:
+        raise ImageRejected(
+            f"{image.format} image is {width}x{height} = {width * height} pixels, "
+            f"above the limit of {limits.max_image_pixels} pixels"
+        )
+    orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    upright_size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
+    if limits.jpeg_draft and image.format == "JPEG":
+        needed_w, needed_h = resized_size(*upright_size, spec)
+        if orientation in _TRANSPOSING_ORIENTATIONS:
+            needed_w, needed_h = needed_h, needed_w
+        image.draft(None, (max(needed_w, 1), max(needed_h, 1)))
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        rgb = to_rgb(image)
+    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as err:
+        raise ImageRejected(f"cannot decode {image.format} image: {_one_line(err)}") from None
+    return rgb, upright_size
+
+
+def preprocess_image(data: bytes, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
+    """Encoded image bytes -> normalized float32 CHW array ready for the network."""
+    image, source_size = decode_image(data, spec, limits)
+    return normalize(resize_and_crop(image, spec, source_size), spec)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text[:200]

@@ -1,0 +1,120 @@
+"""``tritonserver``: run the real Triton binary shipped in the nvidia-pytriton wheel.
+
+Installed as the ``tritonserver`` console script, so after ``make setup``
+
+    .venv/bin/tritonserver --model-repository model_repository
+
+is the same command line as in NVIDIA's Triton container. Every argument goes to
+Triton unchanged; this shell only supplies what the wheel leaves out: its
+libraries on ``LD_LIBRARY_PATH``, a backend directory holding the Python backend
+with the stub for this interpreter, and this environment's ``python3`` first on
+``PATH`` (the stub imports the packages of the ``python3`` it finds there).
+We run the binary, not PyTriton's Python API: the repository stays a plain Triton
+repository that the container serves as it is.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded Triton cannot be started (a missing install, not a Triton error)."""
+
+
+def _pytriton_root() -> Path:
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedServerError(
+            "the nvidia-pytriton wheel is not installed in this environment; run `make setup` "
+            "(or pip install '.[server]')"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def python_tag() -> str:
+    """The stub folder name for this interpreter, e.g. ``3.11``."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def binary_path() -> Path:
+    """The tritonserver executable inside the wheel."""
+    path = _pytriton_root() / "tritonserver" / "bin" / "tritonserver"
+    if not path.is_file():
+        raise EmbeddedServerError(f"no tritonserver binary at {path}: reinstall nvidia-pytriton")
+    return path
+
+
+def library_dir() -> Path:
+    """The shared libraries the wheel's binary links against (auditwheel's ``.libs`` folder)."""
+    return _pytriton_root().parent / "nvidia_pytriton.libs"
+
+
+def backend_dir() -> Path:
+    """A backend directory with the Python backend and this Python's stub, made once per install.
+
+    The wheel keeps the stubs for every Python version apart from the backend; Triton
+    looks for ``triton_python_backend_stub`` next to ``libtriton_python.so``.
+    """
+    root = _pytriton_root() / "tritonserver"
+    target = Path(sys.prefix) / "share" / "tritonclf" / f"backends-py{python_tag()}"
+    stub = root / "python_backend_stubs" / python_tag() / "triton_python_backend_stub"
+    if (target / "python" / "triton_python_backend_stub").is_file():
+        return target
+    if not stub.is_file():
+        raise EmbeddedServerError(f"the wheel has no Python backend stub for Python {python_tag()} ({stub})")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Stage then rename: two servers starting at once never see a half-copied folder.
+    staging = Path(tempfile.mkdtemp(prefix=".backends-", dir=target.parent))
+    shutil.copytree(root / "backends", staging / "backends", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(stub, staging / "backends" / "python" / "triton_python_backend_stub")
+    try:
+        os.rename(staging / "backends", target)
+    except OSError:
+        if not (target / "python" / "triton_python_backend_stub").is_file():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def server_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment the binary needs: its libraries, and this Python first on PATH."""
+    env = dict(os.environ if base is None else base)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        p for p in (str(library_dir()), env.get("LD_LIBRARY_PATH", "")) if p
+    )
+    python_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(p for p in (python_bin, env.get("PATH", "")) if p)
+    return env
+
+
+def server_command(args: list[str]) -> list[str]:
+    """The full command line: the binary, the caller's arguments, and our defaults for what is missing."""
+    command = [str(binary_path()), *args]
+    given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
+    if "--backend-directory" not in given:
+        command.append(f"--backend-directory={backend_dir()}")
+    if "--cache-directory" not in given:
+        command.append(f"--cache-directory={_pytriton_root() / 'tritonserver' / 'caches'}")
+    return command
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Replace this process with tritonserver, so signals and the exit code are Triton's own."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        command = server_command(args)
+        env = server_environment()
+    except EmbeddedServerError as err:
+        sys.exit(f"tritonserver: {err}")
+    os.execve(command[0], command, env)
+
+
+if __name__ == "__main__":
+    main()
