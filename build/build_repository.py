@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tritonclf package lives beside this file
 
-from tritonclf.metadata import load_metadata  # noqa: E402
-from tritonclf.preprocess import DecodeLimits  # noqa: E402
-from tritonclf.repository import BuildError, BuildOptions, build_repository  # noqa: E402
+from tritonclf.metadata import load_metadata
+from tritonclf.preprocess import DecodeLimits
+from tritonclf.repository import BuildError, BuildOptions, build_repository
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -29,14 +29,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repository", type=Path, default=Path("model_repository"), help="default: %(default)s")
     parser.add_argument("--name", help="ensemble name (default: the exported model's name)")
     parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size, help="default: %(default)s")
-    parser.add_argument("--preprocess-instances", type=int, default=defaults.preprocess_instances, help="default: %(default)s")
-    parser.add_argument("--classifier-instances", type=int, default=defaults.classifier_instances, help="default: %(default)s")
     parser.add_argument(
-        "--intra-op-threads", type=int, default=defaults.intra_op_threads,
+        "--preprocess-instances", type=int, default=defaults.preprocess_instances, help="default: %(default)s"
+    )
+    parser.add_argument(
+        "--classifier-instances", type=int, default=defaults.classifier_instances, help="default: %(default)s"
+    )
+    parser.add_argument(
+        "--intra-op-threads",
+        type=int,
+        default=defaults.intra_op_threads,
         help="ONNX Runtime threads per classifier instance, 0 = its default (default: %(default)s)",
     )
     parser.add_argument(
-        "--max-queue-delay-us", type=int, default=defaults.max_queue_delay_microseconds,
+        "--max-queue-delay-us",
+        type=int,
+        default=defaults.max_queue_delay_microseconds,
         help="dynamic batching queue delay in microseconds (default: %(default)s)",
     )
     parser.add_argument("--max-image-bytes", type=int, default=limits.max_image_bytes, help="default: %(default)s")
@@ -78,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         state = "written" if model.changed else "up to date"
         print(f"{args.repository}/{model.name}/{model.version}: {state}")
     metadata = load_metadata(args.export / "model.json")
-    print(f"serve it: tritonserver --model-repository {args.repository}  (ensemble: {options.name or metadata.model_name})")
+    ensemble = options.name or metadata.model_name
+    print(f"serve it: tritonserver --model-repository {args.repository}  (ensemble: {ensemble})")
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Triton clients: inference, benchmarks; they import no torch."""

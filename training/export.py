@@ -33,11 +33,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "build"))  # run as a script from a checkout
 
-from tritonclf import contract  # noqa: E402
-from tritonclf.metadata import ExportMetadata, readable_by_all, sha256_file, write_json_atomic  # noqa: E402
-from tritonclf.preprocess import PreprocessSpec, preprocess_image  # noqa: E402
-
-from training import weights as weights_lib  # noqa: E402
+from training import weights as weights_lib
+from tritonclf import contract
+from tritonclf.metadata import ExportMetadata, readable_by_all, sha256_file, write_json_atomic
+from tritonclf.preprocess import PreprocessSpec, preprocess_image
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "clients" / "samples"
 DEFAULT_OPSET = 17
@@ -57,7 +56,9 @@ class ExportCheck:
     top5_equal: bool
 
 
-def create_model(name: str, *, weights: Path | None, pretrained: bool, num_classes: int | None) -> tuple[nn.Module, str]:
+def create_model(
+    name: str, *, weights: Path | None, pretrained: bool, num_classes: int | None
+) -> tuple[nn.Module, str]:
     """A timm model in eval mode with its weights, and a note on where they came from."""
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
     try:
@@ -200,7 +201,9 @@ def export(
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=weights_lib.BUNDLED_MODEL, help="timm architecture (default: %(default)s)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", type=Path, help="a timm or trainer checkpoint (.pth/.pt/.safetensors)")
@@ -218,8 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or Path("exports") / args.model
     try:
         metadata, check = export(
-            args.model, output, weights=args.weights, pretrained=args.pretrained,
-            labels_file=args.labels, num_classes=args.num_classes, opset=args.opset,
+            args.model,
+            output,
+            weights=args.weights,
+            pretrained=args.pretrained,
+            labels_file=args.labels,
+            num_classes=args.num_classes,
+            opset=args.opset,
         )
     except (ExportError, weights_lib.WeightsError, FileNotFoundError) as err:
         print(f"export: error: {err}", file=sys.stderr)
@@ -227,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"exported {metadata.model_name} ({metadata.num_classes} classes, weights {metadata.weights}) "
         f"to {output / metadata.onnx_filename}\n"
-        f"checked on {check.images} photos: max |onnx - torch| = {check.max_abs_diff:.2e}, same top-5: {check.top5_equal}"
+        f"checked on {check.images} photos: max |onnx - torch| = {check.max_abs_diff:.2e}, "
+        f"same top-5: {check.top5_equal}"
     )
     return 0
 

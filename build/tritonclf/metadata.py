@@ -51,7 +51,8 @@ class ExportMetadata:
         """Inverse of :meth:`to_dict`."""
         if data.get("format_version") != METADATA_FORMAT_VERSION:
             raise ValueError(
-                f"export metadata format {data.get('format_version')!r} is not {METADATA_FORMAT_VERSION}: re-export the model"
+                f"export metadata format {data.get('format_version')!r} is not {METADATA_FORMAT_VERSION}: "
+                "re-export the model"
             )
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in fields}

@@ -107,16 +107,7 @@ def to_model_config(spec: ModelSpec) -> pb.ModelConfig:
     for group in spec.instance_groups:
         config.instance_group.add(count=group.count, kind=pb.ModelInstanceGroup.Kind.Value(group.kind))
     if spec.dynamic_batching is not None:
-        batching = spec.dynamic_batching
-        config.dynamic_batching.max_queue_delay_microseconds = batching.max_queue_delay_microseconds
-        config.dynamic_batching.preferred_batch_size.extend(batching.preferred_batch_sizes)
-        if batching.max_queue_size is not None or batching.default_timeout_microseconds is not None:
-            policy = config.dynamic_batching.default_queue_policy
-            policy.timeout_action = pb.ModelQueuePolicy.TimeoutAction.REJECT
-            if batching.max_queue_size is not None:
-                policy.max_queue_size = batching.max_queue_size
-            if batching.default_timeout_microseconds is not None:
-                policy.default_timeout_microseconds = batching.default_timeout_microseconds
+        _set_dynamic_batching(config, spec.dynamic_batching)
     for key, value in spec.parameters.items():
         config.parameters[key].string_value = value
     for step in spec.ensemble_steps:
@@ -124,13 +115,29 @@ def to_model_config(spec: ModelSpec) -> pb.ModelConfig:
         entry.input_map.update(step.input_map)
         entry.output_map.update(step.output_map)
     for sample in spec.warmup:
-        warmup = config.model_warmup.add(name=sample.name, batch_size=sample.batch_size)
-        for tensor_name, file_name in sample.input_files.items():
-            data = warmup.inputs[tensor_name]
-            data.data_type = pb.DataType.Value(sample.input_types[tensor_name])
-            data.dims.extend(sample.input_dims[tensor_name])
-            data.input_data_file = file_name
+        _add_warmup(config, sample)
     return config
+
+
+def _set_dynamic_batching(config: pb.ModelConfig, batching: DynamicBatching) -> None:
+    config.dynamic_batching.max_queue_delay_microseconds = batching.max_queue_delay_microseconds
+    config.dynamic_batching.preferred_batch_size.extend(batching.preferred_batch_sizes)
+    if batching.max_queue_size is not None or batching.default_timeout_microseconds is not None:
+        policy = config.dynamic_batching.default_queue_policy
+        policy.timeout_action = pb.ModelQueuePolicy.TimeoutAction.REJECT
+        if batching.max_queue_size is not None:
+            policy.max_queue_size = batching.max_queue_size
+        if batching.default_timeout_microseconds is not None:
+            policy.default_timeout_microseconds = batching.default_timeout_microseconds
+
+
+def _add_warmup(config: pb.ModelConfig, sample: WarmupSample) -> None:
+    warmup = config.model_warmup.add(name=sample.name, batch_size=sample.batch_size)
+    for tensor_name, file_name in sample.input_files.items():
+        data = warmup.inputs[tensor_name]
+        data.data_type = pb.DataType.Value(sample.input_types[tensor_name])
+        data.dims.extend(sample.input_dims[tensor_name])
+        data.input_data_file = file_name
 
 
 def render(config: pb.ModelConfig) -> str:

@@ -175,20 +175,27 @@ def resized_size(width: int, height: int, spec: PreprocessSpec) -> tuple[int, in
 
 
 def _center_crop_or_pad(image: Image.Image, height: int, width: int, fill: tuple[int, ...]) -> Image.Image:
-    """torchvision's CenterCrop / timm's CenterCropOrPad, same rounding."""
+    """Torchvision's CenterCrop / timm's CenterCropOrPad, same rounding."""
     if width > image.width or height > image.height:
         canvas = Image.new("RGB", (max(width, image.width), max(height, image.height)), fill)
-        canvas.paste(image, ((width - image.width) // 2 if width > image.width else 0,
-                             (height - image.height) // 2 if height > image.height else 0))
+        canvas.paste(
+            image,
+            (
+                (width - image.width) // 2 if width > image.width else 0,
+                (height - image.height) // 2 if height > image.height else 0,
+            ),
+        )
         image = canvas
         if image.size == (width, height):
             return image
-    top = int(round((image.height - height) / 2.0))
-    left = int(round((image.width - width) / 2.0))
+    top = round((image.height - height) / 2.0)
+    left = round((image.width - width) / 2.0)
     return image.crop((left, top, left + width, top + height))
 
 
-def resize_and_crop(image: Image.Image, spec: PreprocessSpec, source_size: tuple[int, int] | None = None) -> Image.Image:
+def resize_and_crop(
+    image: Image.Image, spec: PreprocessSpec, source_size: tuple[int, int] | None = None
+) -> Image.Image:
     """Resize + center crop an RGB image exactly as timm's eval transform does.
 
     ``source_size`` is the (width, height) the geometry is computed from; it differs
@@ -219,9 +226,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         wide = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if image.mode != "F" and wide.max(initial=0) > 255 else 255.0
         image = Image.fromarray(np.clip(wide * (255.0 / peak), 0, 255).round().astype(np.uint8), "L")
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        image.mode == "P" and "transparency" in image.info
-    )
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
     if has_alpha:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -229,7 +234,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_image(data: bytes, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()) -> tuple[Image.Image, tuple[int, int]]:
+def decode_image(
+    data: bytes, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()
+) -> tuple[Image.Image, tuple[int, int]]:
     """Untrusted bytes -> (upright RGB image, its full-resolution (width, height)).
 
     The image may be smaller than the returned size when a JPEG was draft-decoded.

@@ -29,7 +29,15 @@ from pathlib import Path
 
 from tritonclf import contract
 from tritonclf.metadata import ExportMetadata, load_metadata, sha256_file, write_atomic, write_json_atomic
-from tritonclf.model_config import DynamicBatching, EnsembleStep, InstanceGroup, ModelSpec, Tensor, render, to_model_config
+from tritonclf.model_config import (
+    DynamicBatching,
+    EnsembleStep,
+    InstanceGroup,
+    ModelSpec,
+    Tensor,
+    render,
+    to_model_config,
+)
 from tritonclf.preprocess import DecodeLimits
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -50,7 +58,7 @@ class BuildOptions:
     classifier_instances: int = 1
     intra_op_threads: int = 0  # ONNX Runtime threads per classifier instance; 0 = its default
     max_queue_delay_microseconds: int = 0
-    limits: DecodeLimits = DecodeLimits()
+    limits: DecodeLimits = dataclasses.field(default_factory=DecodeLimits)
     keep_versions: int = 2
 
 
@@ -93,7 +101,9 @@ def classifier_spec(name: str, metadata: ExportMetadata, options: BuildOptions) 
         # FORMAT_NCHW: Triton's stock image clients can call the classifier directly.
         inputs=(Tensor(contract.PIXELS, "TYPE_FP32", (3, height, width), image_format="FORMAT_NCHW"),),
         outputs=(
-            Tensor(contract.PROBABILITIES, "TYPE_FP32", (metadata.num_classes,), label_filename=contract.LABELS_FILENAME),
+            Tensor(
+                contract.PROBABILITIES, "TYPE_FP32", (metadata.num_classes,), label_filename=contract.LABELS_FILENAME
+            ),
         ),
         instance_groups=(InstanceGroup(options.classifier_instances, "KIND_CPU"),),
         dynamic_batching=DynamicBatching(options.max_queue_delay_microseconds),
@@ -114,7 +124,9 @@ def ensemble_spec(name: str, metadata: ExportMetadata, options: BuildOptions) ->
         max_batch_size=options.max_batch_size,
         inputs=(Tensor(contract.IMAGE_INPUT, "TYPE_STRING", (1,)),),
         outputs=(
-            Tensor(contract.PROBABILITIES, "TYPE_FP32", (metadata.num_classes,), label_filename=contract.LABELS_FILENAME),
+            Tensor(
+                contract.PROBABILITIES, "TYPE_FP32", (metadata.num_classes,), label_filename=contract.LABELS_FILENAME
+            ),
         ),
         ensemble_steps=(
             EnsembleStep(
@@ -169,6 +181,7 @@ def _build_info() -> dict[str, str]:
 def write_model(
     repository: Path,
     spec: ModelSpec,
+    *,
     version_files: dict[str, Path],
     model_dir_files: dict[str, str],
     provenance: dict,
@@ -244,24 +257,27 @@ def build_repository(export_dir: Path, repository: Path, options: BuildOptions =
             "export_versions": metadata.versions,
         }
     }
-    keep = options.keep_versions
+    common = {"provenance": provenance, "keep_versions": options.keep_versions}
     # Dependencies first, the ensemble last: it is the entry point clients call.
     return [
         write_model(
             repository,
             classifier_spec(name, metadata, options),
-            {"model.py": _BACKEND_MODELS / "onnx_classifier_model.py", contract.ONNX_FILENAME: onnx_path},
-            labels,
-            provenance,
-            keep,
+            version_files={"model.py": _BACKEND_MODELS / "onnx_classifier_model.py", contract.ONNX_FILENAME: onnx_path},
+            model_dir_files=labels,
+            **common,
         ),
         write_model(
             repository,
             preprocess_spec(name, metadata, options),
-            {"model.py": _BACKEND_MODELS / "preprocess_model.py", "preprocess.py": _PACKAGE_DIR / "preprocess.py"},
-            {},
-            provenance,
-            keep,
+            version_files={
+                "model.py": _BACKEND_MODELS / "preprocess_model.py",
+                "preprocess.py": _PACKAGE_DIR / "preprocess.py",
+            },
+            model_dir_files={},
+            **common,
         ),
-        write_model(repository, ensemble_spec(name, metadata, options), {}, labels, provenance, keep),
+        write_model(
+            repository, ensemble_spec(name, metadata, options), version_files={}, model_dir_files=labels, **common
+        ),
     ]

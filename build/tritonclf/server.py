@@ -86,9 +86,7 @@ def backend_dir() -> Path:
 def server_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment the binary needs: its libraries, and this Python first on PATH."""
     env = dict(os.environ if base is None else base)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(
-        p for p in (str(library_dir()), env.get("LD_LIBRARY_PATH", "")) if p
-    )
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(library_dir()), env.get("LD_LIBRARY_PATH", "")) if p)
     python_bin = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join(p for p in (python_bin, env.get("PATH", "")) if p)
     return env

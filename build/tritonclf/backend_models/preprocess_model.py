@@ -19,7 +19,7 @@ import triton_python_backend_utils as pb_utils
 # The stub does not put the version directory on sys.path; preprocess.py lives there.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from preprocess import DecodeLimits, ImageRejected, PreprocessSpec, preprocess_image  # noqa: E402
+from preprocess import DecodeLimits, ImageRejected, PreprocessSpec, preprocess_image
 
 
 class TritonPythonModel:

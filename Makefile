@@ -1,0 +1,62 @@
+# Everything a user or CI runs goes through these targets; `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MODEL ?= efficientnet_lite0
+EXPORT_DIR ?= exports/$(MODEL)
+REPOSITORY ?= model_repository
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+METRICS_PORT ?= 8002
+SETUP_STAMP := $(VENV)/.setup-complete
+PYTEST_ARGS ?=
+
+.PHONY: help setup export repository serve demo test lint format bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(SETUP_STAMP) ## Create .venv with everything (server, training, clients, dev tools); fast when done
+$(SETUP_STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found; install Python 3.11 (with libpython3.11)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e ".[server,train,client,dev]"
+	@touch $@
+
+$(EXPORT_DIR)/model.json: $(SETUP_STAMP) training/export.py training/weights.py build/tritonclf/preprocess.py
+	$(PY) training/export.py --model $(MODEL) --output $(EXPORT_DIR)
+
+export: $(EXPORT_DIR)/model.json ## Export the default model (MODEL=efficientnet_lite0) to ONNX + metadata
+
+repository: export ## Build model_repository/ from the export (writes only what changed)
+	$(PY) build/build_repository.py --export $(EXPORT_DIR) --repository $(REPOSITORY)
+
+serve: setup ## Run tritonserver in the foreground (HTTP_PORT, GRPC_PORT, METRICS_PORT)
+	@test -d $(REPOSITORY) && ls $(REPOSITORY)/*/config.pbtxt >/dev/null 2>&1 || { echo "serve: $(REPOSITORY) has no models; run make repository"; exit 1; }
+	$(VENV)/bin/tritonserver --model-repository $(REPOSITORY) \
+		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+
+demo: repository ## Set up, build, start the server, classify the sample photos over gRPC and HTTP, stop
+	$(PY) -m tritonclf.demo --repository $(REPOSITORY) \
+		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+
+test: setup ## Run the test suite (unit + real-server integration tests)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup ## ruff: lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup ## ruff: apply formatting and safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: repository ## Served ensemble vs in-process throughput on 1280x960 JPEGs (see README)
+	$(PY) clients/benchmark.py --repository $(REPOSITORY) --export $(EXPORT_DIR)
+
+clean: ## Remove generated exports and repository contents (keeps .venv)
+	rm -rf exports
+	find $(REPOSITORY) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

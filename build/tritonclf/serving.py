@@ -1,0 +1,162 @@
+"""Start and stop a real tritonserver in the background: for the demo, tests and benchmarks.
+
+    with TritonProcess(Path("model_repository")) as server:
+        print(server.grpc_url, server.http_url)
+
+Uses the ``tritonserver`` of this environment (the embedded binary after
+``make setup``), on free loopback ports unless ports are given.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or never became ready; the message carries the end of its log."""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tritonserver_executable() -> str:
+    """This environment's ``tritonserver`` (the venv's console script), else the one on PATH."""
+    beside_python = Path(sys.executable).parent / "tritonserver"
+    if beside_python.is_file():
+        return str(beside_python)
+    found = shutil.which("tritonserver")
+    if not found:
+        raise ServerStartError("no tritonserver found: run `make setup`, or use NVIDIA's Triton container")
+    return found
+
+
+class TritonProcess:
+    """A tritonserver child process bound to loopback ports, stopped on exit."""
+
+    def __init__(
+        self,
+        repository: Path,
+        *,
+        http_port: int | None = None,
+        grpc_port: int | None = None,
+        metrics_port: int | None = None,
+        log_path: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+        ready_timeout_s: float = 120.0,
+    ):
+        self.repository = Path(repository)
+        self.http_port = http_port or free_port()
+        self.grpc_port = grpc_port or free_port()
+        self.metrics_port = metrics_port or free_port()
+        self.log_path = Path(log_path) if log_path else None
+        self.extra_args = extra_args
+        self.ready_timeout_s = ready_timeout_s
+        self.process: subprocess.Popen | None = None
+        self._log_file = None
+
+    @property
+    def http_url(self) -> str:
+        """``host:port`` for tritonclient.http."""
+        return f"127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        """``host:port`` for tritonclient.grpc."""
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Prometheus metrics endpoint."""
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def command(self) -> list[str]:
+        """The tritonserver command line."""
+        return [
+            tritonserver_executable(),
+            f"--model-repository={self.repository}",
+            f"--http-port={self.http_port}",
+            f"--grpc-port={self.grpc_port}",
+            f"--metrics-port={self.metrics_port}",
+            "--http-address=127.0.0.1",
+            "--grpc-address=127.0.0.1",
+            *self.extra_args,
+        ]
+
+    def start(self) -> TritonProcess:
+        """Launch and wait until ``/v2/health/ready`` answers 200."""
+        if self.log_path:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            self.command(),
+            stdout=self._log_file or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # our Ctrl-C goes to us; stop() signals the server itself
+        )
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerStartError(f"tritonserver exited with code {self.process.returncode}{self._log_tail()}")
+            if self.is_ready():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise ServerStartError(f"tritonserver was not ready after {self.ready_timeout_s:.0f} s{self._log_tail()}")
+
+    def is_ready(self) -> bool:
+        """Whether the server answers ready (every model loaded)."""
+        return self._get_status("/v2/health/ready") == 200
+
+    def is_live(self) -> bool:
+        """Whether the server process answers at all."""
+        return self._get_status("/v2/health/live") == 200
+
+    def _get_status(self, path: str) -> int | None:
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}{path}", timeout=2) as response:
+                return response.status
+        except urllib.error.HTTPError as err:
+            return err.code
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM (Triton drains in-flight requests), then SIGKILL if it does not exit in time."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self._log_file:
+            self._log_file.close()
+            self._log_file = None
+        return self.process.returncode if self.process else None
+
+    def _log_tail(self, lines: int = 20) -> str:
+        if not self.log_path or not self.log_path.is_file():
+            return ""
+        tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return "; end of the server log:\n" + "\n".join(tail)
+
+    def __enter__(self) -> TritonProcess:
+        """Start on entering the ``with`` block."""
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        """Stop on leaving it."""
+        self.stop()

@@ -1,0 +1,186 @@
+"""A small classification client over Triton's gRPC or HTTP API (no torch, no numpy maths).
+
+    client = ClassifierClient("localhost:8001", protocol="grpc")
+    predictions = client.classify(open("cat.jpg", "rb").read(), top_k=5)
+
+It finds the model's input and output from the server's model metadata, so it
+works with any model that takes encoded image bytes; with no model name it
+picks the repository's only ensemble. Top-k comes from Triton's classification
+extension (``class_count``), so only k short strings cross the wire.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import numpy as np
+
+PROTOCOLS = ("grpc", "http")
+DEFAULT_PORTS = {"grpc": 8001, "http": 8000}
+
+
+class ClientError(RuntimeError):
+    """Server unreachable, model unknown or unsuitable: one line for the user."""
+
+
+class InferenceFailed(RuntimeError):
+    """The server rejected or failed one request; ``status`` says how (e.g. INVALID_ARGUMENT)."""
+
+    def __init__(self, message: str, status: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """One of the top-k classes."""
+
+    label: str
+    index: int
+    score: float
+
+
+def parse_classification(entry: bytes | str) -> Prediction:
+    """Triton's ``score:index:label`` (label optional, may contain ':') -> Prediction."""
+    text = entry.decode() if isinstance(entry, bytes) else entry
+    parts = text.split(":", 2)
+    if len(parts) < 2:
+        raise ValueError(f"not a classification result: {text!r}")
+    label = parts[2] if len(parts) == 3 else parts[1]
+    return Prediction(label=label, index=int(parts[1]), score=float(parts[0]))
+
+
+def default_url(protocol: str) -> str:
+    """Triton's default port for the protocol on localhost."""
+    return f"localhost:{DEFAULT_PORTS[protocol]}"
+
+
+def _status_name(err: Exception) -> str:
+    status = getattr(err, "status", lambda: None)()
+    text = str(status or "")
+    # gRPC gives "StatusCode.INVALID_ARGUMENT"; HTTP gives "400", "503"...
+    http_names = {"400": "INVALID_ARGUMENT", "404": "NOT_FOUND", "503": "UNAVAILABLE", "500": "INTERNAL"}
+    return http_names.get(text, text.removeprefix("StatusCode.") or "UNKNOWN")
+
+
+def _message(err: Exception) -> str:
+    message = getattr(err, "message", lambda: None)() or str(err)
+    return " ".join(str(message).split())
+
+
+class ClassifierClient:
+    """Thread-safe: each thread gets its own underlying tritonclient connection."""
+
+    def __init__(
+        self, url: str | None = None, protocol: str = "grpc", model: str | None = None, timeout_s: float = 60.0
+    ):
+        if protocol not in PROTOCOLS:
+            raise ClientError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
+        self.protocol = protocol
+        self.url = url or default_url(protocol)
+        self.timeout_s = timeout_s
+        self._local = threading.local()
+        self._check_live()
+        self.model = model or self._only_ensemble()
+        self.input_name, self.input_shape, self.output_name = self._model_io(self.model)
+
+    def _module(self):
+        if self.protocol == "grpc":
+            import tritonclient.grpc as module
+        else:
+            import tritonclient.http as module
+        return module
+
+    @property
+    def raw(self):
+        """This thread's tritonclient ``InferenceServerClient``."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            module = self._module()
+            if self.protocol == "grpc":
+                client = module.InferenceServerClient(self.url)
+            else:
+                client = module.InferenceServerClient(
+                    self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
+                )
+            self._local.client = client
+        return client
+
+    def _check_live(self) -> None:
+        try:
+            live = self.raw.is_server_live()
+        except Exception as err:  # connection refused, DNS, TLS...: all mean "not reachable"
+            raise ClientError(
+                f"cannot reach Triton over {self.protocol} at {self.url}: {_message(err)}; "
+                f"is the server running (make serve)?"
+            ) from None
+        if not live:
+            raise ClientError(f"Triton at {self.url} is not live")
+
+    def _config(self, name: str) -> dict:
+        config = (
+            self.raw.get_model_config(name, as_json=True)
+            if self.protocol == "grpc"
+            else self.raw.get_model_config(name)
+        )
+        return config.get("config", config)
+
+    def _only_ensemble(self) -> str:
+        index = (
+            self.raw.get_model_repository_index(as_json=True)
+            if self.protocol == "grpc"
+            else self.raw.get_model_repository_index()
+        )
+        models = index.get("models", index) if isinstance(index, dict) else index
+        ready = [m["name"] for m in models if m.get("state") == "READY"]
+        ensembles = sorted(name for name in ready if self._config(name).get("platform") == "ensemble")
+        if len(ensembles) == 1:
+            return ensembles[0]
+        if not ensembles:
+            raise ClientError(
+                f"no ready ensemble on {self.url} (ready models: {', '.join(ready) or 'none'}); pass --model"
+            )
+        raise ClientError(f"several ensembles on {self.url} ({', '.join(ensembles)}): pass --model")
+
+    def _model_io(self, name: str) -> tuple[str, list[int], str]:
+        try:
+            ready = self.raw.is_model_ready(name)
+        except Exception as err:
+            raise ClientError(f"cannot query model {name!r}: {_message(err)}") from None
+        if not ready:
+            raise ClientError(f"model {name!r} is not ready on {self.url} (unknown, or failed to load)")
+        meta = (
+            self.raw.get_model_metadata(name, as_json=True)
+            if self.protocol == "grpc"
+            else self.raw.get_model_metadata(name)
+        )
+        inputs, outputs = meta["inputs"], meta["outputs"]
+        if len(inputs) != 1 or inputs[0]["datatype"] != "BYTES":
+            raise ClientError(
+                f"model {name!r} does not take one BYTES input of encoded images; call its ensemble instead"
+            )
+        shape = [1 if int(d) < 0 else int(d) for d in inputs[0]["shape"]]
+        return inputs[0]["name"], shape, outputs[0]["name"]
+
+    def classify(self, image: bytes, top_k: int = 5) -> list[Prediction]:
+        """Encoded image bytes -> the top-k classes, best first."""
+        module = self._module()
+        tensor = module.InferInput(self.input_name, self.input_shape, "BYTES")
+        tensor.set_data_from_numpy(np.array([image], dtype=np.object_).reshape(self.input_shape))
+        output = module.InferRequestedOutput(self.output_name, class_count=top_k)
+        try:
+            if self.protocol == "grpc":
+                result = self.raw.infer(self.model, [tensor], outputs=[output], client_timeout=self.timeout_s)
+            else:
+                result = self.raw.infer(self.model, [tensor], outputs=[output])
+        except Exception as err:
+            raise InferenceFailed(_message(err), _status_name(err)) from None
+        return [parse_classification(entry) for entry in result.as_numpy(self.output_name).reshape(-1)]
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            client.close()
+            self._local.client = None
