@@ -252,7 +252,11 @@ def decode_image(
         raise ImageRejected(
             f"not a decodable image in an allowed format ({', '.join(limits.allowed_formats)})"
         ) from None
-    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as err:
+    except Image.DecompressionBombError:
+        raise ImageRejected(
+            f"image dimensions are far above the limit of {limits.max_image_pixels} pixels (decompression bomb?)"
+        ) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as err:
         raise ImageRejected(f"cannot read the image header: {_one_line(err)}") from None
     width, height = image.size
     if width * height > limits.max_image_pixels:
@@ -260,14 +264,15 @@ def decode_image(
             f"{image.format} image is {width}x{height} = {width * height} pixels, "
             f"above the limit of {limits.max_image_pixels} pixels"
         )
-    orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
-    upright_size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
-    if limits.jpeg_draft and image.format == "JPEG":
-        needed_w, needed_h = resized_size(*upright_size, spec)
-        if orientation in _TRANSPOSING_ORIENTATIONS:
-            needed_w, needed_h = needed_h, needed_w
-        image.draft(None, (max(needed_w, 1), max(needed_h, 1)))
     try:
+        # PNG keeps EXIF wherever it likes, so reading it may decode the image: inside the try.
+        orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+        upright_size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
+        if limits.jpeg_draft and image.format == "JPEG":
+            needed_w, needed_h = resized_size(*upright_size, spec)
+            if orientation in _TRANSPOSING_ORIENTATIONS:
+                needed_w, needed_h = needed_h, needed_w
+            image.draft(None, (max(needed_w, 1), max(needed_h, 1)))
         image.load()
         image = ImageOps.exif_transpose(image)
         rgb = to_rgb(image)

@@ -1,0 +1,76 @@
+"""Shared fixtures: one real export, one built repository and one real server per test session."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+from training.export import export
+from tritonclf.metadata import ExportMetadata, load_metadata
+from tritonclf.repository import BuildOptions, build_repository
+from tritonclf.serving import TritonProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "clients" / "samples"
+SAMPLE_PHOTOS = sorted(SAMPLES.glob("*.jpg"))
+# ImageNet classes 281-285 are the domestic cats (tabby, tiger cat, Persian, Siamese, Egyptian).
+CAT_CLASSES = range(281, 286)
+# Long enough that requests sent together by a test land in one dynamic batch.
+TEST_QUEUE_DELAY_US = 50_000
+
+
+@pytest.fixture(scope="session")
+def export_dir(tmp_path_factory) -> Path:
+    """The default model (EfficientNet-Lite0, bundled ImageNet weights) exported to ONNX."""
+    out = tmp_path_factory.mktemp("export")
+    export("efficientnet_lite0", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def metadata(export_dir) -> ExportMetadata:
+    return load_metadata(export_dir / "model.json")
+
+
+@pytest.fixture(scope="session")
+def onnx_session(export_dir) -> ort.InferenceSession:
+    return ort.InferenceSession(str(export_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="session")
+def repository(export_dir, tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("repo") / "model_repository"
+    build_repository(export_dir, repo, BuildOptions(max_queue_delay_microseconds=TEST_QUEUE_DELAY_US))
+    return repo
+
+
+@pytest.fixture(scope="session")
+def server(repository, tmp_path_factory):
+    """The real tritonserver serving the test repository on free loopback ports."""
+    log = tmp_path_factory.mktemp("server") / "tritonserver.log"
+    process = TritonProcess(repository, log_path=log)
+    process.start()
+    yield process
+    process.stop()
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    """Encode a Pillow image in memory."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def photo(name: str = "chelsea") -> Image.Image:
+    """One of the bundled real photos as an RGB image."""
+    return Image.open(SAMPLES / f"{name}.jpg").convert("RGB")
+
+
+def top1(session: ort.InferenceSession, pixels: np.ndarray) -> int:
+    """Class index the exported model gives one preprocessed image."""
+    return int(session.run(None, {"pixel_values": pixels[None]})[0].argmax())
