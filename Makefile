@@ -14,17 +14,21 @@ METRICS_PORT ?= 8002
 SETUP_STAMP := $(VENV)/.setup-complete
 PYTEST_ARGS ?=
 
-.PHONY: help setup export repository serve demo test lint format bench clean
+.PHONY: help setup lock export repository serve demo test lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 setup: $(SETUP_STAMP) ## Create .venv with everything (server, training, clients, dev tools); fast when done
-$(SETUP_STAMP): pyproject.toml
+$(SETUP_STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found; install Python 3.11 (with libpython3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e ".[server,train,client,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[server,train,client,dev]"
 	@touch $@
+
+lock: setup ## Re-pin constraints.txt (every transitive package) from .venv after editing pyproject.toml
+	{ echo "# Every installed package pinned: make setup installs with -c constraints.txt. Regenerate: make lock"; \
+	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
 
 $(EXPORT_DIR)/model.json: $(SETUP_STAMP) training/export.py training/weights.py build/tritonclf/preprocess.py
 	$(PY) training/export.py --model $(MODEL) --output $(EXPORT_DIR)
