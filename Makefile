@@ -23,7 +23,7 @@ setup: $(SETUP_STAMP) ## Create .venv with everything (server, training, clients
 $(SETUP_STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found; install Python 3.11 (with libpython3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[server,train,client,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[server,train,client,deploy,dev]"
 	@touch $@
 
 lock: setup ## Re-pin constraints.txt (every transitive package) from .venv after editing pyproject.toml
