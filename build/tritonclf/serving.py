@@ -48,7 +48,7 @@ class TritonProcess:
 
     def __init__(
         self,
-        repository: Path,
+        repository: Path | str,
         *,
         http_port: int | None = None,
         grpc_port: int | None = None,
@@ -57,7 +57,8 @@ class TritonProcess:
         extra_args: tuple[str, ...] = (),
         ready_timeout_s: float = 120.0,
     ):
-        self.repository = Path(repository)
+        # A URL (s3://, gs://, as://) stays a string: Path() would fold its "//".
+        self.repository = repository if isinstance(repository, str) and "://" in repository else Path(repository)
         self.http_port = http_port or free_port()
         self.grpc_port = grpc_port or free_port()
         self.metrics_port = metrics_port or free_port()
