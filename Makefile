@@ -13,8 +13,14 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 SETUP_STAMP := $(VENV)/.setup-complete
 PYTEST_ARGS ?=
+# NVIDIA's Triton container tag is pinned once, in deploy/triton.env.
+TRITON_TAG ?= $(shell sed -n 's/^TRITON_TAG=//p' deploy/triton.env)
+IMAGE ?= triton-image-classifier:$(TRITON_TAG)
+S3_URL ?=
+UPLOAD_ARGS ?=
 
 .PHONY: help setup lock export repository serve demo test lint format bench clean
+.PHONY: upload image compose-up lock-image
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +66,19 @@ format: setup ## ruff: apply formatting and safe fixes
 
 bench: repository ## Served ensemble vs in-process throughput on 1280x960 JPEGs (see README)
 	$(PY) clients/benchmark.py --repository $(REPOSITORY) --export $(EXPORT_DIR)
+
+upload: setup ## Upload the repository to S3 storage, complete versions only (S3_URL=s3://[host:port/]bucket/path)
+	@test -n "$(S3_URL)" || { echo "upload: set S3_URL, e.g. make upload S3_URL=s3://bucket/path (AWS_* variables for credentials)"; exit 1; }
+	$(PY) build/upload_repository.py $(REPOSITORY) $(S3_URL) $(UPLOAD_ARGS)
+
+image: ## Build the serving image: NVIDIA's Triton (deploy/triton.env) + our Python-backend packages (needs Docker)
+	docker build --build-arg TRITON_TAG=$(TRITON_TAG) -f deploy/Dockerfile -t $(IMAGE) .
+
+compose-up: ## Serve model_repository/ in that image on this GPU host (needs Docker + NVIDIA Container Toolkit)
+	TRITON_TAG=$(TRITON_TAG) docker compose -f deploy/compose.yaml up -d --build
+
+lock-image: setup ## Re-pin deploy/requirements.txt (hashes, the container's Python 3.10) from deploy/requirements.in
+	$(PY) deploy/lock_requirements.py
 
 clean: ## Remove generated exports and repository contents (keeps .venv)
 	rm -rf exports
