@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Upload and print one line per write."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     args = parse_args(argv)
     try:
@@ -47,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
             dry_run=args.dry_run,
             progress=lambda op: print(f"{op.action} {op.path}", flush=True),
         )
+    except NoCredentialsError:
+        print(
+            "upload_repository: error: no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or AWS_PROFILE), as for Triton",
+            file=sys.stderr,
+        )
+        return 1
     except (UploadError, BotoCoreError, ClientError) as err:
         print(f"upload_repository: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -19,7 +21,7 @@ from tritonclf.object_store import Operation, S3Location, make_client, parse_s3_
 from tritonclf.repository import BuildOptions, build_repository
 from tritonclf.serving import TritonProcess, free_port
 
-from .conftest import CAT_CLASSES, SAMPLES, TEST_QUEUE_DELAY_US
+from .conftest import CAT_CLASSES, ROOT, SAMPLES, TEST_QUEUE_DELAY_US
 
 pytestmark = pytest.mark.integration
 BUCKET = "models"
@@ -106,6 +108,27 @@ def test_an_interrupted_upload_leaves_no_manifest_and_the_next_run_completes_it(
     finished = upload_repository(repository, location, client=client)
     assert finished[0].path == f"{NAME}_model/1/model.onnx"
     assert upload_repository(repository, location, client=client) == []
+
+
+def run_upload(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "build" / "upload_repository.py"), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_cli_uploads_once_then_finds_the_store_up_to_date(s3_endpoint, repository):
+    url = f"s3://{s3_endpoint}/{BUCKET}/cli"
+    first = run_upload(str(repository), url)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[-1] == f"serve it: tritonserver --model-repository {url}"
+    second = run_upload(str(repository), url)
+    assert second.returncode == 0
+    assert second.stdout.splitlines()[0] == "already up to date"
+
+
+def test_cli_reports_a_missing_bucket_in_one_line(s3_endpoint, repository):
+    result = run_upload(str(repository), f"s3://{s3_endpoint}/no-such-bucket/x")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "does not exist" in result.stderr
 
 
 def test_new_version_rolls_out_through_explicit_load_without_failing_a_request(s3_repository, s3_server, export_dir):
