@@ -3,6 +3,7 @@
     python training/export.py                                  # ImageNet EfficientNet-Lite0, offline
     python training/export.py --model resnet50 --pretrained    # timm's hub weights (needs a network)
     python training/export.py --model convnext_tiny --weights ckpt.pth --labels labels.txt
+    python training/export.py --weights runs/flowers/best.pth  # a training/train.py checkpoint -> exports/flowers
 
 Writes ``OUTPUT/model.onnx`` (dynamic batch axis, softmax appended: the graph
 outputs probabilities, in FP32) and ``OUTPUT/model.json`` (model name, labels,
@@ -10,6 +11,10 @@ the preprocessing spec resolved from timm's ``pretrained_cfg``, hashes and
 versions). Before anything is written in place the ONNX file passes
 ``onnx.checker`` and matches PyTorch on real photos pushed through the same
 preprocessing as serving: max |diff| <= 1e-4 and the same top-5.
+
+A checkpoint written by ``training/train.py`` carries its model name, class names
+and preprocessing spec (the one its validation used), so ``--weights`` alone is
+enough; ``--model`` and ``--labels`` may repeat them but not contradict them.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "build"))  # run as a script from a checkout
 
 from training import weights as weights_lib
+from training.checkpoint import ModelCard, read_model_card
 from tritonclf import contract
 from tritonclf.metadata import ExportMetadata, readable_by_all, sha256_file, write_json_atomic
 from tritonclf.preprocess import PreprocessSpec, preprocess_image
@@ -81,8 +87,17 @@ def create_model(
     return model.eval(), source
 
 
-def resolve_labels(num_classes: int, labels_file: Path | None) -> tuple[str, ...]:
-    """Class labels: from a file (one per line), or ImageNet's when the model has 1000 classes."""
+def read_card(weights: Path | None) -> ModelCard | None:
+    """The model card inside a training/train.py checkpoint; None for other weights."""
+    if weights is None or Path(weights).suffix == ".safetensors":
+        return None
+    return read_model_card(weights_lib.read_checkpoint(weights))
+
+
+def resolve_labels(num_classes: int, labels_file: Path | None, card: ModelCard | None = None) -> tuple[str, ...]:
+    """Class labels: from a file (one per line), the checkpoint's class names, or ImageNet's for 1000 classes."""
+    if labels_file is None and card is not None:
+        return card.class_names
     if labels_file is not None:
         labels = tuple(line.strip() for line in Path(labels_file).read_text().splitlines() if line.strip())
         if len(labels) != num_classes:
@@ -102,8 +117,8 @@ class WithSoftmax(nn.Module):
         self.model = model
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Logits -> probabilities, computed in FP32 even if the model is cast later."""
-        return torch.softmax(self.model(pixels).float(), dim=-1)
+        """Logits -> probabilities (the export is FP32; engines keep this softmax in FP32 too)."""
+        return torch.softmax(self.model(pixels), dim=-1)
 
 
 def export_onnx(model: nn.Module, spec: PreprocessSpec, path: Path, opset: int = DEFAULT_OPSET) -> None:
@@ -152,7 +167,7 @@ def package_versions() -> dict[str, str]:
 
 
 def export(
-    model_name: str,
+    model_name: str | None,
     output: Path,
     *,
     weights: Path | None = None,
@@ -162,12 +177,23 @@ def export(
     opset: int = DEFAULT_OPSET,
     samples: list[Path] | None = None,
 ) -> tuple[ExportMetadata, ExportCheck]:
-    """Export, check, then move ``model.onnx`` and ``model.json`` into ``output``."""
+    """Export, check, then move ``model.onnx`` and ``model.json`` into ``output``.
+
+    ``model_name`` None means the checkpoint's model, else the bundled EfficientNet-Lite0.
+    """
+    card = read_card(weights)
+    if card is not None:
+        if model_name not in (None, card.model_name):
+            raise ExportError(f"{weights} holds a {card.model_name}, not a {model_name}: drop --model or fix it")
+        model_name = card.model_name
+        num_classes = num_classes or len(card.class_names)
+    model_name = model_name or weights_lib.BUNDLED_MODEL
     if num_classes is None and labels_file is not None:
         num_classes = sum(1 for line in Path(labels_file).read_text().splitlines() if line.strip())
     model, source = create_model(model_name, weights=weights, pretrained=pretrained, num_classes=num_classes)
-    spec = PreprocessSpec.from_timm_config(resolve_data_config({}, model=model))
-    labels = resolve_labels(model.num_classes, labels_file)
+    # The spec validation used in training (it may have another input size) wins over the model's default.
+    spec = card.preprocess if card else PreprocessSpec.from_timm_config(resolve_data_config({}, model=model))
+    labels = resolve_labels(model.num_classes, labels_file, card)
     samples = samples or sorted(SAMPLES_DIR.glob("*.jpg"))
     output.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkstemp(prefix=".model.", suffix=".onnx", dir=output)[1])
@@ -204,13 +230,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default=weights_lib.BUNDLED_MODEL, help="timm architecture (default: %(default)s)")
+    parser.add_argument(
+        "--model", help=f"timm architecture (default: a training checkpoint's, else {weights_lib.BUNDLED_MODEL})"
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", type=Path, help="a timm or trainer checkpoint (.pth/.pt/.safetensors)")
     source.add_argument("--pretrained", action="store_true", help="download timm's pretrained weights")
     parser.add_argument("--labels", type=Path, help="class labels, one per line (default: ImageNet for 1000 classes)")
     parser.add_argument("--num-classes", type=int, help="classes of the checkpoint's head (default: from --labels)")
-    parser.add_argument("--output", type=Path, help="output folder (default: exports/MODEL)")
+    parser.add_argument(
+        "--output", type=Path, help="output folder (default: exports/MODEL; for a training checkpoint exports/RUN)"
+    )
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default: %(default)s)")
     return parser.parse_args(argv)
 
@@ -218,8 +248,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Export and report; expected failures print one line and exit 1."""
     args = parse_args(argv)
-    output = args.output or Path("exports") / args.model
     try:
+        card = read_card(args.weights)
+        output = args.output or Path("exports") / (
+            args.weights.resolve().parent.name if card else args.model or weights_lib.BUNDLED_MODEL
+        )
         metadata, check = export(
             args.model,
             output,
