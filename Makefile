@@ -80,6 +80,17 @@ compose-up: ## Serve model_repository/ in that image on this GPU host (needs Doc
 lock-image: setup ## Re-pin deploy/requirements.txt (hashes, the container's Python 3.10) from deploy/requirements.in
 	$(PY) deploy/lock_requirements.py
 
+# Training (training/): fine-tune on a labelled image folder, export, serve, evaluate.
+DEMO_NAME ?= digits
+BENCH_TRAIN_ARGS ?=
+.PHONY: train-demo bench-train
+
+train-demo: repository ## Fine-tune EfficientNet-Lite0 on digits, export, build, serve, evaluate the served model
+	$(PY) training/demo.py --repository $(REPOSITORY) --name $(DEMO_NAME)
+
+bench-train: setup ## Training images/s per strategy on this machine (BENCH_TRAIN_ARGS="--input-size 64")
+	$(PY) training/bench.py $(BENCH_TRAIN_ARGS)
+
 clean: ## Remove generated exports and repository contents (keeps .venv)
 	rm -rf exports
 	find $(REPOSITORY) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
