@@ -10,13 +10,14 @@ from tritonclf.model_config import (
     DynamicBatching,
     ModelSpec,
     Tensor,
+    WarmupInput,
     WarmupSample,
     parse,
     render,
     to_model_config,
 )
+from tritonclf.model_specs import BuildOptions, classifier_spec, ensemble_spec, preprocess_spec
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec
-from tritonclf.repository import BuildOptions, classifier_spec, ensemble_spec, preprocess_spec
 
 FACTORIES = [preprocess_spec, classifier_spec, ensemble_spec]
 
@@ -70,7 +71,10 @@ def test_queue_policy_and_warmup_render():
         inputs=(Tensor("x", "TYPE_FP32", (4,)),),
         outputs=(Tensor("y", "TYPE_FP32", (2,)),),
         dynamic_batching=DynamicBatching(100, (4, 8), max_queue_size=64, default_timeout_microseconds=5_000_000),
-        warmup=(WarmupSample("w", 4, {"x": "x.bin"}, {"x": "TYPE_FP32"}, {"x": (4,)}),),
+        warmup=(
+            WarmupSample("file", 4, {"x": WarmupInput("TYPE_FP32", (4,), "x.bin")}),
+            WarmupSample("zeros", 1, {"x": WarmupInput("TYPE_FP32", (4,), "zero")}),
+        ),
     )
     config = parse(render(to_model_config(spec)))
     policy = config.dynamic_batching.default_queue_policy
@@ -78,6 +82,7 @@ def test_queue_policy_and_warmup_render():
     assert policy.timeout_action == pb.ModelQueuePolicy.REJECT
     assert list(config.dynamic_batching.preferred_batch_size) == [4, 8]
     assert config.model_warmup[0].inputs["x"].input_data_file == "x.bin"
+    assert config.model_warmup[1].inputs["x"].zero_data
 
 
 def test_unknown_field_in_pbtxt_is_an_error():

@@ -55,14 +55,29 @@ class EnsembleStep:
 
 
 @dataclasses.dataclass(frozen=True)
+class WarmupInput:
+    """One input of a warmup request: zeros, random values, or a file under the model's ``warmup/``."""
+
+    data_type: str
+    dims: tuple[int, ...]  # without the batch dimension
+    source: str = "random"  # "zero", "random", or a file name under warmup/
+
+
+@dataclasses.dataclass(frozen=True)
 class WarmupSample:
-    """A warmup request run at load time; inputs name files under the model's ``warmup/`` folder."""
+    """A warmup request Triton runs while loading the model, before it reports ready."""
 
     name: str
     batch_size: int
-    input_files: Mapping[str, str]  # tensor name -> file name
-    input_types: Mapping[str, str]  # tensor name -> data type
-    input_dims: Mapping[str, tuple[int, ...]]  # tensor name -> dims (without batch)
+    inputs: Mapping[str, WarmupInput]
+
+
+@dataclasses.dataclass(frozen=True)
+class Accelerator:
+    """An execution accelerator of the ONNX Runtime backend, e.g. ``tensorrt`` with its parameters."""
+
+    name: str
+    parameters: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +95,9 @@ class ModelSpec:
     parameters: Mapping[str, str] = dataclasses.field(default_factory=dict)
     ensemble_steps: tuple[EnsembleStep, ...] = ()
     default_model_filename: str | None = None
+    cc_model_filenames: Mapping[str, str] = dataclasses.field(default_factory=dict)  # "8.0" -> "model_sm80.plan"
     warmup: tuple[WarmupSample, ...] = ()
+    gpu_accelerators: tuple[Accelerator, ...] = ()
 
 
 def _tensor_fields(tensor: Tensor) -> dict:
@@ -89,13 +106,15 @@ def _tensor_fields(tensor: Tensor) -> dict:
 
 def to_model_config(spec: ModelSpec) -> pb.ModelConfig:
     """Dataclasses -> Triton's ``ModelConfig`` message."""
-    config = pb.ModelConfig(name=spec.name, max_batch_size=spec.max_batch_size)
-    if spec.backend:
-        config.backend = spec.backend
-    if spec.platform:
-        config.platform = spec.platform
-    if spec.default_model_filename:
-        config.default_model_filename = spec.default_model_filename
+    # Empty strings are proto3 defaults: unset fields are simply not rendered.
+    config = pb.ModelConfig(
+        name=spec.name,
+        max_batch_size=spec.max_batch_size,
+        backend=spec.backend or "",
+        platform=spec.platform or "",
+        default_model_filename=spec.default_model_filename or "",
+    )
+    config.cc_model_filenames.update(spec.cc_model_filenames)
     for tensor in spec.inputs:
         entry = config.input.add(**_tensor_fields(tensor))
         if tensor.image_format:
@@ -116,6 +135,9 @@ def to_model_config(spec: ModelSpec) -> pb.ModelConfig:
         entry.output_map.update(step.output_map)
     for sample in spec.warmup:
         _add_warmup(config, sample)
+    for accelerator in spec.gpu_accelerators:
+        entry = config.optimization.execution_accelerators.gpu_execution_accelerator.add(name=accelerator.name)
+        entry.parameters.update(accelerator.parameters)
     return config
 
 
@@ -133,11 +155,16 @@ def _set_dynamic_batching(config: pb.ModelConfig, batching: DynamicBatching) -> 
 
 def _add_warmup(config: pb.ModelConfig, sample: WarmupSample) -> None:
     warmup = config.model_warmup.add(name=sample.name, batch_size=sample.batch_size)
-    for tensor_name, file_name in sample.input_files.items():
+    for tensor_name, spec in sample.inputs.items():
         data = warmup.inputs[tensor_name]
-        data.data_type = pb.DataType.Value(sample.input_types[tensor_name])
-        data.dims.extend(sample.input_dims[tensor_name])
-        data.input_data_file = file_name
+        data.data_type = pb.DataType.Value(spec.data_type)
+        data.dims.extend(spec.dims)
+        if spec.source == "zero":
+            data.zero_data = True
+        elif spec.source == "random":
+            data.random_data = True
+        else:
+            data.input_data_file = spec.source
 
 
 def render(config: pb.ModelConfig) -> str:

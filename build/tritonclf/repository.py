@@ -1,17 +1,20 @@
 """Build a Triton model repository from an exported classifier.
 
-For ensemble name N it writes three models:
+For ensemble name N it writes three models (configs in ``model_specs.py``):
 
 - ``N``: the ensemble, the public entry point: encoded image bytes in,
   probabilities out (with ``label_filename``, so ``class_count=k`` returns
   ``score:index:label``);
 - ``N_preprocess``: Python backend, decode + resize + crop + normalize;
-- ``N_model``: the classifier (here a Python-backend ONNX Runtime model).
+- ``N_model``: the classifier: ONNX Runtime in the Python backend, Triton's ONNX
+  Runtime backend, or a TensorRT engine, by ``BuildOptions.backend``.
 
 Each model's new version is staged outside the repository and renamed into place,
 so a server polling the repository never sees half a version. Rebuilding
 unchanged inputs writes nothing; a changed build gets the next version number and
-the oldest versions beyond ``keep_versions`` are removed.
+the oldest versions beyond ``keep_versions`` are removed. Every version directory
+gets a ``manifest.json``: SHA-256 of each file, the source ONNX and its export,
+and for engines how they were built and how they passed the accuracy gate.
 """
 
 from __future__ import annotations
@@ -20,28 +23,36 @@ import dataclasses
 import datetime
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import platform
 import shutil
+import struct
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 from tritonclf import contract
 from tritonclf.metadata import ExportMetadata, load_metadata, sha256_file, write_atomic, write_json_atomic
-from tritonclf.model_config import (
-    DynamicBatching,
-    EnsembleStep,
-    InstanceGroup,
-    ModelSpec,
-    Tensor,
-    render,
-    to_model_config,
+from tritonclf.model_config import ModelSpec, render, to_model_config
+from tritonclf.model_specs import (
+    ENGINE_FILENAME,
+    WARMUP_IMAGE_FILE,
+    BuildOptions,
+    classifier_spec,
+    ensemble_spec,
+    preprocess_spec,
 )
-from tritonclf.preprocess import DecodeLimits
+
+__all__ = ["BuildError", "BuildOptions", "ModelBuild", "PreparedEngine", "build_repository"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _BACKEND_MODELS = _PACKAGE_DIR / "backend_models"
+_WARMUP_JPEG = _PACKAGE_DIR.parents[1] / "clients" / "samples" / "chelsea.jpg"
 
 
 class BuildError(RuntimeError):
@@ -49,17 +60,12 @@ class BuildError(RuntimeError):
 
 
 @dataclasses.dataclass(frozen=True)
-class BuildOptions:
-    """Serving choices baked into the generated configs."""
+class PreparedEngine:
+    """A TensorRT engine for the classifier, and the record of how it was built and gated."""
 
-    name: str | None = None  # ensemble name; default: the exported model's name
-    max_batch_size: int = 32
-    preprocess_instances: int = 2
-    classifier_instances: int = 1
-    intra_op_threads: int = 0  # ONNX Runtime threads per classifier instance; 0 = its default
-    max_queue_delay_microseconds: int = 0
-    limits: DecodeLimits = dataclasses.field(default_factory=DecodeLimits)
-    keep_versions: int = 2
+    plan: Path
+    record: Mapping  # TensorRT/CUDA versions, GPU, builder flags, build time, accuracy gate
+    extra_plans: Mapping[str, Path] = dataclasses.field(default_factory=dict)  # compute capability -> engine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,76 +77,18 @@ class ModelBuild:
     changed: bool
 
 
-def preprocess_spec(name: str, metadata: ExportMetadata, options: BuildOptions) -> ModelSpec:
-    """Config of the Python-backend preprocessing model."""
-    height, width = metadata.preprocess.input_size
-    return ModelSpec(
-        name=contract.preprocess_model_name(name),
-        backend="python",
-        max_batch_size=options.max_batch_size,
-        inputs=(Tensor(contract.IMAGE_INPUT, "TYPE_STRING", (1,)),),
-        outputs=(Tensor(contract.PIXELS, "TYPE_FP32", (3, height, width)),),
-        instance_groups=(InstanceGroup(options.preprocess_instances, "KIND_CPU"),),
-        dynamic_batching=DynamicBatching(options.max_queue_delay_microseconds),
-        parameters={
-            "input_name": contract.IMAGE_INPUT,
-            "output_name": contract.PIXELS,
-            **metadata.preprocess.to_parameters(),
-            **options.limits.to_parameters(),
-        },
-    )
+def warmup_image_bytes() -> bytes:
+    """A real JPEG as one serialized BYTES element (4-byte little-endian length, then the bytes)."""
+    jpeg = _WARMUP_JPEG.read_bytes() if _WARMUP_JPEG.is_file() else _synthetic_jpeg()
+    return struct.pack("<I", len(jpeg)) + jpeg
 
 
-def classifier_spec(name: str, metadata: ExportMetadata, options: BuildOptions) -> ModelSpec:
-    """Config of the Python-backend ONNX Runtime classifier."""
-    height, width = metadata.preprocess.input_size
-    return ModelSpec(
-        name=contract.classifier_model_name(name),
-        backend="python",
-        max_batch_size=options.max_batch_size,
-        # FORMAT_NCHW: Triton's stock image clients can call the classifier directly.
-        inputs=(Tensor(contract.PIXELS, "TYPE_FP32", (3, height, width), image_format="FORMAT_NCHW"),),
-        outputs=(
-            Tensor(
-                contract.PROBABILITIES, "TYPE_FP32", (metadata.num_classes,), label_filename=contract.LABELS_FILENAME
-            ),
-        ),
-        instance_groups=(InstanceGroup(options.classifier_instances, "KIND_CPU"),),
-        dynamic_batching=DynamicBatching(options.max_queue_delay_microseconds),
-        parameters={
-            "input_name": contract.PIXELS,
-            "output_name": contract.PROBABILITIES,
-            "onnx_filename": contract.ONNX_FILENAME,
-            "intra_op_threads": str(options.intra_op_threads),
-        },
-    )
-
-
-def ensemble_spec(name: str, metadata: ExportMetadata, options: BuildOptions) -> ModelSpec:
-    """Config of the ensemble joining preprocessing and classifier."""
-    return ModelSpec(
-        name=name,
-        platform="ensemble",
-        max_batch_size=options.max_batch_size,
-        inputs=(Tensor(contract.IMAGE_INPUT, "TYPE_STRING", (1,)),),
-        outputs=(
-            Tensor(
-                contract.PROBABILITIES, "TYPE_FP32", (metadata.num_classes,), label_filename=contract.LABELS_FILENAME
-            ),
-        ),
-        ensemble_steps=(
-            EnsembleStep(
-                contract.preprocess_model_name(name),
-                input_map={contract.IMAGE_INPUT: contract.IMAGE_INPUT},
-                output_map={contract.PIXELS: contract.PIXELS},
-            ),
-            EnsembleStep(
-                contract.classifier_model_name(name),
-                input_map={contract.PIXELS: contract.PIXELS},
-                output_map={contract.PROBABILITIES: contract.PROBABILITIES},
-            ),
-        ),
-    )
+def _synthetic_jpeg() -> bytes:
+    # Only when the package runs without the checkout's sample photos.
+    gradient = np.linspace(0, 255, 640 * 480 * 3).reshape(480, 640, 3).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(gradient, "RGB").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
 
 
 def labels_text(metadata: ExportMetadata) -> str:
@@ -163,6 +111,10 @@ def _fingerprint(files: dict[str, str], config_text: str, extra: dict[str, str])
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def _sha256_of(content: str | bytes) -> str:
+    return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()
+
+
 def _read_manifest(version_dir: Path) -> dict:
     try:
         return json.loads((version_dir / contract.MANIFEST_FILENAME).read_text())
@@ -183,7 +135,7 @@ def write_model(
     spec: ModelSpec,
     *,
     version_files: dict[str, Path],
-    model_dir_files: dict[str, str],
+    model_dir_files: Mapping[str, str | bytes],
     provenance: dict,
     keep_versions: int,
 ) -> ModelBuild:
@@ -195,7 +147,7 @@ def write_model(
     model_dir = repository / spec.name
     config_text = render(to_model_config(spec))
     file_hashes = {name: sha256_file(src) for name, src in sorted(version_files.items())}
-    dir_hashes = {name: hashlib.sha256(text.encode()).hexdigest() for name, text in sorted(model_dir_files.items())}
+    dir_hashes = {name: _sha256_of(content) for name, content in sorted(model_dir_files.items())}
     fingerprint = _fingerprint(file_hashes, config_text, dir_hashes)
     versions = _existing_versions(model_dir)
     if versions and _read_manifest(model_dir / str(versions[-1])).get("fingerprint") == fingerprint:
@@ -235,7 +187,32 @@ def write_model(
     return ModelBuild(spec.name, version, changed=True)
 
 
-def build_repository(export_dir: Path, repository: Path, options: BuildOptions = BuildOptions()) -> list[ModelBuild]:
+def _classifier_files(options: BuildOptions, onnx_path: Path, engine: PreparedEngine | None) -> tuple[dict, dict]:
+    """(version files, cc_model_filenames) of the classifier for the chosen backend."""
+    if options.backend == "python-ort":
+        return {"model.py": _BACKEND_MODELS / "onnx_classifier_model.py", contract.ONNX_FILENAME: onnx_path}, {}
+    if options.backend == "onnx":
+        return {contract.ONNX_FILENAME: onnx_path}, {}
+    if engine is None:
+        raise BuildError("backend trt needs a TensorRT engine: build one (build/onnx2trt.py or make engine)")
+    files = {ENGINE_FILENAME: engine.plan}
+    cc_map = {}
+    for capability, plan in sorted(engine.extra_plans.items()):
+        filename = f"model_sm{capability.replace('.', '')}.plan"
+        files[filename] = plan
+        cc_map[capability] = filename
+    missing = [str(p) for p in files.values() if not Path(p).is_file()]
+    if missing:
+        raise BuildError(f"engine file missing: {', '.join(missing)}")
+    return files, cc_map
+
+
+def build_repository(
+    export_dir: Path,
+    repository: Path,
+    options: BuildOptions = BuildOptions(),  # noqa: B008 - frozen dataclass, safe as a default
+    engine: PreparedEngine | None = None,
+) -> list[ModelBuild]:
     """Export folder (``model.onnx`` + ``model.json``) -> three models in ``repository``."""
     export_dir, repository = Path(export_dir), Path(repository)
     metadata = load_metadata(export_dir / contract.METADATA_FILENAME)
@@ -244,8 +221,6 @@ def build_repository(export_dir: Path, repository: Path, options: BuildOptions =
         raise BuildError(f"{onnx_path} is missing: re-run the export")
     if sha256_file(onnx_path) != metadata.onnx_sha256:
         raise BuildError(f"{onnx_path} does not match the hash in its metadata: re-run the export")
-    if options.max_batch_size < 1 or options.keep_versions < 1:
-        raise BuildError("max_batch_size and keep_versions must be at least 1")
     name = options.name or metadata.model_name
     repository.mkdir(parents=True, exist_ok=True)
     labels = {contract.LABELS_FILENAME: labels_text(metadata)}
@@ -257,15 +232,23 @@ def build_repository(export_dir: Path, repository: Path, options: BuildOptions =
             "export_versions": metadata.versions,
         }
     }
-    common = {"provenance": provenance, "keep_versions": options.keep_versions}
+    classifier_files, cc_map = _classifier_files(options, onnx_path, engine)
+    classifier_provenance = {**provenance, "backend": options.backend}
+    if engine is not None and options.backend == "trt":
+        classifier_provenance["engine"] = dict(engine.record)
+    preprocess_dir_files: dict[str, str | bytes] = {}
+    if options.warmup:
+        preprocess_dir_files[f"warmup/{WARMUP_IMAGE_FILE}"] = warmup_image_bytes()
+    keep = {"keep_versions": options.keep_versions}
     # Dependencies first, the ensemble last: it is the entry point clients call.
     return [
         write_model(
             repository,
-            classifier_spec(name, metadata, options),
-            version_files={"model.py": _BACKEND_MODELS / "onnx_classifier_model.py", contract.ONNX_FILENAME: onnx_path},
+            classifier_spec(name, metadata, options, cc_map),
+            version_files=classifier_files,
             model_dir_files=labels,
-            **common,
+            provenance=classifier_provenance,
+            **keep,
         ),
         write_model(
             repository,
@@ -274,10 +257,16 @@ def build_repository(export_dir: Path, repository: Path, options: BuildOptions =
                 "model.py": _BACKEND_MODELS / "preprocess_model.py",
                 "preprocess.py": _PACKAGE_DIR / "preprocess.py",
             },
-            model_dir_files={},
-            **common,
+            model_dir_files=preprocess_dir_files,
+            provenance=provenance,
+            **keep,
         ),
         write_model(
-            repository, ensemble_spec(name, metadata, options), version_files={}, model_dir_files=labels, **common
+            repository,
+            ensemble_spec(name, metadata, options),
+            version_files={},
+            model_dir_files=labels,
+            provenance=provenance,
+            **keep,
         ),
     ]

@@ -1,0 +1,110 @@
+"""FP16 accuracy gate: the reduced-precision classifier must still say what the FP32 ONNX model says.
+
+Both models see the same real photos through the same preprocessing as serving;
+the gate compares their probabilities: top-1 agreement, top-5 overlap, max and
+mean |delta probability|. A build fails past the thresholds, and the numbers go
+into the manifest either way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from tritonclf.preprocess import PreprocessSpec, normalize, resize_and_crop, to_rgb
+
+# A function from an NCHW float32 batch to probabilities [N, classes].
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class GateThresholds:
+    """When a candidate model is rejected."""
+
+    min_top1_agreement: float = 0.995
+    max_mean_abs_delta: float = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class GateReport:
+    """How the candidate compares with the FP32 reference."""
+
+    images: int
+    top1_agreement: float
+    top5_overlap: float  # mean fraction of the reference's top-5 found in the candidate's top-5
+    max_abs_delta: float
+    mean_abs_delta: float
+
+    def failures(self, thresholds: GateThresholds) -> list[str]:
+        """One line per threshold this report breaks."""
+        problems = []
+        if self.top1_agreement < thresholds.min_top1_agreement:
+            problems.append(f"top-1 agreement {self.top1_agreement:.2%} is below {thresholds.min_top1_agreement:.2%}")
+        if self.mean_abs_delta > thresholds.max_mean_abs_delta:
+            problems.append(
+                f"mean |delta probability| {self.mean_abs_delta:.2e} is above {thresholds.max_mean_abs_delta:.0e}"
+            )
+        return problems
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray) -> GateReport:
+    """Compare two [N, classes] probability arrays."""
+    if reference.shape != candidate.shape or reference.ndim != 2:
+        raise ValueError(f"shapes differ or are not [N, classes]: {reference.shape} vs {candidate.shape}")
+    ref_top5 = np.argsort(-reference, axis=1)[:, :5]
+    cand_top5 = np.argsort(-candidate, axis=1)[:, :5]
+    overlap = [len(set(a) & set(b)) / ref_top5.shape[1] for a, b in zip(ref_top5, cand_top5, strict=True)]
+    delta = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
+    return GateReport(
+        images=len(reference),
+        top1_agreement=float((ref_top5[:, 0] == cand_top5[:, 0]).mean()),
+        top5_overlap=float(np.mean(overlap)),
+        max_abs_delta=float(delta.max()),
+        mean_abs_delta=float(delta.mean()),
+    )
+
+
+def gate_images(photos: Sequence[Path], spec: PreprocessSpec, variants_per_photo: int = 8) -> np.ndarray:
+    """Real photos, each also mirrored and cropped a few ways, through the serving preprocessing.
+
+    A handful of photos alone would make top-1 agreement move in 25% steps; the
+    variants are still real pixels, seen from slightly different framings.
+    """
+    batch = []
+    for path in photos:
+        upright = to_rgb(ImageOps.exif_transpose(Image.open(path)))
+        for variant in range(variants_per_photo):
+            image = ImageOps.mirror(upright) if variant % 2 else upright
+            shrink = 1.0 - 0.08 * (variant // 2)
+            width, height = image.size
+            box_w, box_h = int(width * shrink), int(height * shrink)
+            left, top = (width - box_w) * (variant % 3) // 2, (height - box_h) * (variant % 2)
+            image = image.crop((left, top, left + box_w, top + box_h))
+            batch.append(normalize(resize_and_crop(image, spec), spec))
+    return np.stack(batch)
+
+
+def run_in_batches(runner: Runner, pixels: np.ndarray, batch_size: int) -> np.ndarray:
+    """Feed a large array through a runner in chunks no larger than its max batch size."""
+    return np.concatenate([runner(pixels[i : i + batch_size]) for i in range(0, len(pixels), batch_size)])
+
+
+def onnx_runner(onnx_path: Path, input_name: str, output_name: str) -> Runner:
+    """An ONNX Runtime CPU session as a Runner (the FP32 reference, or an FP16 ONNX candidate)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    return lambda batch: session.run([output_name], {input_name: batch})[0]
+
+
+def tensorrt_runner(engine: bytes, input_name: str, output_name: str) -> Runner:
+    """A TensorRT engine as a Runner, through polygraphy (GPU host only)."""
+    from polygraphy.backend.trt import EngineFromBytes, TrtRunner
+
+    runner = TrtRunner(EngineFromBytes(engine))
+    runner.activate()
+    return lambda batch: np.asarray(runner.infer({input_name: batch})[output_name])

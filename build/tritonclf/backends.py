@@ -1,0 +1,105 @@
+"""Which classifier backend to build, and what this machine has to build it with.
+
+Backends (same ensemble, same tensor names, only the classifier model differs):
+
+- ``trt``: a TensorRT FP16 engine served by Triton's TensorRT backend (GPU);
+- ``onnx``: the ONNX file served by Triton's ONNX Runtime backend (CPU or GPU,
+  optionally with its TensorRT execution accelerator in FP16);
+- ``python-ort``: ONNX Runtime inside a Python-backend model; the only one the
+  embedded server of the nvidia-pytriton wheel can run;
+- ``auto``: ``trt`` where a GPU and TensorRT are present, else ``python-ort``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import shutil
+import subprocess
+
+BACKENDS = ("auto", "trt", "onnx", "python-ort")
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuInfo:
+    """The first GPU as ``nvidia-smi`` reports it."""
+
+    name: str
+    compute_capability: str  # e.g. "9.0"
+    driver_version: str
+    cuda_version: str  # the driver's CUDA version
+
+
+def parse_nvidia_smi(query_output: str, header: str = "") -> GpuInfo | None:
+    """``nvidia-smi --query-gpu=name,compute_cap,driver_version --format=csv,noheader`` -> GpuInfo.
+
+    ``header`` is plain ``nvidia-smi`` output, which carries "CUDA Version: X.Y".
+    """
+    lines = [line for line in query_output.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    fields = [f.strip() for f in lines[0].split(",")]
+    if len(fields) < 3:
+        return None
+    cuda = ""
+    if "CUDA Version:" in header:
+        cuda = header.split("CUDA Version:", 1)[1].split(maxsplit=1)[0]
+    return GpuInfo(name=fields[0], compute_capability=fields[1], driver_version=fields[2], cuda_version=cuda)
+
+
+def probe_gpu() -> GpuInfo | None:
+    """This machine's first NVIDIA GPU, or None (no driver, no GPU, or nvidia-smi failing)."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        query = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,compute_cap,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+        header = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_nvidia_smi(query, header)
+
+
+def probe_tensorrt() -> str | None:
+    """The TensorRT Python package's version, or None when it is not importable."""
+    if importlib.util.find_spec("tensorrt") is None:
+        return None
+    try:
+        import tensorrt
+
+        return str(tensorrt.__version__)
+    except Exception:  # a stub wheel or missing libnvinfer raises at import: treat as absent
+        return None
+
+
+def choose_backend(requested: str, gpu: GpuInfo | None, tensorrt_version: str | None) -> tuple[str, str]:
+    """(backend, why) for a requested backend, given what the machine has."""
+    if requested not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {requested!r}")
+    if requested != "auto":
+        return requested, "requested"
+    if gpu is not None and tensorrt_version is not None:
+        return "trt", f"GPU {gpu.name} (compute {gpu.compute_capability}) and TensorRT {tensorrt_version} found"
+    found = (("no NVIDIA GPU", gpu), ("no TensorRT Python package", tensorrt_version))
+    missing = " and ".join(what for what, present in found if not present)
+    return "python-ort", f"{missing} on this machine"
+
+
+def tensorrt_missing_message(gpu: GpuInfo | None, tensorrt_version: str | None) -> str | None:
+    """One line saying why ``--backend trt`` cannot build here, or None if it can."""
+    if gpu is not None and tensorrt_version is not None:
+        return None
+    missing = []
+    if gpu is None:
+        missing.append("no NVIDIA GPU (nvidia-smi not found or failing)")
+    if tensorrt_version is None:
+        missing.append("no TensorRT Python package")
+    return (
+        f"cannot build a TensorRT engine here: {' and '.join(missing)}. Build it in NVIDIA's Triton container "
+        "(make engine TRITON_TAG=...) and pass --engine FILE, or use --backend onnx|python-ort"
+    )
