@@ -1,0 +1,42 @@
+"""The training benchmark and the demo dataset writer."""
+
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+
+from training import bench, demo_data
+from training.data import load_splits
+
+
+def test_bench_reports_images_per_second_for_each_strategy_and_unfreezing_phase(capsys):
+    args = ["--model", "resnet18", "--input-size", "32", "--batch-size", "4", "--steps", "1", "--json"]
+    assert bench.main([*args, "--strategies", "feature_extract,gradual_unfreeze,full"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["strategy"], r["unfrozen_stages"]) for r in rows] == [
+        ("feature_extract", None),
+        *[("gradual_unfreeze", k) for k in range(6)],
+        ("full", None),
+    ]
+    assert all(r["images_per_s"] > 0 for r in rows)
+    assert rows[0]["trainable_params"] == rows[1]["trainable_params"] < rows[-1]["trainable_params"]
+    assert rows[-2]["trainable_params"] == rows[-1]["trainable_params"]
+
+
+def test_bench_rejects_an_unknown_strategy(capsys):
+    assert bench.main(["--strategies", "everything"]) == 1
+    assert "unknown strategy 'everything'" in capsys.readouterr().err
+
+
+def test_demo_data_writes_the_digits_as_a_stratified_imagefolder(tmp_path, capsys):
+    out = tmp_path / "digits"
+    assert demo_data.main(["--output", str(out), "--size", "16"]) == 0
+    splits = load_splits(out)
+    assert splits.class_names == tuple(str(d) for d in range(10))
+    assert (len(splits.train), len(splits.val)) == (1438, 359)
+    assert all(30 <= sum(s.label == d for s in splits.val) <= 40 for d in range(10))
+    with Image.open(splits.val[0].path) as image:
+        assert (image.size, image.mode) == ((16, 16), "L")
+    assert demo_data.main(["--output", str(out)]) == 0
+    assert "already holds the digits dataset" in capsys.readouterr().out
