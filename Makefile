@@ -13,13 +13,16 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 SETUP_STAMP := $(VENV)/.setup-complete
 PYTEST_ARGS ?=
+# Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort.
+BACKEND ?= auto
+BUILD_ARGS ?=
 # NVIDIA's Triton container tag is pinned once, in deploy/triton.env.
 TRITON_TAG ?= $(shell sed -n 's/^TRITON_TAG=//p' deploy/triton.env)
 IMAGE ?= triton-image-classifier:$(TRITON_TAG)
 S3_URL ?=
 UPLOAD_ARGS ?=
 
-.PHONY: help setup lock export repository serve demo test lint format bench clean
+.PHONY: help setup lock export repository engine preflight serve demo test lint format bench clean
 .PHONY: upload image compose-up lock-image
 
 help: ## List the targets
@@ -41,11 +44,16 @@ $(EXPORT_DIR)/model.json: $(SETUP_STAMP) training/export.py training/weights.py 
 
 export: $(EXPORT_DIR)/model.json ## Export the default model (MODEL=efficientnet_lite0) to ONNX + metadata
 
-repository: export ## Build model_repository/ from the export (writes only what changed)
-	$(PY) build/build_repository.py --export $(EXPORT_DIR) --repository $(REPOSITORY)
+repository: export ## Build model_repository/ from the export (BACKEND=auto|trt|onnx|python-ort); writes only changes
+	$(PY) build/build_repository.py --export $(EXPORT_DIR) --repository $(REPOSITORY) --backend $(BACKEND) $(BUILD_ARGS)
 
-serve: setup ## Run tritonserver in the foreground (HTTP_PORT, GRPC_PORT, METRICS_PORT)
-	@test -d $(REPOSITORY) && ls $(REPOSITORY)/*/config.pbtxt >/dev/null 2>&1 || { echo "serve: $(REPOSITORY) has no models; run make repository"; exit 1; }
+engine: export ## TensorRT FP16 engine via trtexec in NVIDIA's Triton container (TRITON_TAG; needs Docker + GPU)
+	$(PY) build/onnx2trt.py --export $(EXPORT_DIR) --triton-tag $(TRITON_TAG)
+
+preflight: setup ## Check the repository: configs, files and hashes, ensemble wiring, engine compatibility
+	$(PY) build/preflight.py --repository $(REPOSITORY)
+
+serve: preflight ## Preflight, then run tritonserver in the foreground (HTTP_PORT, GRPC_PORT, METRICS_PORT)
 	$(VENV)/bin/tritonserver --model-repository $(REPOSITORY) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 

@@ -55,17 +55,16 @@ def gpu_record(gpu: GpuInfo | None) -> dict:
 
 def container_build_record(engine_dir: Path, triton_tag: str, options: EngineOptions) -> dict:
     """The record of an engine built by trtexec in NVIDIA's container, from the files it left there."""
-    version_text = (
-        (engine_dir / "trtexec-version.txt").read_text() if (engine_dir / "trtexec-version.txt").is_file() else ""
-    )
-    gpu = parse_nvidia_smi(
-        (engine_dir / "gpu.txt").read_text() if (engine_dir / "gpu.txt").is_file() else "",
-        (engine_dir / "nvidia-smi.txt").read_text() if (engine_dir / "nvidia-smi.txt").is_file() else "",
-    )
+
+    def read(name: str) -> str:
+        path = engine_dir / name
+        return path.read_text(errors="replace") if path.is_file() else ""
+
+    gpu = parse_nvidia_smi(read("gpu.txt"), read("nvidia-smi.txt"))
     return {
         "builder": f"trtexec in nvcr.io/nvidia/tritonserver:{triton_tag}",
         "triton_tag": triton_tag,
-        "tensorrt_version": parse_trtexec_version(version_text),
+        "tensorrt_version": parse_trtexec_version(read("trtexec.log")),
         **gpu_record(gpu),
         "builder_flags": options.to_manifest(),
         "built_at": _now(),

@@ -115,21 +115,28 @@ def trtexec_command(
 
 
 def container_command(
-    triton_tag: str, workdir: Path, inner: list[str], image: str = "nvcr.io/nvidia/tritonserver"
+    triton_tag: str,
+    mount_dir: Path,
+    inner: list[str],
+    *,
+    user: str | None = None,
+    image: str = "nvcr.io/nvidia/tritonserver",
 ) -> list[str]:
-    """``docker run`` of a command in NVIDIA's Triton container with the GPUs and ``workdir`` mounted."""
-    shell = " && ".join(
+    """``docker run`` of a trtexec build in NVIDIA's Triton container, ``mount_dir`` mounted at /work.
+
+    The build log and ``nvidia-smi`` output land in /work/engine/, for the manifest.
+    """
+    shell = "set -o pipefail && " + " && ".join(
         [
-            shlex.join(inner),
-            # Record what built the engine, for the manifest: TensorRT, GPU, driver.
-            "trtexec --version 2>/dev/null | head -1 > trtexec-version.txt || true",
-            "nvidia-smi --query-gpu=name,compute_cap,driver_version --format=csv,noheader > gpu.txt",
-            "nvidia-smi > nvidia-smi.txt",
+            f"{shlex.join(inner)} 2>&1 | tee /work/engine/trtexec.log",
+            "nvidia-smi --query-gpu=name,compute_cap,driver_version --format=csv,noheader > /work/engine/gpu.txt",
+            "nvidia-smi > /work/engine/nvidia-smi.txt",
         ]
     )
+    user_args = ["--user", user] if user else []
     return [
-        "docker", "run", "--rm", "--gpus", "all",
-        "-v", f"{workdir.resolve()}:/work", "-w", "/work",
+        "docker", "run", "--rm", "--gpus", "all", *user_args,
+        "-v", f"{Path(mount_dir).resolve()}:/work", "-w", "/work",
         f"{image}:{triton_tag}", "bash", "-c", shell,
     ]  # fmt: skip
 
