@@ -116,6 +116,16 @@ def test_resume_continues_from_the_saved_epoch_as_if_never_interrupted(data, run
     assert "already trained 3 epochs" in capsys.readouterr().out
 
 
+def test_early_stopping_ends_the_run_after_patience_epochs_without_progress(data, tmp_path, capsys):
+    # A frozen backbone (batch-norm statistics included) and a head that cannot move: nothing improves.
+    args = ["--data", str(data), "--output", str(tmp_path), *TRAIN_ARGS, "--epochs", "5", "--patience", "2"]
+    args += ["--strategy", "feature_extract", "--lr-head", "1e-12", "--ema-decay", "0", "--mixup", "0", "--cutmix", "0"]
+    assert train_main(args) == 0
+    assert "early stopping: no better val top-1 for 2 epochs" in capsys.readouterr().out
+    assert [r["epoch"] for r in history(tmp_path)] == [1, 2, 3]
+    assert load_checkpoint(tmp_path / "best.pth")["epoch"] == 1
+
+
 def test_resuming_another_models_checkpoint_is_refused(data, run, tmp_path, capsys):
     args = ["--data", str(data), "--output", str(tmp_path), *TRAIN_ARGS, "--input-size", "48"]
     assert train_main([*args, "--resume", str(run / "last.pth")]) == 1

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from training.augment import AUGMENTATIONS
+from training.mixing import Mixer
 from training.model import INITS
 from training.strategies import STRATEGIES
 from tritonclf.metadata import write_atomic
@@ -190,6 +191,10 @@ def check_config(config: TrainConfig) -> None:
         raise ConfigError(f"--ema-decay must be in [0, 1), got {config.ema_decay}")
     if config.input_size is not None and config.input_size < 8:
         raise ConfigError(f"--input-size must be at least 8 pixels, got {config.input_size}")
+    try:
+        Mixer(2, config.mixup, config.cutmix, config.mixup_alpha, config.cutmix_alpha, config.label_smoothing)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
