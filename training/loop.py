@@ -120,7 +120,7 @@ def train_one_epoch(
             optimizer.step()
         steps += 1
         if step.ema is not None:
-            step.ema.update(model, step=start_step + steps)
+            step.ema.update(getattr(model, "module", model), step=start_step + steps)  # DDP wraps the model
         loss_sum += float(loss.detach()) * len(labels)
         correct += int((logits.detach().argmax(-1) == labels).sum())
         seen += len(labels)

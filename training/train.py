@@ -66,6 +66,12 @@ def resolve_device(name: str, dist: Distributed) -> torch.device:
     return device
 
 
+def _use_device(device: torch.device) -> torch.device:
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL and the caching allocator default to the current device
+    return device
+
+
 def set_cpu_threads(config: TrainConfig, dist: Distributed) -> int:
     """PyTorch's intra-op threads: asked for, or the cores left after the loader workers (per process).
 
@@ -170,7 +176,7 @@ class Run:
 
 def create_run(config: TrainConfig, dist: Distributed) -> Run:
     """Data, model, stages, optimizer, schedule: checked before the first step."""
-    device = resolve_device(config.device, dist)
+    device = _use_device(resolve_device(config.device, dist))
     amp_dtype = _autocast_dtype(config, device)
     threads = set_cpu_threads(config, dist) if device.type == "cpu" else torch.get_num_threads()
     seed_everything(config.seed)
