@@ -202,3 +202,19 @@ def test_a_version_without_manifest_is_refused(tmp_path):
 def test_an_empty_folder_is_not_a_repository(tmp_path):
     with pytest.raises(UploadError, match="no models"):
         read_local(tmp_path)
+
+
+def test_folders_beside_the_versions_are_uploaded_with_the_model(tmp_path):
+    # The preprocessing model's warmup/ folder: without it Triton cannot warm (and load) the model.
+    model_dir = tmp_path / "clf_preprocess"
+    write_version(model_dir, 1, {"model.py": b"print()"})
+    (model_dir / "config.pbtxt").write_bytes(PYTHON_CONFIG)
+    (model_dir / "warmup").mkdir()
+    (model_dir / "warmup" / "image.bytes").write_bytes(b"\x05\x00\x00\x00hello")
+    local = read_local(tmp_path)
+    assert set(local["clf_preprocess"].files) == {"config.pbtxt", "warmup/image.bytes"}
+    ops = plan_upload(local, {})
+    assert paths(ops)[-2:] == ["clf_preprocess/warmup/image.bytes", "clf_preprocess/config.pbtxt"]
+    listing = ["clf_preprocess/config.pbtxt", "clf_preprocess/warmup/image.bytes", "clf_preprocess/1/manifest.json"]
+    remote = models_from_paths(listing, lambda p: local["clf_preprocess"].files.get(p.split("/", 1)[1], b"{}"), local)
+    assert set(remote["clf_preprocess"].files) == {"config.pbtxt", "warmup/image.bytes"}

@@ -140,7 +140,12 @@ def read_local(repository: Path) -> dict[str, Model]:
     for model_dir in sorted(p for p in repository.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if not (model_dir / CONFIG).is_file():
             continue
-        files = {p.name: p.read_bytes() for p in model_dir.iterdir() if p.is_file()}
+        # Model-level files include folders beside the versions, e.g. warmup/ with the warmup inputs.
+        files = {
+            p.relative_to(model_dir).as_posix(): p.read_bytes()
+            for p in model_dir.rglob("*")
+            if p.is_file() and not p.relative_to(model_dir).parts[0].isdigit() and "__pycache__" not in p.parts
+        }
         versions = {}
         for version_dir in (p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()):
             names = frozenset(
@@ -171,11 +176,10 @@ def models_from_paths(
         if len(parts) < 2 or not all(parts):
             continue  # files at the repository root and "folder/" marker objects are not part of a model
         files, versions = layout.setdefault(parts[0], ({}, {}))
-        if len(parts) == 2:
-            if parts[1] in wanted_files.get(parts[0], Model({}, {})).files:
-                files[parts[1]] = read(path)
-        elif parts[1].isdigit():
+        if parts[1].isdigit() and len(parts) > 2:
             versions.setdefault(int(parts[1]), set()).add("/".join(parts[2:]))
+        elif "/".join(parts[1:]) in wanted_files.get(parts[0], Model({}, {})).files:
+            files["/".join(parts[1:])] = read(path)
     return {
         name: Model(
             files,
