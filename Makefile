@@ -58,7 +58,7 @@ serve: preflight ## Preflight, then run tritonserver in the foreground (HTTP_POR
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
 demo: repository ## Set up, build, start the server, classify the sample photos over gRPC and HTTP, stop
-	$(PY) -m tritonclf.demo --repository $(REPOSITORY) \
+	$(PY) -m tritonclf.demo --repository $(REPOSITORY) --model $(MODEL) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
 test: setup ## Run the test suite (unit + real-server integration tests)

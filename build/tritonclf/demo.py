@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
     parser.add_argument("--top-k", type=int, default=5)
+    # make train-demo adds a second ensemble next to the ImageNet one: then the client needs a name.
+    parser.add_argument("--model", help="ensemble to classify with (default: the repository's only ensemble)")
     return parser.parse_args(argv)
 
 
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server ready: HTTP {server.http_url}, gRPC {server.grpc_url}, metrics {server.metrics_url}\n")
         for protocol, url in (("grpc", server.grpc_url), ("http", server.http_url)):
             command = ["clients/infer.py", str(SAMPLES.relative_to(ROOT)), "--protocol", protocol, "--url", url]
-            command += ["--top-k", str(args.top_k)]
+            command += ["--top-k", str(args.top_k)] + (["--model", args.model] if args.model else [])
             print(f"$ python {' '.join(command)}", flush=True)
             result = subprocess.run([sys.executable, *command], cwd=ROOT, check=False)
             failed |= result.returncode != 0
