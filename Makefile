@@ -73,7 +73,7 @@ format: setup ## ruff: apply formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 
 bench: repository ## Served ensemble vs in-process throughput on 1280x960 JPEGs (see README)
-	$(PY) clients/benchmark.py --repository $(REPOSITORY) --export $(EXPORT_DIR)
+	$(PY) clients/benchmark.py --repository $(REPOSITORY) --export $(EXPORT_DIR) --model $(MODEL)
 
 upload: setup ## Upload the repository to S3 storage, complete versions only (S3_URL=s3://[host:port/]bucket/path)
 	@test -n "$(S3_URL)" || { echo "upload: set S3_URL, e.g. make upload S3_URL=s3://bucket/path (AWS_* variables for credentials)"; exit 1; }
