@@ -16,13 +16,14 @@ PYTEST_ARGS ?=
 # Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort.
 BACKEND ?= auto
 BUILD_ARGS ?=
+TUNE_ARGS ?=
 # NVIDIA's Triton container tag is pinned once, in deploy/triton.env.
 TRITON_TAG ?= $(shell sed -n 's/^TRITON_TAG=//p' deploy/triton.env)
 IMAGE ?= triton-image-classifier:$(TRITON_TAG)
 S3_URL ?=
 UPLOAD_ARGS ?=
 
-.PHONY: help setup lock export repository engine preflight serve demo test lint format bench clean
+.PHONY: help setup lock export repository engine tune preflight serve demo test lint format bench clean
 .PHONY: upload image compose-up lock-image
 
 help: ## List the targets
@@ -49,6 +50,9 @@ repository: export ## Build model_repository/ from the export (BACKEND=auto|trt|
 
 engine: export ## TensorRT FP16 engine via trtexec in NVIDIA's Triton container (TRITON_TAG; needs Docker + GPU)
 	$(PY) build/onnx2trt.py --export $(EXPORT_DIR) --triton-tag $(TRITON_TAG)
+
+tune: export ## Sweep instances/threads/batching on this machine, build the fastest within the p99 budget (TUNE_ARGS)
+	$(PY) build/tune.py --export $(EXPORT_DIR) --repository $(REPOSITORY) $(TUNE_ARGS)
 
 preflight: setup ## Check the repository: configs, files and hashes, ensemble wiring, engine compatibility
 	$(PY) build/preflight.py --repository $(REPOSITORY)

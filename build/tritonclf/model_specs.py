@@ -41,6 +41,7 @@ class BuildOptions:
     preprocess_instances: int = 2
     classifier_instances: int = 1
     intra_op_threads: int = 0  # ONNX Runtime threads per classifier instance; 0 = its default
+    ort_spinning: bool = False  # python-ort: let idle ONNX Runtime threads busy-wait (faster alone, worse shared)
     max_queue_delay_microseconds: int = 0
     limits: DecodeLimits = dataclasses.field(default_factory=DecodeLimits)
     keep_versions: int = 2
@@ -126,6 +127,7 @@ def _backend_fields(options: BuildOptions, cc_model_filenames: Mapping[str, str]
                 "output_name": contract.PROBABILITIES,
                 "onnx_filename": contract.ONNX_FILENAME,
                 "intra_op_threads": str(options.intra_op_threads),
+                "allow_spinning": "1" if options.ort_spinning else "0",
             },
         }
     if options.backend == "onnx":
