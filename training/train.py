@@ -100,8 +100,12 @@ def _seed_worker(worker_id: int) -> None:
 def create_train_loader(
     dataset: TrainDataset, config: TrainConfig, dist: Distributed, epoch: int, device: torch.device
 ) -> DataLoader:
-    """This epoch's loader: shuffled by a generator seeded with (seed, epoch), so a resumed run repeats it."""
-    generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+    """This epoch's loader: shuffled by a generator seeded with (seed, epoch), so a resumed run repeats it.
+
+    Augmentation seeds also depend on the rank: each process of a DDP run augments differently.
+    """
+    epoch_seed = int(np.random.SeedSequence([config.seed, epoch, dist.rank]).generate_state(1)[0])
+    generator = torch.Generator().manual_seed(epoch_seed)
     drop_last = len(dataset) > config.batch_size * dist.world_size
     if dist.enabled:
         sampler = DistributedSampler(dataset, dist.world_size, dist.rank, seed=config.seed, drop_last=True)
@@ -109,7 +113,7 @@ def create_train_loader(
     else:
         sampler = RandomSampler(dataset, generator=generator)
     if config.workers == 0:
-        dataset.transform.set_seed(config.seed * 1000 + epoch)
+        dataset.transform.set_seed(epoch_seed)
     return DataLoader(
         dataset,
         batch_size=config.batch_size,
