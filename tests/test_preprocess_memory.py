@@ -78,3 +78,40 @@ def test_decode_peak_memory_is_bounded_per_pixel(image_files, name):
     peak = measure(image_files[name], *flags)["peak_growth_bytes"]
     bound = MAX_BYTES_PER_PIXEL * WIDTH * HEIGHT + SLACK_BYTES
     assert peak <= bound, f"{name}: {peak / (WIDTH * HEIGHT):.1f} bytes per pixel"
+
+
+# Oversized PNG headers, each with other dimensions: Pillow's DecompressionBombWarning puts
+# the pixel count in its message, and Python keeps every distinct message forever.
+_WARNING_REGISTRY_SCRIPT = """
+import struct, sys, zlib
+sys.path.insert(0, sys.argv[1])
+from tritonclf.preprocess import ImageRejected, PreprocessSpec, preprocess_image, silence_decoder_warnings
+if sys.argv[2] == "silenced":
+    silence_decoder_warnings()
+def chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+for height in range(10_000, 11_000):
+    ihdr = struct.pack(">IIBBBBB", 10_000, height, 8, 2, 0, 0, 0)
+    try:
+        data = b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\\0" * 64))
+        preprocess_image(data, PreprocessSpec(input_size=(224, 224)))
+    except ImageRejected:
+        pass
+print(sum(len(getattr(module, "__warningregistry__", {})) for module in list(sys.modules.values())))
+"""
+
+
+def warning_registry_entries(mode: str) -> int:
+    result = subprocess.run(
+        [sys.executable, "-c", _WARNING_REGISTRY_SCRIPT, str(ROOT / "build"), mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return int(result.stdout)
+
+
+def test_hostile_images_leave_no_warning_state_behind_once_silenced():
+    assert warning_registry_entries("silenced") <= 2
+    assert warning_registry_entries("default") >= 1000  # what the served model avoids by silencing

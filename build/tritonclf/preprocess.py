@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -295,6 +296,20 @@ def decode_image(
     except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as err:
         raise ImageRejected(f"cannot decode {image.format} image: {_one_line(err)}") from None
     return rgb, upright_size
+
+
+def silence_decoder_warnings() -> None:
+    """Drop Pillow's warnings about the images it reads: call once in a long-lived server.
+
+    Pillow warns about corrupt EXIF data or huge images with the sender's numbers in the
+    message, and Python keeps every distinct warning message in a registry for the life
+    of the process: hostile uploads would grow the server's memory and flood its log.
+    ``ImageRejected`` already says what is wrong with an image. The filters are
+    process-wide, hence not set on import: training code importing this module keeps
+    Pillow's warnings.
+    """
+    warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def preprocess_image(data: bytes, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()) -> np.ndarray:

@@ -19,7 +19,7 @@ import triton_python_backend_utils as pb_utils
 # The stub does not put the version directory on sys.path; preprocess.py lives there.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from preprocess import DecodeLimits, ImageRejected, PreprocessSpec, preprocess_image
+from preprocess import DecodeLimits, ImageRejected, PreprocessSpec, preprocess_image, silence_decoder_warnings
 
 
 class TritonPythonModel:
@@ -35,6 +35,8 @@ class TritonPythonModel:
         self.image_input = params["input_name"]
         self.pixels_output = params["output_name"]
         self.logger = pb_utils.Logger
+        # Hostile images must not grow Python's warning registry or flood the server log.
+        silence_decoder_warnings()
 
     def execute(self, requests):
         """One response per request; a bad image fails only the request that sent it."""
