@@ -1,39 +1,15 @@
-"""The benchmark's pure helpers: percentiles, Triton statistics diffs, tables, image generation. No server."""
+"""The benchmark's arithmetic: percentiles, ratios, the compute limit, Triton statistics diffs. No server."""
 
 from __future__ import annotations
 
-import argparse
-import io
+import os
 import random
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from clients.benchmark import (
-    crop_box,
-    diff_model_stats,
-    diff_statistics,
-    format_table,
-    generate_images,
-    latency_comparison,
-    latency_summary,
-    outside_server,
-    parse_int_list,
-    parse_size,
-    percentile,
-    preprocess_mismatches,
-    request_counts,
-    run_closed_loop,
-    stats_by_model,
-    throughput_table,
-)
-from clients.triton_client import InferenceFailed
-from tritonclf.preprocess import DecodeLimits, PreprocessSpec
-
-SAMPLES = Path(__file__).resolve().parents[1] / "clients" / "samples"
+from clients.bench.stats import compute_limit, latency_summary, percentile, ratio, usable_cores
+from clients.bench.triton_stats import diff_model_stats, diff_statistics, request_counts, stats_by_model
 
 
 def _phase(count: int, ns: int) -> dict:
@@ -82,25 +58,42 @@ def test_latency_summary_reports_milliseconds():
     assert latency_summary([]) == {"p50_ms": None, "p90_ms": None, "p99_ms": None, "mean_ms": None}
 
 
-def test_parse_size_and_levels_accept_the_documented_forms():
-    """``1280x960`` and ``1,8`` as on the command line."""
-    assert parse_size("1280x960") == (1280, 960)
-    assert parse_int_list("1,8") == (1, 8)
-    assert parse_int_list("4") == (4,)
+def test_percentile_is_robust_to_duplicates_and_order():
+    """Ties and reversed input change nothing; p0 and p100 are the extremes."""
+    values = [5.0, 1.0, 1.0, 3.0, 5.0]
+    assert percentile(values, 0) == 1.0 and percentile(values, 100) == 5.0
+    assert percentile(values, 50) == percentile(sorted(values, reverse=True), 50) == 3.0
 
 
-@pytest.mark.parametrize("text", ["1280", "x960", "0x10", "axb"])
-def test_parse_size_rejects_malformed_sizes(text):
-    """argparse turns these into a one-line usage error."""
-    with pytest.raises(argparse.ArgumentTypeError):
-        parse_size(text)
+def test_ratio_is_none_when_either_side_is_missing_or_zero():
+    """A missing reference gives no ratio rather than a crash or an infinite one."""
+    assert ratio(90.0, 120.0) == pytest.approx(0.75)
+    assert ratio(None, 1.0) is None and ratio(1.0, None) is None and ratio(1.0, 0.0) is None
+    assert ratio(0.0, 2.0) == 0.0
 
 
-@pytest.mark.parametrize("text", ["", "0,8", "1,eight", "-1"])
-def test_parse_int_list_rejects_non_positive_or_non_integers(text):
-    """Concurrency levels are positive integers."""
-    with pytest.raises(argparse.ArgumentTypeError):
-        parse_int_list(text)
+def test_compute_limit_is_cores_times_images_per_core_second():
+    """4 ms decode + 6 ms model per image on one core: 100 images/core-s, 200 on two cores."""
+    limit = compute_limit(2, 0.004, 0.006)
+    assert limit["cpu_ms_per_image"] == pytest.approx(10.0)
+    assert limit["images_per_core_s"] == pytest.approx(100.0)
+    assert limit["images_per_s"] == pytest.approx(200.0)
+    assert (limit["decode_cpu_ms_per_image"], limit["infer_cpu_ms_per_image"]) == (
+        pytest.approx(4.0),
+        pytest.approx(6.0),
+    )
+
+
+@pytest.mark.parametrize(("cores", "decode_s", "infer_s"), [(0, 0.01, 0.01), (2, 0.0, 0.0), (2, -0.01, 0.0)])
+def test_compute_limit_rejects_impossible_inputs(cores, decode_s, infer_s):
+    """No cores or no CPU time would divide by zero: a clear error instead."""
+    with pytest.raises(ValueError, match="positive"):
+        compute_limit(cores, decode_s, infer_s)
+
+
+def test_usable_cores_follows_the_affinity_mask():
+    """What taskset allows, not the machine's core count."""
+    assert usable_cores() == len(os.sched_getaffinity(0))
 
 
 def test_diff_model_stats_averages_only_the_requests_between_snapshots():
@@ -173,102 +166,3 @@ def test_request_counts_track_successes_and_failures_per_model():
         "m": (4, 1),
         "idle": (0, 0),
     }
-
-
-def test_format_table_aligns_the_first_column_left_and_the_others_right():
-    """Names read left to right, numbers line up on their last digit."""
-    text = format_table(["name", "value"], [["a", "1.5"], ["longer", "10.25"]])
-    assert text.splitlines() == ["name    value", "------  -----", "a         1.5", "longer  10.25"]
-
-
-def _served(concurrency: int, images_per_s: float, p50_ms: float, mean_ms: float = 12.0) -> dict:
-    latency = {"mean_ms": mean_ms, "p50_ms": p50_ms, "p90_ms": p50_ms * 2, "p99_ms": p50_ms * 3}
-    ensemble = {"request_ms": 9.0}
-    return {
-        "protocol": "grpc",
-        "concurrency": concurrency,
-        "images_per_s": images_per_s,
-        "latency": latency,
-        "errors": 0,
-        "server_stats": [ensemble],
-    }
-
-
-def _local(batch_size: int, images_per_s: float, p50_ms: float) -> dict:
-    latency = {"mean_ms": p50_ms, "p50_ms": p50_ms, "p90_ms": p50_ms, "p99_ms": p50_ms}
-    return {"batch_size": batch_size, "images_per_s": images_per_s, "batch_latency": latency}
-
-
-def test_throughput_table_shows_served_over_in_process_ratios():
-    """Each served level is divided by each in-process batch size's throughput."""
-    served = [_served(1, 50.0, 15.0), _served(8, 80.0, 90.0)]
-    table = throughput_table(served, [_local(1, 100.0, 8.0), _local(8, 160.0, 50.0)])
-    rows = {line.split("  ")[0].strip(): line.split() for line in table.splitlines()[2:]}
-    assert rows["served grpc c=1"][-2:] == ["0.50x", "0.31x"]
-    assert rows["served grpc c=8"][-2:] == ["0.80x", "0.50x"]
-    assert rows["in-process batch 8"][3] == "160.0"
-
-
-def test_latency_comparison_uses_c1_p50_against_single_image_in_process():
-    """The extra time one request pays for being served."""
-    line = latency_comparison([_served(8, 80.0, 90.0), _served(1, 50.0, 15.0)], [_local(1, 100.0, 10.0)])
-    assert "15.0 ms vs in-process 10.0 ms (+5.0 ms, 1.50x)" in line
-    assert latency_comparison([_served(8, 80.0, 90.0)], [_local(1, 100.0, 10.0)]) is None
-
-
-def test_outside_server_splits_client_latency_at_the_ensemble():
-    """Client mean minus the ensemble's mean time inside Triton."""
-    assert "12.00 ms at the client = 9.00 ms inside the ensemble +3.00 ms outside" in outside_server(_served(1, 1, 1))
-
-
-def test_preprocess_mismatches_flags_a_server_decoding_differently():
-    """No draft decode on the server would make the in-process reference unfair."""
-    spec = PreprocessSpec(input_size=(224, 224))
-
-    def as_config(params: dict[str, str]) -> dict:
-        return {key: {"string_value": value} for key, value in params.items()}
-
-    same = as_config({**spec.to_parameters(), **DecodeLimits().to_parameters()})
-    assert preprocess_mismatches(same, spec, DecodeLimits()) == []
-    no_draft = as_config({**spec.to_parameters(), **DecodeLimits(jpeg_draft=False).to_parameters()})
-    assert len(preprocess_mismatches(no_draft, spec, DecodeLimits())) == 1
-    other_size = as_config({**PreprocessSpec(input_size=(256, 256)).to_parameters(), **DecodeLimits().to_parameters()})
-    assert "spec" in preprocess_mismatches(other_size, spec, DecodeLimits())[0]
-
-
-def test_crop_box_keeps_the_target_aspect_inside_the_image():
-    """Any crop fits in the photo and has (about) the output's aspect ratio."""
-    for seed in range(50):
-        left, top, right, bottom = crop_box(451, 300, 4 / 3, random.Random(seed))
-        assert 0 <= left < right <= 451 and 0 <= top < bottom <= 300
-        assert (right - left) / (bottom - top) == pytest.approx(4 / 3, rel=0.02)
-
-
-def test_generate_images_makes_distinct_jpegs_of_the_exact_size_reproducibly():
-    """Real photos, exact size, no two byte-identical, the same bytes on every call."""
-    sources = [p.read_bytes() for p in sorted(SAMPLES.glob("*.jpg"))][:2]
-    images = generate_images(sources, (160, 120), 6)
-    assert len(images) == 6 and len(set(images)) == 6
-    for data in images:
-        with Image.open(io.BytesIO(data)) as image:
-            assert (image.format, image.size) == ("JPEG", (160, 120))
-    assert generate_images(sources, (160, 120), 6) == images
-
-
-def test_closed_loop_stops_by_time_and_counts_failures_by_status():
-    """A fake server: one image is rejected, the others answer in about 1 ms; nothing runs past the deadline."""
-
-    def classify(image: bytes) -> None:
-        time.sleep(0.001)
-        if image == b"bad":
-            raise InferenceFailed("not an image", "INVALID_ARGUMENT")
-        if image == b"bug":
-            raise KeyError("label")
-
-    result = run_closed_loop(classify, [b"ok", b"bad", b"ok", b"bug"], concurrency=2, duration_s=0.2)
-
-    assert 0.2 <= result.elapsed_s < 1.0
-    assert result.latencies_s and all(latency >= 0.001 for latency in result.latencies_s)
-    # Two threads with stride 2 over four images: one thread sends only "ok", the other alternates the bad ones.
-    assert set(result.errors) == {"INVALID_ARGUMENT", "KeyError"}
-    assert result.first_error.startswith(("INVALID_ARGUMENT: not an image", "KeyError"))

@@ -1,0 +1,83 @@
+"""The benchmark result as CSV: one row per served level and per reference."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+
+CSV_COLUMNS = (
+    "kind",
+    "name",
+    "protocol",
+    "concurrency",
+    "subset",
+    "batch_size",
+    "images",
+    "images_per_s",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "errors",
+    "unavailable",
+    "other_errors",
+    "client_cpu_cores",
+    "server_rss_bytes",
+)
+
+
+def csv_rows(result: Mapping) -> list[dict]:
+    """One row per served level and per reference, in ``CSV_COLUMNS``."""
+    rows = []
+    levels = [*result.get("served", []), *([result["served_large"]] if result.get("served_large") else [])]
+    for level in levels:
+        rows.append(
+            {
+                "kind": "served",
+                "name": f"{level['protocol']} c={level['concurrency']}",
+                **{key: level.get(key) for key in ("protocol", "concurrency", "subset", "images", "images_per_s")},
+                **level["latency"],
+                **{key: level.get(key) for key in ("errors", "unavailable", "other_errors", "client_cpu_cores")},
+                "server_rss_bytes": level.get("server_rss_bytes"),
+            }
+        )
+    references = result.get("references") or {}
+    limit = references.get("limit")
+    if limit:
+        rows.append({"kind": "reference", "name": "limit", "subset": "mix", "images_per_s": limit["images_per_s"]})
+        if limit.get("large"):
+            rows.append(
+                {
+                    "kind": "reference",
+                    "name": "limit",
+                    "subset": "large",
+                    "images_per_s": limit["large"]["images_per_s"],
+                }
+            )
+    named = [(f"in-process batch {r['batch_size']}", "mix", r) for r in references.get("inprocess", [])]
+    named += [("naive", "mix", references.get("naive")), ("naive", "large", references.get("naive_large"))]
+    for name, subset, run in named:
+        if run:
+            rows.append(
+                {
+                    "kind": "reference",
+                    "name": name,
+                    "subset": subset,
+                    "batch_size": run["batch_size"],
+                    "images": run["images"],
+                    "images_per_s": run["images_per_s"],
+                    **run["batch_latency"],
+                }
+            )
+    return rows
+
+
+def to_csv(result: Mapping) -> str:
+    """The CSV text of :func:`csv_rows` (empty cells for what a row does not have)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in csv_rows(result):
+        writer.writerow({key: "" if row.get(key) is None else row[key] for key in CSV_COLUMNS})
+    return buffer.getvalue()

@@ -1,0 +1,100 @@
+"""The closed-loop load generator with a fake async server, error classification, and /proc memory. No server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from tritonclient.utils import InferenceServerException
+
+from clients.bench.images import BenchImage
+from clients.bench.load import closed_loop, error_status
+from clients.bench.procmem import descendants, parent_pids, tree_rss_bytes
+
+IMAGES = [BenchImage(b"ok", 64, 48), BenchImage(b"busy", 128, 96), BenchImage(b"ok", 64, 48), BenchImage(b"bad", 9, 9)]
+
+
+def test_closed_loop_stops_by_time_and_sorts_failures_by_status():
+    """Rejections are counted apart: UNAVAILABLE (overload) vs other errors; latencies keep their image size."""
+
+    async def send(index: int) -> None:
+        await asyncio.sleep(0.002)
+        data = IMAGES[index].data
+        if data == b"busy":
+            raise InferenceServerException("queue full", status="StatusCode.UNAVAILABLE")
+        if data == b"bad":
+            raise InferenceServerException("not an image", status="400")
+
+    result = asyncio.run(closed_loop(send, IMAGES, concurrency=4, duration_s=0.2))
+
+    assert 0.2 <= result.elapsed_s < 1.0
+    assert result.latencies_s and min(result.latencies_s) >= 0.002
+    assert set(result.size_labels) == {"64x48"}
+    assert set(result.errors) == {"UNAVAILABLE", "INVALID_ARGUMENT"}
+    assert result.unavailable == result.errors["UNAVAILABLE"] > 0
+    assert result.other_errors == result.errors["INVALID_ARGUMENT"] > 0
+    assert result.latencies_by_size().keys() == {"64x48"}
+
+
+def test_closed_loop_keeps_exactly_concurrency_requests_in_flight():
+    """Closed loop: never more than ``concurrency`` outstanding, and all of them used."""
+    in_flight, peak = 0, 0
+
+    async def send(index: int) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.005)
+        in_flight -= 1
+
+    asyncio.run(closed_loop(send, IMAGES, concurrency=3, duration_s=0.1))
+    assert peak == 3
+
+
+def test_closed_loop_counts_a_client_bug_and_a_timeout_instead_of_dying():
+    """A KeyError in the client and a request that never answers are errors, not a hung or dead loop."""
+
+    async def send(index: int) -> None:
+        if index % 2:
+            raise KeyError("label")
+        await asyncio.sleep(10)
+
+    result = asyncio.run(closed_loop(send, IMAGES, concurrency=2, duration_s=0.05, timeout_s=0.1))
+    assert result.errors.keys() == {"KeyError", "DEADLINE_EXCEEDED"}
+    assert result.elapsed_s < 1.0 and not result.latencies_s
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("StatusCode.UNAVAILABLE", "UNAVAILABLE"),
+        ("503", "UNAVAILABLE"),
+        ("StatusCode.INVALID_ARGUMENT", "INVALID_ARGUMENT"),
+        ("400", "INVALID_ARGUMENT"),
+        ("500", "INTERNAL"),
+        (None, "InferenceServerException"),
+    ],
+)
+def test_error_status_names_both_protocols_alike(status, expected):
+    """gRPC's StatusCode names and HTTP's codes end up as the same gRPC status names."""
+    assert error_status(InferenceServerException("x", status=status)) == expected
+
+
+def test_tree_rss_sums_a_process_and_its_descendants(tmp_path):
+    """A fake /proc: server 10 with stubs 11 and 12 (12 has a child 13); 20 is unrelated."""
+    tree = {10: 1, 11: 10, 12: 10, 13: 12, 20: 1}
+    for pid, parent in tree.items():
+        folder = tmp_path / str(pid)
+        folder.mkdir()
+        # A command name with spaces and a parenthesis, as Python-backend stubs can have.
+        (folder / "stat").write_text(f"{pid} (stub (py) x) S {parent} 0 0\n")
+        (folder / "status").write_text(f"Name:\tx\nVmRSS:\t    {pid} kB\n")
+    assert parent_pids(tmp_path) == tree
+    assert sorted(descendants(10, tree)) == [10, 11, 12, 13]
+    assert tree_rss_bytes(10, tmp_path) == (10 + 11 + 12 + 13) * 1024
+
+
+def test_tree_rss_of_this_process_is_its_own_memory():
+    """On the real /proc: at least our own resident set."""
+    assert tree_rss_bytes(os.getpid()) > 10 * 1024 * 1024
