@@ -22,9 +22,11 @@ TRITON_TAG ?= $(shell sed -n 's/^TRITON_TAG=//p' deploy/triton.env)
 IMAGE ?= triton-image-classifier:$(TRITON_TAG)
 S3_URL ?=
 UPLOAD_ARGS ?=
+BENCH_ARGS ?=
+PERF_ARGS ?=
 
 .PHONY: help setup lock export repository engine tune preflight serve demo test lint format bench clean
-.PHONY: upload image compose-up lock-image
+.PHONY: upload image compose-up lock-image perf-tools perf
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -76,8 +78,16 @@ format: setup ## ruff: apply formatting and safe fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: repository ## Served ensemble vs in-process throughput on 1280x960 JPEGs (see README)
-	$(PY) clients/benchmark.py --repository $(REPOSITORY) --export $(EXPORT_DIR) --model $(MODEL)
+bench: repository ## Served gRPC/HTTP sweep on a phone-photo mix vs limit, in-process, naive; report+plot in benchmarks/results/
+	$(PY) clients/benchmark.py --repository $(REPOSITORY) --export $(EXPORT_DIR) --model $(MODEL) $(BENCH_ARGS)
+
+perf-tools: $(VENV)/bin/perf_analyzer ## Put perf_analyzer (from the tritonclient 2.41.1 wheel) in .venv/bin
+$(VENV)/bin/perf_analyzer: $(SETUP_STAMP) clients/install_perf_analyzer.py
+	$(PY) clients/install_perf_analyzer.py
+	@touch $@
+
+perf: perf-tools repository ## perf_analyzer sweep on the ensemble and the classifier alone; CSVs in benchmarks/results/
+	$(PY) clients/perf_sweep.py --repository $(REPOSITORY) --export $(EXPORT_DIR) --model $(MODEL) $(PERF_ARGS)
 
 upload: setup ## Upload the repository to S3 storage, complete versions only (S3_URL=s3://[host:port/]bucket/path)
 	@test -n "$(S3_URL)" || { echo "upload: set S3_URL, e.g. make upload S3_URL=s3://bucket/path (AWS_* variables for credentials)"; exit 1; }

@@ -1,0 +1,112 @@
+"""perf_analyzer input data: the BYTES length prefix, FP32 tensors, the command. No server, no perf_analyzer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
+
+from clients import perf_input
+from clients.bench.perf_input import (
+    bytes_entry,
+    decode_entry,
+    input_data,
+    serialize_bytes_tensor,
+    tensor_entry,
+)
+from tritonclf.metadata import ExportMetadata, write_json_atomic
+from tritonclf.preprocess import PreprocessSpec, preprocess_image
+
+SAMPLES = Path(__file__).resolve().parents[1] / "clients" / "samples"
+
+
+def test_serialized_bytes_tensor_is_what_tritonclient_sends():
+    """A 4-byte little-endian length before each element, byte for byte as tritonclient serializes."""
+    elements = [b"\xff\xd8\xff\xe0jpeg", b"", b"x" * 300]
+    ours = serialize_bytes_tensor(elements)
+    assert ours == serialize_byte_tensor(np.array(elements, dtype=np.object_)).item()
+    assert ours[:4] == (8).to_bytes(4, "little")
+    assert list(deserialize_bytes_tensor(ours)) == elements
+
+
+def test_bytes_entry_round_trips_a_real_jpeg_through_triton_deserialization():
+    """What the server's Python backend would read back is the file, unchanged."""
+    jpeg = (SAMPLES / "chelsea.jpg").read_bytes()
+    entry = bytes_entry("image", jpeg)
+    assert entry["image"]["shape"] == [1]
+    assert list(deserialize_bytes_tensor(decode_entry(entry, "image"))) == [jpeg]
+
+
+def test_bytes_entry_refuses_more_than_one_image():
+    """One image per request: the ensemble's input holds one element."""
+    with pytest.raises(ValueError, match="exactly one"):
+        bytes_entry("image", b"x", shape=(2,))
+
+
+def test_tensor_entry_is_little_endian_float32_in_c_order():
+    """perf_analyzer sends the decoded bytes as the tensor's raw content."""
+    array = np.arange(24, dtype=np.float64).reshape(2, 3, 4) / 7
+    entry = tensor_entry("pixel_values", array)
+    assert entry["pixel_values"]["shape"] == [2, 3, 4]
+    decoded = np.frombuffer(decode_entry(entry, "pixel_values"), dtype="<f4").reshape(2, 3, 4)
+    np.testing.assert_array_equal(decoded, array.astype(np.float32))
+
+
+def test_input_data_needs_entries():
+    """An empty document would make perf_analyzer fail later with a worse message."""
+    assert input_data([{"a": 1}]) == {"data": [{"a": 1}]}
+    with pytest.raises(ValueError, match="at least one"):
+        input_data([])
+
+
+def test_command_writes_one_bytes_entry_per_image_of_a_folder(tmp_path):
+    """The sample photos, sorted, each a length-prefixed BYTES tensor named ``image``."""
+    output = tmp_path / "ensemble.json"
+    assert perf_input.main([str(SAMPLES), "--output", str(output)]) == 0
+    entries = json.loads(output.read_text())["data"]
+    photos = sorted(SAMPLES.glob("*.jpg"))
+    assert len(entries) == len(photos)
+    for entry, photo in zip(entries, photos, strict=True):
+        assert list(deserialize_bytes_tensor(decode_entry(entry, "image"))) == [photo.read_bytes()]
+
+
+def _fake_export(folder: Path, spec: PreprocessSpec) -> Path:
+    metadata = ExportMetadata(
+        model_name="m",
+        labels=("a", "b"),
+        preprocess=spec,
+        onnx_filename="model.onnx",
+        onnx_sha256="0" * 64,
+        input_name="pixel_values",
+        output_name="probabilities",
+        opset=17,
+        weights="test",
+        versions={},
+    )
+    write_json_atomic(folder / "model.json", metadata.to_dict())
+    return folder
+
+
+def test_command_pixels_are_the_exports_preprocessing_of_each_image(tmp_path):
+    """``--pixels``: the classifier alone gets the tensors it would get inside the ensemble."""
+    spec = PreprocessSpec(input_size=(64, 64))
+    export = _fake_export(tmp_path, spec)
+    photo = SAMPLES / "coffee.jpg"
+    output = tmp_path / "classifier.json"
+    assert perf_input.main([str(photo), "--pixels", "--export", str(export), "--output", str(output)]) == 0
+    (entry,) = json.loads(output.read_text())["data"]
+    assert entry["pixel_values"]["shape"] == [3, 64, 64]
+    sent = np.frombuffer(decode_entry(entry, "pixel_values"), dtype="<f4").reshape(3, 64, 64)
+    np.testing.assert_array_equal(sent, preprocess_image(photo.read_bytes(), spec))
+
+
+def test_command_errors_are_one_line(tmp_path, capsys):
+    """A missing folder or export: exit 1, one line, no traceback."""
+    assert perf_input.main([str(tmp_path / "nope"), "--output", str(tmp_path / "x.json")]) == 1
+    assert perf_input.main([str(SAMPLES), "--pixels", "--export", str(tmp_path), "--output", "x.json"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("error:") == 2 and "Traceback" not in err
+    assert not (tmp_path / "x.json").exists()
