@@ -43,6 +43,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--classifier-instances", type=int, default=defaults.classifier_instances, help="default: %(default)s")
     add("--intra-op-threads", type=int, default=defaults.intra_op_threads, help="ONNX Runtime threads, 0 = its default")
     add("--max-queue-delay-us", type=int, default=defaults.max_queue_delay_microseconds, help="dynamic batching delay")
+    add(
+        "--max-queue-size",
+        type=int,
+        default=defaults.max_queue_size,
+        help="requests waiting per model before UNAVAILABLE (0: unbounded; default: %(default)s)",
+    )
+    add(
+        "--queue-timeout-us",
+        type=int,
+        default=defaults.queue_timeout_microseconds,
+        help="longest wait in a model's queue before UNAVAILABLE (0: none; default: %(default)s)",
+    )
     add("--max-image-bytes", type=int, default=limits.max_image_bytes, help="default: %(default)s")
     add("--max-image-pixels", type=int, default=limits.max_image_pixels, help="default: %(default)s")
     add(
@@ -92,6 +104,8 @@ def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | No
         classifier_instances=args.classifier_instances,
         intra_op_threads=args.intra_op_threads,
         max_queue_delay_microseconds=args.max_queue_delay_us,
+        max_queue_size=args.max_queue_size,
+        queue_timeout_microseconds=args.queue_timeout_us,
         limits=DecodeLimits(
             max_image_bytes=args.max_image_bytes,
             max_image_pixels=args.max_image_pixels,

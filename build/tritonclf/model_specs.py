@@ -43,6 +43,10 @@ class BuildOptions:
     intra_op_threads: int = 0  # ONNX Runtime threads per classifier instance; 0 = its default
     ort_spinning: bool = False  # python-ort: let idle ONNX Runtime threads busy-wait (faster alone, worse shared)
     max_queue_delay_microseconds: int = 0
+    # Past capacity, clients get a fast UNAVAILABLE instead of unbounded latency: at most
+    # this many requests wait in each model's queue, none longer than the timeout (0 = no bound).
+    max_queue_size: int = 128
+    queue_timeout_microseconds: int = 5_000_000
     limits: DecodeLimits = dataclasses.field(default_factory=DecodeLimits)
     keep_versions: int = 2
     warmup: bool = True
@@ -59,10 +63,20 @@ class BuildOptions:
             raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
         if self.max_batch_size < 1 or self.keep_versions < 1:
             raise ValueError("max_batch_size and keep_versions must be at least 1")
+        if self.max_queue_size < 0 or self.queue_timeout_microseconds < 0:
+            raise ValueError("max_queue_size and queue_timeout_microseconds must be 0 (no bound) or positive")
         if self.backend == "trt" and self.engine.max_batch_size != self.max_batch_size:
             raise ValueError("the engine's max batch size must equal the model's max_batch_size")
         if self.onnx_tensorrt_fp16 and (self.backend != "onnx" or self.device != "gpu"):
             raise ValueError("the TensorRT accelerator needs --backend onnx --device gpu")
+
+    def dynamic_batching(self) -> DynamicBatching:
+        """Batching and queue policy of the preprocessing model and the classifier (ensembles have no queue)."""
+        return DynamicBatching(
+            self.max_queue_delay_microseconds,
+            max_queue_size=self.max_queue_size or None,
+            default_timeout_microseconds=self.queue_timeout_microseconds or None,
+        )
 
     @property
     def classifier_kind(self) -> str:
@@ -99,7 +113,7 @@ def preprocess_spec(name: str, metadata: ExportMetadata, options: BuildOptions) 
         inputs=(Tensor(contract.IMAGE_INPUT, "TYPE_STRING", (1,)),),
         outputs=(_pixels(metadata),),
         instance_groups=(InstanceGroup(options.preprocess_instances, "KIND_CPU"),),
-        dynamic_batching=DynamicBatching(options.max_queue_delay_microseconds),
+        dynamic_batching=options.dynamic_batching(),
         parameters={
             "input_name": contract.IMAGE_INPUT,
             "output_name": contract.PIXELS,
@@ -172,7 +186,7 @@ def classifier_spec(
         inputs=(_pixels(metadata, image_format="FORMAT_NCHW"),),
         outputs=(_probabilities(metadata),),
         instance_groups=(InstanceGroup(options.classifier_instances, options.classifier_kind),),
-        dynamic_batching=DynamicBatching(options.max_queue_delay_microseconds),
+        dynamic_batching=options.dynamic_batching(),
         warmup=_classifier_warmup(metadata, options),
         **_backend_fields(options, cc_model_filenames or {}),
     )
