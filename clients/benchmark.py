@@ -325,7 +325,9 @@ def measure_references_for(
 
 def print_report(result: dict) -> None:
     """Tables and the headline lines."""
-    print()
+    env = result["environment"]
+    print(f"\n{result['server']['model']}, {mix_line(result['images'])}")
+    print(f"{env['cores']} cores, load average {env['loadavg_start']:.1f} at start and {env['loadavg_end']:.1f} at end")
     print(throughput_table(result["served"], result["served_large"], result["references"]))
     print("(in-process and naive latencies are per batch; unavail = UNAVAILABLE rejections, errors = all others)")
     if result["references"]:
