@@ -21,10 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "build"))
 
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec, preprocess_image
 
+MAX_ADDRESS_SPACE_BYTES = 3 * 1024**3
+
 
 def main(argv: list[str] | None = None) -> int:
     """Decode the file once with the default spec and limits; print the measurement."""
     args = sys.argv[1:] if argv is None else argv
+    # A regression must fail here with MemoryError, not take the machine's memory (one bug asked for 16 GB).
+    resource.setrlimit(resource.RLIMIT_AS, (MAX_ADDRESS_SPACE_BYTES, MAX_ADDRESS_SPACE_BYTES))
     data = Path(args[0]).read_bytes()
     limits = DecodeLimits(jpeg_draft="--exact" not in args)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -1,4 +1,4 @@
-"""Decoding memory is bounded per pixel: the pixel limit really bounds what one image can cost.
+"""Decoding memory is bounded per pixel and shapes cannot blow it up: the limits bound what one image costs.
 
 A small compressed file can hold a large image (a flat 64-megapixel PNG is a few
 hundred KB), so ``max_image_pixels`` is the only thing standing between an upload and
@@ -15,6 +15,9 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+
+from tritonclf import preprocess
+from tritonclf.preprocess import PreprocessSpec, resize_and_crop
 
 from .conftest import ROOT
 
@@ -115,3 +118,23 @@ def warning_registry_entries(mode: str) -> int:
 def test_hostile_images_leave_no_warning_state_behind_once_silenced():
     assert warning_registry_entries("silenced") <= 2
     assert warning_registry_entries("default") >= 1000  # what the served model avoids by silencing
+
+
+@pytest.mark.parametrize("size", [(64_000, 1), (1, 64_000), (65_584, 32)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_extreme_aspect_ratio_is_resized_without_a_huge_intermediate(tmp_path, size):
+    # 64000 x 1 is a 267-byte PNG whose plain resize (short edge to 256) would be 16384000 x 256.
+    path = tmp_path / "sliver.png"
+    Image.new("RGB", size, "red").save(path)
+    measured = measure(path)
+    assert measured["peak_growth_bytes"] < 32 * 1024 * 1024
+    assert measured["cpu_s"] < 0.2
+
+
+def test_region_resize_of_a_panorama_matches_the_full_resize_within_one_level(monkeypatch):
+    panorama = Image.open(ROOT / "clients" / "samples" / "chelsea.jpg").convert("RGB").resize((6000, 80))
+    spec = PreprocessSpec(input_size=(224, 224))
+    region = np.asarray(resize_and_crop(panorama, spec), dtype=int)
+    monkeypatch.setattr(preprocess, "_MAX_RESIZED_PIXELS", 10**12)
+    full = np.asarray(resize_and_crop(panorama, spec), dtype=int)
+    assert region.shape == full.shape == (224, 224, 3)
+    assert np.abs(region - full).max() <= 1

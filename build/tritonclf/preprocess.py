@@ -36,6 +36,9 @@ _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION_TAG = 0x0112
 # Pixels per block when scaling 16/32-bit grayscale to 8 bits.
 _WIDE_BLOCK_PIXELS = 1 << 20
+# Largest resize before the center crop done in full (16 MB as RGB): a 61:1 panorama at
+# a 256-pixel short edge. Only extreme shapes go past it.
+_MAX_RESIZED_PIXELS = 4_000_000
 
 
 class ImageRejected(ValueError):
@@ -206,6 +209,15 @@ def resize_and_crop(
     """
     width, height = source_size or image.size
     new_w, new_h = resized_size(width, height, spec)
+    crop_h, crop_w = spec.input_size
+    if new_w * new_h > _MAX_RESIZED_PIXELS and new_w >= crop_w and new_h >= crop_h:
+        # A sliver like 64000 x 1 (a 267-byte PNG) would resize to 16384000 x 256 before the
+        # crop: 16 GB. Resize only the region the center crop keeps instead (Pillow's box);
+        # pixels may differ from the full resize by one level, so normal shapes keep the exact path.
+        top, left = round((new_h - crop_h) / 2.0), round((new_w - crop_w) / 2.0)
+        scale_x, scale_y = image.width / new_w, image.height / new_h
+        box = (left * scale_x, top * scale_y, (left + crop_w) * scale_x, (top + crop_h) * scale_y)
+        return image.resize((crop_w, crop_h), _RESAMPLING[spec.interpolation], box=box)
     if image.size != (new_w, new_h):
         image = image.resize((new_w, new_h), _RESAMPLING[spec.interpolation])
     fill = (0, 0, 0) if spec.crop_mode != "border" else tuple(round(255 * m) for m in spec.mean)
