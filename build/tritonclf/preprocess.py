@@ -278,9 +278,7 @@ def decode_image(
     try:
         image = Image.open(io.BytesIO(data), formats=limits.allowed_formats)
     except UnidentifiedImageError:
-        raise ImageRejected(
-            f"not a decodable image in an allowed format ({', '.join(limits.allowed_formats)})"
-        ) from None
+        raise ImageRejected(_unidentified_message(data, limits)) from None
     except Image.DecompressionBombError:
         raise ImageRejected(
             f"image dimensions are far above the limit of {limits.max_image_pixels} pixels (decompression bomb?)"
@@ -328,6 +326,45 @@ def preprocess_image(data: bytes, spec: PreprocessSpec, limits: DecodeLimits = D
     """Encoded image bytes -> normalized float32 CHW array ready for the network."""
     image, source_size = decode_image(data, spec, limits)
     return normalize(resize_and_crop(image, spec, source_size), spec)
+
+
+# Signatures of the allowed formats and of formats people send that are never handed to a
+# decoder unless allowed: enough to name them in a rejection. Names are Pillow's, as in allowed_formats.
+_SIGNATURES = (
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"GIF8", "GIF"),
+    (8, b"WEBP", "WEBP"),
+    (0, b"BM", "BMP"),
+    (0, b"II*\0", "TIFF"),
+    (0, b"MM\0*", "TIFF"),
+    (0, b"%!PS", "EPS"),
+    (0, b"\xc5\xd0\xd3\xc6", "EPS"),
+    (0, b"%PDF", "PDF"),
+    (0, b"8BPS", "PSD"),
+    (0, b"\0\0\1\0", "ICO"),
+    (0, b"\xffO\xffQ", "JPEG2000"),
+    (4, b"jP  ", "JPEG2000"),
+    (4, b"ftypavif", "AVIF"),
+    (4, b"ftypheic", "HEIF"),
+    (4, b"ftypmif1", "HEIF"),
+)
+
+
+def _unidentified_message(data: bytes, limits: DecodeLimits) -> str:
+    """The rejection when no allowed decoder takes these bytes: named when we can tell what they are."""
+    allowed = ", ".join(limits.allowed_formats)
+    for offset, signature, name in _SIGNATURES:
+        if data[offset : offset + len(signature)] == signature:
+            if name in limits.allowed_formats:
+                return f"not a decodable image: a {name} file whose header cannot be read"
+            return f"not a decodable image: {name} is not an allowed format (allowed: {allowed})"
+    # The strip drops a character cut in two at byte 256; any other undecodable byte remains.
+    text = data[:256].decode("utf-8", errors="replace").rstrip("\ufffd")
+    if "\ufffd" not in text and all(c.isprintable() or c.isspace() for c in text):
+        # A common client mistake: the path, a URL or base64 sent instead of the file's bytes.
+        return "not a decodable image: the bytes are text (HTML, JSON, base64, a file name?); send the file's bytes"
+    return f"not a decodable image in an allowed format ({allowed})"
 
 
 def _one_line(err: BaseException) -> str:
