@@ -175,7 +175,13 @@ class ClassifierClient:
             else:
                 result = self.raw.infer(self.model, [tensor], outputs=[output])
         except Exception as err:
-            raise InferenceFailed(_message(err), _status_name(err)) from None
+            status = _status_name(err)
+            if status == "DEADLINE_EXCEEDED" or isinstance(err, TimeoutError):
+                # gRPC says "Deadline Exceeded", HTTP raises a bare "timed out": one clear line for both.
+                raise InferenceFailed(
+                    f"no answer within {self.timeout_s:g} s (the client's timeout)", "DEADLINE_EXCEEDED"
+                ) from None
+            raise InferenceFailed(_message(err), status) from None
         return [parse_classification(entry) for entry in result.as_numpy(self.output_name).reshape(-1)]
 
     def close(self) -> None:

@@ -92,3 +92,15 @@ def test_preprocess_model_is_refused_as_a_target(server):
 )
 def test_parse_classification(entry, expected):
     assert parse_classification(entry) == expected
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_client_timeout_is_one_clear_line_per_image(server, protocol):
+    # The test server waits 50 ms to form a batch: a 10 ms timeout always expires.
+    url = server.grpc_url if protocol == "grpc" else server.http_url
+    result = run_infer("clients/samples/chelsea.jpg", "--url", url, "--protocol", protocol, "--timeout-s", "0.01")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "clients/samples/chelsea.jpg: error (DEADLINE_EXCEEDED): no answer within 0.01 s (the client's timeout)",
+        "infer: 1 of 1 images failed",
+    ]
