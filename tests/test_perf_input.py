@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
-from clients import perf_input
+from clients import perf_input, perf_sweep
 from clients.bench.perf_input import (
     bytes_entry,
     decode_entry,
@@ -110,3 +110,18 @@ def test_command_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("error:") == 2 and "Traceback" not in err
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "levels"), [("1:8:1", list(range(1, 9))), ("1:8", list(range(1, 9))), ("1:8:3", [1, 4, 7]), ("4", [4])]
+)
+def test_perf_sweep_expands_the_concurrency_range_like_perf_analyzer(text, levels):
+    """start:end:step, end and step optional."""
+    assert perf_sweep.requested_levels(text) == levels
+
+
+def test_perf_sweep_reads_the_levels_perf_analyzer_measured(tmp_path):
+    """perf_analyzer stops at the first unstable level; the rows it wrote tell which ones made it."""
+    path = tmp_path / "perf.csv"
+    path.write_text("Concurrency,Inferences/Second,p99 latency\n2,50.1,90000\n1,41.0,30000\n")
+    assert perf_sweep.measured_levels(path) == {1, 2}
