@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import pytest
 from tritonclient.utils import InferenceServerException
 
+from clients.bench.cpu import CpuSnapshot, cores_used, machine_busy_s, process_cpu_s, snapshot
 from clients.bench.images import BenchImage
 from clients.bench.load import closed_loop, error_status
 from clients.bench.procmem import descendants, parent_pids, tree_rss_bytes
@@ -98,3 +100,38 @@ def test_tree_rss_sums_a_process_and_its_descendants(tmp_path):
 def test_tree_rss_of_this_process_is_its_own_memory():
     """On the real /proc: at least our own resident set."""
     assert tree_rss_bytes(os.getpid()) > 10 * 1024 * 1024
+
+
+def test_cpu_counters_read_proc_stat_and_process_ticks(tmp_path):
+    """Busy = user+nice+system+irq+softirq+steal (not idle, not iowait); a process is utime+stime."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    (tmp_path / "stat").write_text(f"cpu  {ticks} 0 {ticks} 99999 88888 0 0 {ticks} 0 0\ncpu0 1 2 3\n")
+    (tmp_path / "7").mkdir()
+    (tmp_path / "7" / "stat").write_text(f"7 (tritonserver (x)) S 1 7 7 0 -1 0 0 0 0 0 {2 * ticks} {ticks} 0 0\n")
+    assert machine_busy_s(tmp_path) == pytest.approx(3.0)
+    assert process_cpu_s(7, tmp_path) == pytest.approx(3.0)
+    assert process_cpu_s(8, tmp_path) == 0.0  # gone
+
+
+def test_cores_used_splits_the_machine_between_client_server_and_others():
+    """Over 2 s: 4 busy core-seconds = 0.5 client + 2.5 server + 1.0 someone else."""
+    before = CpuSnapshot(wall_s=10.0, machine_busy_s=100.0, own_cpu_s=5.0, server_cpu_s=20.0)
+    after = CpuSnapshot(wall_s=12.0, machine_busy_s=104.0, own_cpu_s=5.5, server_cpu_s=22.5)
+    assert cores_used(before, after) == {
+        "client_cpu_cores": pytest.approx(0.25),
+        "server_cpu_cores": pytest.approx(1.25),
+        "other_cpu_cores": pytest.approx(0.5),
+    }
+    # Tick rounding can make the remainder slightly negative: reported as nobody else.
+    quiet = CpuSnapshot(wall_s=12.0, machine_busy_s=102.9, own_cpu_s=5.5, server_cpu_s=22.5)
+    assert cores_used(before, quiet)["other_cpu_cores"] == 0.0
+
+
+def test_cpu_snapshot_sees_this_process_work():
+    """Spinning for a moment shows up as client CPU, close to one core."""
+    before = snapshot()
+    end = time.perf_counter() + 0.2
+    while time.perf_counter() < end:
+        pass
+    used = cores_used(before, snapshot())
+    assert used["client_cpu_cores"] > 0.5 and used["server_cpu_cores"] == 0.0

@@ -24,6 +24,8 @@ def _level(protocol: str, concurrency: int, images_per_s: float, p50_ms: float, 
         "unavailable": 2,
         "other_errors": 1,
         "client_cpu_cores": 0.05,
+        "server_cpu_cores": 1.8,
+        "other_cpu_cores": 0.1,
         "server_rss_bytes": 512 * 1024 * 1024,
         "server_stats": [{"request_ms": 9.0}],
         "first_error": None,
@@ -39,6 +41,8 @@ def _run(batch_size: int, images_per_s: float, p50_ms: float) -> dict:
         "batch_latency": latency,
         "decode_ms_per_image": 5.0,
         "infer_ms_per_image": 4.0,
+        "client_cpu_cores": 1.9,
+        "other_cpu_cores": 0.3,
     }
 
 
@@ -109,10 +113,25 @@ def test_throughput_table_puts_served_and_references_side_by_side():
     table = throughput_table(SERVED, LARGE, REFERENCES)
     rows = {line.split("  ")[0].strip(): line.split() for line in table.splitlines()[2:]}
     grpc8 = rows["served grpc c=8"]
-    assert grpc8[3:] == ["100.0", "80.0", "160.0", "240.0", "1", "2", "0.05", "512", "0.83x", "1.25x", "2.50x"]
+    assert grpc8[3:] == [
+        "100.0",
+        "80.0",
+        "160.0",
+        "240.0",
+        "1",
+        "2",
+        "0.05",
+        "1.80",
+        "0.10",
+        "512",
+        "0.83x",
+        "1.25x",
+        "2.50x",
+    ]
     assert rows["served grpc c=8 12MP"][-3:] == ["0.70x", "-", "3.50x"]
     assert "limit (2 cores x 60.0/core-s)" in rows
-    assert rows["in-process batch 8"][3] == "80.0"
+    # References: their own CPU and the neighbours' (a busy machine explains a slow reference).
+    assert rows["in-process batch 8"][3:] == ["80.0", "100.0", "100.0", "100.0", "1.90", "0.30"]
 
 
 def test_csv_has_one_row_per_level_and_reference():
@@ -132,7 +151,8 @@ def test_csv_has_one_row_per_level_and_reference():
         ("reference", "naive", "mix"),
         ("reference", "naive", "large"),
     ]
-    assert rows[1]["unavailable"] == "2" and rows[1]["p99_ms"] == "240.0"
+    assert rows[1]["unavailable"] == "2" and rows[1]["p99_ms"] == "240.0" and rows[1]["server_cpu_cores"] == "1.8"
+    assert rows[6]["other_cpu_cores"] == "0.3" and rows[6]["batch_size"] == "8"
     assert rows[4]["images_per_s"] == "120.0" and rows[4]["p50_ms"] == ""
 
 

@@ -4,6 +4,7 @@
 - ``stats``: percentiles, rates, ratios and the machine's compute limit
 - ``triton_stats``: Triton's statistics per composing model, diffed around a run
 - ``load``: closed-loop load with async gRPC and HTTP clients
+- ``cpu``, ``procmem``: cores used by client, server and neighbours; server memory
 - ``served``: a concurrency sweep against a server, with its statistics and memory
 - ``references``: limit, in-process and naive, measured in this process
 - ``compare``: served over each reference, the issue's targets

@@ -43,7 +43,6 @@ class LoadResult:
     size_labels: list[str]  # of each answered request, in the order of latencies_s
     errors: dict[str, int]
     first_error: str | None
-    client_cpu_s: float
 
     @property
     def unavailable(self) -> int:
@@ -92,7 +91,6 @@ async def closed_loop(
     latencies: list[float] = []
     labels: list[str] = []
     failures: list[tuple[str, str]] = []
-    cpu_begin = time.process_time()
     begin = time.perf_counter()
     deadline = begin + duration_s
 
@@ -121,7 +119,6 @@ async def closed_loop(
         size_labels=labels,
         errors=dict(collections.Counter(status for status, _ in failures)),
         first_error=": ".join(failures[0]) if failures else None,
-        client_cpu_s=time.process_time() - cpu_begin,
     )
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clients.bench.cpu import cores_used
+from clients.bench.cpu import snapshot as cpu_snapshot
 from clients.bench.images import BenchImage
 from clients.bench.stats import compute_limit, latency_summary, mean, rate
 from tritonclf.metadata import ExportMetadata
@@ -179,6 +181,14 @@ def measure_limit(
 INPROCESS_BATCH_SIZES = (8, 1)  # batched is the reference throughput; batch 1 gives single-image latency
 
 
+def with_cpu(measure: Callable[[], dict]) -> dict:
+    """Run a measurement and add the cores this process and other processes used meanwhile."""
+    before = cpu_snapshot()
+    result = measure()
+    used = cores_used(before, cpu_snapshot())
+    return {**result, "client_cpu_cores": used["client_cpu_cores"], "other_cpu_cores": used["other_cpu_cores"]}
+
+
 def measure_references(
     onnx_path: Path,
     metadata: ExportMetadata,
@@ -192,9 +202,8 @@ def measure_references(
     """Limit, in-process (batched and batch 1) and naive (the mix and its 12 MP subset), in that order."""
     spec = metadata.preprocess
     served = served_preprocess(spec, limits)
-    limit = measure_limit(
-        load_model(onnx_path, metadata, threads=1), served, images, cores=cores, duration_s=duration_s
-    )
+    single_thread = load_model(onnx_path, metadata, threads=1)
+    limit = with_cpu(lambda: measure_limit(single_thread, served, images, cores=cores, duration_s=duration_s))
     print(
         f"limit: {cores} cores x {limit['images_per_core_s']:.1f} images/core-s = {limit['images_per_s']:.1f} images/s"
         f" ({limit['decode_cpu_ms_per_image']:.2f} ms decode + {limit['infer_cpu_ms_per_image']:.2f} ms model CPU)",
@@ -202,15 +211,19 @@ def measure_references(
     )
     model = load_model(onnx_path, metadata)
     timing = {"duration_s": duration_s, "warmup_s": warmup_s}
+
+    def loop(preprocess: Preprocess, subset: Sequence[BenchImage], batch_size: int) -> dict:
+        return with_cpu(lambda: measure_loop(model, preprocess, subset, batch_size=batch_size, **timing))
+
     inprocess = []
     for batch_size in INPROCESS_BATCH_SIZES:
-        inprocess.append(measure_loop(model, served, images, batch_size=batch_size, **timing))
+        inprocess.append(loop(served, images, batch_size))
         print(f"in-process batch {batch_size}: {inprocess[-1]['images_per_s']:.1f} images/s", flush=True)
     naive_fn = naive_preprocess(spec)
-    naive = measure_loop(model, naive_fn, images, batch_size=1, **timing)
+    naive = loop(naive_fn, images, 1)
     print(f"naive: {naive['images_per_s']:.1f} images/s", flush=True)
     large = [image for image in images if image.is_large]
-    naive_large = measure_loop(model, naive_fn, large, batch_size=1, **timing) if large else None
+    naive_large = loop(naive_fn, large, 1) if large else None
     if naive_large:
         print(f"naive, 12 MP only: {naive_large['images_per_s']:.1f} images/s", flush=True)
     return {"limit": limit, "inprocess": inprocess, "naive": naive, "naive_large": naive_large}

@@ -12,6 +12,8 @@ from clients.bench.compare import inprocess_reference
 from clients.bench.stats import ratio
 
 MIB = 1024 * 1024
+# Cores used during a run by the benchmark process, the server's processes, and everything else.
+CPU_KEYS = ("client_cpu_cores", "server_cpu_cores", "other_cpu_cores")
 
 
 def format_value(value: float | int | None, digits: int = 1) -> str:
@@ -50,6 +52,8 @@ THROUGHPUT_HEADERS = (
     "errors",
     "unavail",
     "client cpu",
+    "server cpu",
+    "other cpu",
     "server MiB",
     "vs limit",
     "vs in-proc",
@@ -71,7 +75,7 @@ def _served_row(level: Mapping, references: Mapping) -> list[str]:
         *(format_value(latency[key]) for key in ("p50_ms", "p90_ms", "p99_ms")),
         str(level["other_errors"]),
         str(level["unavailable"]),
-        format_value(level.get("client_cpu_cores"), 2),
+        *(format_value(level.get(key), 2) for key in CPU_KEYS),
         format_value(rss / MIB, 0) if rss else "-",
         format_ratio(ratio(level["images_per_s"], limit_rate)),
         format_ratio(ratio(level["images_per_s"], inprocess)),
@@ -79,13 +83,16 @@ def _served_row(level: Mapping, references: Mapping) -> list[str]:
     ]
 
 
-def _reference_row(name: str, rate: float | None, latency: Mapping | None) -> list[str]:
+def _reference_row(name: str, run: Mapping, rate: float | None, latency: Mapping | None = None) -> list[str]:
     latency = latency or {}
     return [
         name,
         format_value(rate),
         *(format_value(latency.get(key)) for key in ("p50_ms", "p90_ms", "p99_ms")),
-        *("" for _ in THROUGHPUT_HEADERS[5:]),
+        "",
+        "",
+        *(format_value(run.get(key), 2) if key != "server_cpu_cores" else "" for key in CPU_KEYS),
+        *("" for _ in THROUGHPUT_HEADERS[10:]),
     ]
 
 
@@ -96,19 +103,15 @@ def throughput_table(served: Sequence[Mapping], served_large: Mapping | None, re
         rows.append(_served_row(served_large, references))
     limit = references.get("limit")
     if limit:
-        rows.append(
-            _reference_row(
-                f"limit ({limit['cores']} cores x {limit['images_per_core_s']:.1f}/core-s)", limit["images_per_s"], None
-            )
-        )
+        name = f"limit ({limit['cores']} cores x {limit['images_per_core_s']:.1f}/core-s)"
+        rows.append(_reference_row(name, limit, limit["images_per_s"]))
         if limit.get("large"):
-            rows.append(_reference_row("limit 12MP", limit["large"]["images_per_s"], None))
-    for run in references.get("inprocess", []):
-        rows.append(_reference_row(f"in-process batch {run['batch_size']}", run["images_per_s"], run["batch_latency"]))
-    for key, name in (("naive", "naive (cv2, batch 1)"), ("naive_large", "naive 12MP")):
-        run = references.get(key)
+            rows.append(_reference_row("limit 12MP", limit, limit["large"]["images_per_s"]))
+    named = [(f"in-process batch {run['batch_size']}", run) for run in references.get("inprocess", [])]
+    named += [("naive (cv2, batch 1)", references.get("naive")), ("naive 12MP", references.get("naive_large"))]
+    for name, run in named:
         if run:
-            rows.append(_reference_row(name, run["images_per_s"], run["batch_latency"]))
+            rows.append(_reference_row(name, run, run["images_per_s"], run["batch_latency"]))
     return format_table(THROUGHPUT_HEADERS, rows)
 
 

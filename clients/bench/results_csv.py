@@ -23,53 +23,30 @@ CSV_COLUMNS = (
     "unavailable",
     "other_errors",
     "client_cpu_cores",
+    "server_cpu_cores",
+    "other_cpu_cores",
     "server_rss_bytes",
 )
 
 
 def csv_rows(result: Mapping) -> list[dict]:
-    """One row per served level and per reference, in ``CSV_COLUMNS``."""
+    """One row per served level and per reference; :func:`to_csv` keeps the ``CSV_COLUMNS`` of each."""
     rows = []
     levels = [*result.get("served", []), *([result["served_large"]] if result.get("served_large") else [])]
     for level in levels:
-        rows.append(
-            {
-                "kind": "served",
-                "name": f"{level['protocol']} c={level['concurrency']}",
-                **{key: level.get(key) for key in ("protocol", "concurrency", "subset", "images", "images_per_s")},
-                **level["latency"],
-                **{key: level.get(key) for key in ("errors", "unavailable", "other_errors", "client_cpu_cores")},
-                "server_rss_bytes": level.get("server_rss_bytes"),
-            }
-        )
+        name = f"{level['protocol']} c={level['concurrency']}"
+        rows.append({**level, **level["latency"], "kind": "served", "name": name})
     references = result.get("references") or {}
     limit = references.get("limit")
     if limit:
-        rows.append({"kind": "reference", "name": "limit", "subset": "mix", "images_per_s": limit["images_per_s"]})
+        rows.append({**limit, "kind": "reference", "name": "limit", "subset": "mix"})
         if limit.get("large"):
-            rows.append(
-                {
-                    "kind": "reference",
-                    "name": "limit",
-                    "subset": "large",
-                    "images_per_s": limit["large"]["images_per_s"],
-                }
-            )
+            rows.append({**limit, **limit["large"], "kind": "reference", "name": "limit", "subset": "large"})
     named = [(f"in-process batch {r['batch_size']}", "mix", r) for r in references.get("inprocess", [])]
     named += [("naive", "mix", references.get("naive")), ("naive", "large", references.get("naive_large"))]
     for name, subset, run in named:
         if run:
-            rows.append(
-                {
-                    "kind": "reference",
-                    "name": name,
-                    "subset": subset,
-                    "batch_size": run["batch_size"],
-                    "images": run["images"],
-                    "images_per_s": run["images_per_s"],
-                    **run["batch_latency"],
-                }
-            )
+            rows.append({**run, **run["batch_latency"], "kind": "reference", "name": name, "subset": subset})
     return rows
 
 

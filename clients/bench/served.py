@@ -14,6 +14,8 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 
+from clients.bench.cpu import CpuSnapshot, cores_used
+from clients.bench.cpu import snapshot as cpu_snapshot
 from clients.bench.images import BenchImage
 from clients.bench.load import Endpoint, LoadResult, run_levels
 from clients.bench.procmem import tree_rss_bytes
@@ -94,7 +96,13 @@ def preprocess_parameters(configs: Mapping[str, Mapping], ensemble: str) -> dict
 
 
 def level_record(
-    endpoint: Endpoint, subset: str, load: LoadResult, timings: Sequence[Mapping], server_rss: int | None
+    endpoint: Endpoint,
+    subset: str,
+    load: LoadResult,
+    *,
+    timings: Sequence[Mapping],
+    server_rss: int | None,
+    cpu: Mapping[str, float],
 ) -> dict:
     """One level's numbers, JSON-ready."""
     by_size = load.latencies_by_size()
@@ -113,7 +121,7 @@ def level_record(
         "other_errors": load.other_errors,
         "errors_by_status": load.errors,
         "first_error": load.first_error,
-        "client_cpu_cores": rate(load.client_cpu_s, load.elapsed_s),
+        **cpu,
         "server_rss_bytes": server_rss,
         "server_stats": list(timings),
     }
@@ -131,18 +139,22 @@ def measure_sweep(
 ) -> list[dict]:
     """Closed loop at each concurrency level, with Triton's statistics diffed around each measured run."""
     stats_client = ClassifierClient(endpoint.url, endpoint.protocol, endpoint.model)
-    snapshots: dict[int, dict] = {}
+    snapshots: dict[int, tuple[dict, CpuSnapshot]] = {}
     records: list[dict] = []
 
     def between(phase: str, concurrency: int, load: LoadResult | None) -> None:
         if phase == "before":
-            snapshots[concurrency] = settled_statistics(stats_client)
+            statistics = settled_statistics(stats_client)
+            snapshots[concurrency] = (statistics, cpu_snapshot(server_pid))
             return
+        cpu_after = cpu_snapshot(server_pid)
         # Memory at the end of the level: after it ran saturated for the whole duration.
         rss = tree_rss_bytes(server_pid) if server_pid else None
+        statistics_before, cpu_before = snapshots[concurrency]
         after = settled_statistics(stats_client)
-        timings = [t.to_dict() for t in diff_statistics(snapshots[concurrency], after, endpoint.model)]
-        records.append(level_record(endpoint, subset, load, timings, rss))
+        timings = [t.to_dict() for t in diff_statistics(statistics_before, after, endpoint.model)]
+        cpu = cores_used(cpu_before, cpu_after)
+        records.append(level_record(endpoint, subset, load, timings=timings, server_rss=rss, cpu=cpu))
         record = records[-1]
         print(
             f"served {endpoint.protocol} c={concurrency} {subset}: {record['images_per_s']:.1f} images/s, "
