@@ -159,7 +159,8 @@ def measure_sweep(
         print(
             f"served {endpoint.protocol} c={concurrency} {subset}: {record['images_per_s']:.1f} images/s, "
             f"p50 {_fmt(record['latency']['p50_ms'])} ms, p99 {_fmt(record['latency']['p99_ms'])} ms, "
-            f"{record['errors']} errors ({record['unavailable']} unavailable)",
+            f"{record['errors']} errors ({record['unavailable']} unavailable); cores: server "
+            f"{cpu['server_cpu_cores']:.2f}, client {cpu['client_cpu_cores']:.2f}, others {cpu['other_cpu_cores']:.2f}",
             flush=True,
         )
 
