@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from clients.bench.compare import best_level, compare
+from clients.bench.compare import best_level, compare, images_per_core_s
 from clients.bench.report import comparison_lines, format_table, outside_server, throughput_table
 from clients.bench.results_csv import CSV_COLUMNS, to_csv
 
@@ -84,6 +84,16 @@ def test_compare_divides_the_best_grpc_level_by_each_reference():
     assert comparison["latency"]["ratio"] == pytest.approx(1.2)
 
 
+def test_per_core_efficiency_ignores_cores_taken_by_other_processes():
+    """Served images per core-second of server + client CPU, against the limit's images per core-second."""
+    assert images_per_core_s({"images_per_s": 90.0, "server_cpu_cores": 1.4, "client_cpu_cores": 0.1}) == 60.0
+    assert images_per_core_s({"images_per_s": 30.0, "client_cpu_cores": 0.5}) == 60.0  # a reference: no server
+    assert images_per_core_s({"images_per_s": 30.0}) is None  # not measured
+    per_core = compare(SERVED, LARGE, REFERENCES)["per_core"]
+    assert per_core["served_images_per_core_s"] == pytest.approx(100 / 1.85)
+    assert per_core["served_vs_limit"] == pytest.approx(100 / 1.85 / 60)
+
+
 def test_targets_are_met_missed_or_not_measured():
     """The issue's thresholds; a missing measurement is neither met nor missed."""
     met = {t["name"]: t["met"] for t in compare(SERVED, LARGE, REFERENCES)["targets"]}
@@ -106,6 +116,7 @@ def test_comparison_lines_print_ratios_and_verdicts():
     assert "12 MP only: served gRPC c=8 35.0 images/s vs naive 10.0 = 3.50x" in text
     assert "c=1 p50: served gRPC 12.0 ms vs in-process single image 10.0 ms = 1.20x" in text
     assert text.count("MET (target") == 5
+    assert "per core (whatever else runs on the machine): served gRPC c=8 54.1 images per core-second" in text
 
 
 def test_throughput_table_puts_served_and_references_side_by_side():
@@ -123,6 +134,7 @@ def test_throughput_table_puts_served_and_references_side_by_side():
         "0.05",
         "1.80",
         "0.10",
+        "54.1",  # 100 images/s on 1.85 cores of server + client
         "512",
         "0.83x",
         "1.25x",
@@ -131,7 +143,8 @@ def test_throughput_table_puts_served_and_references_side_by_side():
     assert rows["served grpc c=8 12MP"][-3:] == ["0.70x", "-", "3.50x"]
     assert "limit (2 cores x 60.0/core-s)" in rows
     # References: their own CPU and the neighbours' (a busy machine explains a slow reference).
-    assert rows["in-process batch 8"][3:] == ["80.0", "100.0", "100.0", "100.0", "1.90", "0.30"]
+    assert rows["in-process batch 8"][3:] == ["80.0", "100.0", "100.0", "100.0", "1.90", "0.30", "42.1"]
+    assert rows["limit (2 cores x 60.0/core-s)"][-1] == "60.0"
 
 
 def test_csv_has_one_row_per_level_and_reference():
@@ -153,6 +166,8 @@ def test_csv_has_one_row_per_level_and_reference():
     ]
     assert rows[1]["unavailable"] == "2" and rows[1]["p99_ms"] == "240.0" and rows[1]["server_cpu_cores"] == "1.8"
     assert rows[6]["other_cpu_cores"] == "0.3" and rows[6]["batch_size"] == "8"
+    assert float(rows[1]["images_per_core_s"]) == pytest.approx(100 / 1.85)
+    assert rows[4]["images_per_core_s"] == "60.0"
     assert rows[4]["images_per_s"] == "120.0" and rows[4]["p50_ms"] == ""
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from clients.bench.compare import inprocess_reference
+from clients.bench.compare import images_per_core_s, inprocess_reference
 from clients.bench.stats import ratio
 
 MIB = 1024 * 1024
@@ -54,6 +54,7 @@ THROUGHPUT_HEADERS = (
     "client cpu",
     "server cpu",
     "other cpu",
+    "img/core-s",
     "server MiB",
     "vs limit",
     "vs in-proc",
@@ -76,6 +77,7 @@ def _served_row(level: Mapping, references: Mapping) -> list[str]:
         str(level["other_errors"]),
         str(level["unavailable"]),
         *(format_value(level.get(key), 2) for key in CPU_KEYS),
+        format_value(images_per_core_s(level)),
         format_value(rss / MIB, 0) if rss else "-",
         format_ratio(ratio(level["images_per_s"], limit_rate)),
         format_ratio(ratio(level["images_per_s"], inprocess)),
@@ -92,7 +94,8 @@ def _reference_row(name: str, run: Mapping, rate: float | None, latency: Mapping
         "",
         "",
         *(format_value(run.get(key), 2) if key != "server_cpu_cores" else "" for key in CPU_KEYS),
-        *("" for _ in THROUGHPUT_HEADERS[10:]),
+        format_value(run.get("images_per_core_s") or images_per_core_s(run)),
+        *("" for _ in THROUGHPUT_HEADERS[11:]),
     ]
 
 
@@ -106,7 +109,7 @@ def throughput_table(served: Sequence[Mapping], served_large: Mapping | None, re
         name = f"limit ({limit['cores']} cores x {limit['images_per_core_s']:.1f}/core-s)"
         rows.append(_reference_row(name, limit, limit["images_per_s"]))
         if limit.get("large"):
-            rows.append(_reference_row("limit 12MP", limit, limit["large"]["images_per_s"]))
+            rows.append(_reference_row("limit 12MP", {**limit, **limit["large"]}, limit["large"]["images_per_s"]))
     named = [(f"in-process batch {run['batch_size']}", run) for run in references.get("inprocess", [])]
     named += [("naive (cv2, batch 1)", references.get("naive")), ("naive 12MP", references.get("naive_large"))]
     for name, run in named:
@@ -148,6 +151,13 @@ def comparison_lines(comparison: Mapping) -> list[str]:
         lines.append(
             f"c=1 p50: served gRPC {latency['served_c1_p50_ms']:.1f} ms vs in-process single image "
             f"{latency['inprocess_single_p50_ms']:.1f} ms = {format_ratio(latency['ratio'])}"
+        )
+    per_core = comparison.get("per_core") or {}
+    if per_core.get("served_vs_limit") is not None:
+        lines.append(
+            f"per core (whatever else runs on the machine): served gRPC c={per_core['concurrency']} "
+            f"{per_core['served_images_per_core_s']:.1f} images per core-second of server+client CPU = "
+            f"{format_ratio(per_core['served_vs_limit'])} the limit's {per_core['limit_images_per_core_s']:.1f}"
         )
     lines.append("targets:")
     for target in comparison["targets"]:

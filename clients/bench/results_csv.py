@@ -6,6 +6,8 @@ import csv
 import io
 from collections.abc import Mapping
 
+from clients.bench.compare import images_per_core_s
+
 CSV_COLUMNS = (
     "kind",
     "name",
@@ -25,6 +27,7 @@ CSV_COLUMNS = (
     "client_cpu_cores",
     "server_cpu_cores",
     "other_cpu_cores",
+    "images_per_core_s",
     "server_rss_bytes",
 )
 
@@ -55,6 +58,7 @@ def to_csv(result: Mapping) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for row in csv_rows(result):
+    for entry in csv_rows(result):
+        row = {**entry, "images_per_core_s": entry.get("images_per_core_s") or images_per_core_s(entry)}
         writer.writerow({key: "" if row.get(key) is None else row[key] for key in CSV_COLUMNS})
     return buffer.getvalue()
