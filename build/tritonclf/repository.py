@@ -182,8 +182,13 @@ def write_model(
         os.rename(staged, model_dir / str(version))
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)
-    for old in versions[: max(0, len(versions) + 1 - keep_versions)]:
-        shutil.rmtree(model_dir / str(old), ignore_errors=True)
+    stale = versions[: max(0, len(versions) + 1 - keep_versions)]
+    if stale:
+        # Moved out whole before deleting: a build killed midway never leaves half a version in place.
+        trash = Path(tempfile.mkdtemp(prefix=f".{repository.name}-staging-", dir=repository.parent))
+        for old in stale:
+            os.rename(model_dir / str(old), trash / str(old))
+        shutil.rmtree(trash, ignore_errors=True)
     return ModelBuild(spec.name, version, changed=True)
 
 
