@@ -11,6 +11,7 @@ machine's TensorRT version and GPU match the ones the engine was built for.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -101,7 +102,31 @@ def check_files(model: LoadedModel) -> list[Finding]:
             if not (folder / file).is_file():
                 findings.append(Finding(name, f"version {version} has no {file}: rebuild the repository"))
         findings += _check_manifest(name, folder)
+    if model.versions:
+        findings += _check_config_is_the_latest_versions(model)
     return findings
+
+
+def _check_config_is_the_latest_versions(model: LoadedModel) -> list[Finding]:
+    """The build writes config.pbtxt just before renaming the new version into place: a kill in between shows."""
+    latest = model.path / str(model.versions[-1])
+    try:
+        recorded = json.loads((latest / contract.MANIFEST_FILENAME).read_text()).get("config_sha256")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []  # reported by _check_manifest
+    config = (model.path / "config.pbtxt").read_bytes()
+    if recorded and hashlib.sha256(config).hexdigest() != recorded:
+        return [
+            Finding(
+                model.path.name,
+                f"config.pbtxt is newer than version {latest.name} (an interrupted build, or an edit): "
+                "rerun the build, which completes it",
+                # A warning: the other checks catch what would fail (wiring, shapes, files); an
+                # old version often serves fine under the new config, but is not what was built.
+                "warning",
+            )
+        ]
+    return []
 
 
 def _check_manifest(name: str, folder: Path) -> list[Finding]:
