@@ -127,11 +127,14 @@ class ClassifierClient:
         return config.get("config", config)
 
     def _only_ensemble(self) -> str:
-        index = (
-            self.raw.get_model_repository_index(as_json=True)
-            if self.protocol == "grpc"
-            else self.raw.get_model_repository_index()
-        )
+        try:
+            index = (
+                self.raw.get_model_repository_index(as_json=True)
+                if self.protocol == "grpc"
+                else self.raw.get_model_repository_index()
+            )
+        except Exception as err:  # a server that restricts its repository API (docs/SECURITY.md)
+            raise ClientError(f"cannot list the models on {self.url} ({_message(err)}): pass --model") from None
         models = index.get("models", index) if isinstance(index, dict) else index
         ready = [m["name"] for m in models if m.get("state") == "READY"]
         ensembles = sorted(name for name in ready if self._config(name).get("platform") == "ensemble")
