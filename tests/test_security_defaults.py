@@ -1,0 +1,103 @@
+"""Security defaults against the real server: no model control by default, a key for it when it is on.
+
+docs/SECURITY.md explains the posture; these tests keep the defaults and the flags it
+documents honest (the flag names and header formats are Triton 2.51's).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+import yaml
+from tritonclient.utils import InferenceServerException
+
+from tritonclf.serving import TritonProcess
+
+from .conftest import ROOT, SAMPLES
+
+pytestmark = pytest.mark.integration
+MODEL = "efficientnet_lite0"
+KEY = "test-admin-key"
+RESTRICTED = "model-repository,shared-memory,trace,logging"
+RESTRICTION_FLAGS = (
+    f"--http-restricted-api={RESTRICTED}:admin-key={KEY}",
+    f"--grpc-restricted-protocol={RESTRICTED}:admin-key={KEY}",
+)
+# Triton prefixes the gRPC header name with this.
+GRPC_HEADER = "triton-grpc-protocol-admin-key"
+
+
+@pytest.mark.parametrize("module", [grpcclient, httpclient], ids=["grpc", "http"])
+def test_default_mode_none_refuses_loading_and_unloading_models(server, module):
+    client = module.InferenceServerClient(server.grpc_url if module is grpcclient else server.http_url)
+    for call in (client.load_model, client.unload_model):
+        with pytest.raises(InferenceServerException, match="explicit model load / unload is not allowed"):
+            call(MODEL)
+    assert client.is_model_ready(MODEL)
+
+
+@pytest.fixture(scope="module")
+def explicit_server(repository, tmp_path_factory):
+    """Explicit model control, as on one host for zero-downtime reloads, with the admin APIs behind a key."""
+    log = tmp_path_factory.mktemp("explicit") / "tritonserver.log"
+    flags = ("--model-control-mode=explicit", "--load-model=*", *RESTRICTION_FLAGS)
+    with TritonProcess(repository, log_path=log, extra_args=flags) as server:
+        yield server
+
+
+def test_explicit_mode_model_control_needs_the_admin_key(explicit_server):
+    http = httpclient.InferenceServerClient(explicit_server.http_url)
+    grpc = grpcclient.InferenceServerClient(explicit_server.grpc_url)
+    with pytest.raises(InferenceServerException, match="This API is restricted, expecting header 'admin-key'"):
+        http.unload_model(MODEL)
+    with pytest.raises(InferenceServerException, match=f"protocol is restricted, expecting header '{GRPC_HEADER}'"):
+        grpc.unload_model(MODEL)
+    assert grpc.is_model_ready(MODEL)
+    http.load_model(MODEL, headers={"admin-key": KEY})
+    grpc.load_model(MODEL, headers={GRPC_HEADER: KEY})
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.get_system_shared_memory_status(),
+        lambda c: c.register_system_shared_memory("region", "/triton-test", 64),
+        lambda c: c.update_trace_settings(settings={"trace_level": ["TIMESTAMPS"]}),
+        lambda c: c.update_log_settings(settings={"log_verbose_level": 1}),
+    ],
+    ids=["shm-status", "shm-register", "trace", "logging"],
+)
+def test_explicit_mode_shared_memory_trace_and_logging_need_the_key(explicit_server, call):
+    for client in (
+        httpclient.InferenceServerClient(explicit_server.http_url),
+        grpcclient.InferenceServerClient(explicit_server.grpc_url),
+    ):
+        with pytest.raises(InferenceServerException, match="restricted, expecting header"):
+            call(client)
+
+
+def test_inference_needs_no_key_but_the_client_must_name_the_model(explicit_server):
+    def infer(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "clients/infer.py", str(SAMPLES / "chelsea.jpg"), "--url", explicit_server.grpc_url]
+        return subprocess.run([*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+    assert infer("--model", MODEL).returncode == 0
+    unnamed = infer()
+    assert unnamed.returncode == 2 and "Traceback" not in unnamed.stderr
+    assert "cannot list the models" in unnamed.stderr and "pass --model" in unnamed.stderr
+
+
+def test_compose_file_restricts_the_admin_apis_it_turns_on():
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    command = compose["services"]["triton"]["command"]
+    assert "--model-control-mode=explicit" in command
+    http = next(arg for arg in command if arg.startswith("--http-restricted-api="))
+    grpc = next(arg for arg in command if arg.startswith("--grpc-restricted-protocol="))
+    for flag in (http, grpc):
+        apis, _, header = flag.split("=", 1)[1].partition(":")
+        assert set(apis.split(",")) == set(RESTRICTED.split(","))
+        assert header == "admin-key=${TRITON_ADMIN_KEY:?set TRITON_ADMIN_KEY (docs/SECURITY.md)}"
