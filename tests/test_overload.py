@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import statistics
@@ -17,6 +18,8 @@ from PIL import Image
 from tritonclient.grpc import model_config_pb2 as pb
 from tritonclient.utils import InferenceServerException
 
+from clients.bench.images import BenchImage
+from clients.bench.load import AsyncSender, Endpoint, closed_loop
 from tritonclf.model_config import parse, to_model_config
 from tritonclf.model_specs import BuildOptions, classifier_spec, ensemble_spec, preprocess_spec
 from tritonclf.repository import build_repository
@@ -166,3 +169,16 @@ def test_infer_cli_json_marks_rejections_with_their_status(small_server, photo_f
     assert len(records) == 24
     statuses = {record.get("status", "OK") for record in records}
     assert "UNAVAILABLE" in statuses and statuses <= {"OK", "UNAVAILABLE"}
+
+
+def test_benchmark_load_counts_overload_rejections_apart_from_errors(small_server, photo_jpeg):
+    endpoint = Endpoint("grpc", small_server.grpc_url, MODEL, "image", (1, 1), "probabilities")
+    images = [BenchImage(photo_jpeg, 1280, 960)]
+
+    async def run():
+        async with AsyncSender(endpoint, images, concurrency=24) as send:
+            return await closed_loop(send, images, concurrency=24, duration_s=2.0)
+
+    result = asyncio.run(run())
+    assert result.unavailable > 0 and result.latencies_s
+    assert result.other_errors == 0, result.first_error
