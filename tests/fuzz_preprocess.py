@@ -236,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     registry = sum(len(getattr(module, "__warningregistry__", {})) for module in list(sys.modules.values()))
     if finding is None and registry > MAX_WARNING_REGISTRY_ENTRIES:
         finding = f"{registry} entries in Python's warning registries: per-input state accumulates"
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: Linux carries the parent's peak into a child process.
+    with open("/proc/self/status") as status:
+        peak_rss = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
     failing = FAILING["input"].hex() if "input" in FAILING else None
     summary = {**STATS, "runs": runs, "address_space_cap": cap, "peak_rss": peak_rss, "warning_registry": registry}
     summary["finding"] = finding
