@@ -76,7 +76,8 @@ def test_benchmark_setup_errors_are_one_line(tmp_path, capsys):
 def test_perf_sweep_writes_perf_analyzers_csv_for_ensemble_and_classifier(server, export_dir, tmp_path):
     """Real photos through the ensemble, preprocessed tensors through the classifier: no errors, a CSV each."""
     args = ["--grpc-url", server.grpc_url, "--export", str(export_dir), "--images", str(SAMPLES)]
-    args += ["--concurrency-range", "1:1:1", "--perf-args", "-p 500 -r 3 -s 50", "--output-dir", str(tmp_path)]
+    # Plumbing, not a measurement: accept any window, as other tests share the cores.
+    args += ["--concurrency-range", "1:1:1", "--perf-args", "-p 500 -r 10 -s 100", "--output-dir", str(tmp_path)]
     assert perf_sweep.main(args) == 0
     for model in ("efficientnet_lite0", "efficientnet_lite0_model"):
         (path,) = tmp_path.glob(f"perf-*-{model}.csv")
