@@ -1,4 +1,4 @@
-"""Security defaults against the real server: no model control by default, a key for it when it is on.
+"""Security defaults against the real server: no model control by default, a key for it when on, gRPC TLS.
 
 docs/SECURITY.md explains the posture; these tests keep the defaults and the flags it
 documents honest (the flag names and header formats are Triton 2.51's).
@@ -6,9 +6,11 @@ documents honest (the flag names and header formats are Triton 2.51's).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
@@ -17,7 +19,7 @@ from tritonclient.utils import InferenceServerException
 
 from tritonclf.serving import TritonProcess
 
-from .conftest import ROOT, SAMPLES
+from .conftest import CAT_CLASSES, ROOT, SAMPLES
 
 pytestmark = pytest.mark.integration
 MODEL = "efficientnet_lite0"
@@ -101,3 +103,34 @@ def test_compose_file_restricts_the_admin_apis_it_turns_on():
         apis, _, header = flag.split("=", 1)[1].partition(":")
         assert set(apis.split(",")) == set(RESTRICTED.split(","))
         assert header == "admin-key=${TRITON_ADMIN_KEY:?set TRITON_ADMIN_KEY (docs/SECURITY.md)}"
+
+
+@pytest.fixture(scope="module")
+def tls_server(repository, tmp_path_factory):
+    """gRPC over TLS with a throwaway self-signed certificate for 127.0.0.1."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "server.key", folder / "server.crt"
+    request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+    subprocess.run(
+        [*request, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    flags = ("--grpc-use-ssl=true", f"--grpc-server-cert={cert}", f"--grpc-server-key={key}")
+    with TritonProcess(repository, log_path=folder / "tritonserver.log", extra_args=flags) as server:
+        yield server, str(cert)
+
+
+def test_grpc_tls_serves_clients_that_trust_the_certificate_and_no_plaintext_ones(tls_server):
+    server, certificate_file = tls_server
+    secure = grpcclient.InferenceServerClient(server.grpc_url, ssl=True, root_certificates=certificate_file)
+    assert secure.is_model_ready(MODEL)
+    tensor = grpcclient.InferInput("image", [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([(SAMPLES / "chelsea.jpg").read_bytes()], dtype=np.object_).reshape(1, 1))
+    assert int(secure.infer(MODEL, [tensor]).as_numpy("probabilities").argmax()) in CAT_CLASSES
+    plaintext = grpcclient.InferenceServerClient(server.grpc_url)
+    with pytest.raises(InferenceServerException):
+        plaintext.is_server_live(client_timeout=5)
