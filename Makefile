@@ -102,6 +102,17 @@ compose-up: ## Serve model_repository/ in that image on this GPU host (needs Doc
 lock-image: setup ## Re-pin deploy/requirements.txt (hashes, the container's Python 3.10) from deploy/requirements.in
 	$(PY) deploy/lock_requirements.py
 
+# Reliability (docs/RELIABILITY.md): the long runs of what make test runs briefly.
+SOAK_SECONDS ?= 1800
+FUZZ_SECONDS ?= 3600
+.PHONY: soak fuzz
+
+soak: export ## Soak the real server at saturation with good and hostile images (SOAK_SECONDS; CI runs 75)
+	$(PY) tests/soak.py --export $(EXPORT_DIR) --seconds $(SOAK_SECONDS)
+
+fuzz: setup ## Fuzz the preprocessing with hypothesis (FUZZ_SECONDS; CI runs 60)
+	$(PY) tests/fuzz_preprocess.py --seconds $(FUZZ_SECONDS)
+
 # Training (training/): fine-tune on a labelled image folder, export, serve, evaluate.
 DEMO_NAME ?= digits
 BENCH_TRAIN_ARGS ?=
