@@ -67,7 +67,7 @@ demo: repository ## Set up, build, start the server, classify the sample photos 
 	$(PY) -m tritonclf.demo --repository $(REPOSITORY) --model $(MODEL) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
-test: setup ## Run the test suite (unit + real-server integration tests)
+test: setup perf-tools ## Run the test suite (unit + real-server integration tests; perf_analyzer included)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff: lint and format check
