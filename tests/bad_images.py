@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import io
 import struct
-import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -223,4 +222,4 @@ def markdown_table(messages: dict[str, str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(print(markdown_table()))
+    print(markdown_table())

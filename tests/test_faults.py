@@ -100,7 +100,7 @@ def test_killed_preprocessing_stub_fails_its_requests_and_is_not_restarted_by_tr
         assert failed, "a request reached the killed instance's replacement: Triton restarts stubs now, update the docs"
         dead = f"in ensemble '{MODEL}', Stub process '{MODEL}_preprocess_0_0' is not healthy."
         assert {(o.status, o.message) for o in failed} == {("INTERNAL", dead)}
-        assert all(0.9 < o.latency_s < 3.0 for o in failed)
+        assert all(0.9 < o.latency_s < 5.0 for o in failed)  # 1 s each, maybe behind another batch
         # Not restarted (not even reaped: a zombie), and the health endpoints do not notice.
         assert set(stubs(server)) == set(before) - {victim}
         assert process_state(victim) in ("Z", None)

@@ -65,7 +65,7 @@ def test_bad_and_odd_images_share_a_batch_and_only_the_bad_ones_fail(server, onn
     with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
         answers = pool.map(lambda request: infer(grpcclient, server.grpc_url, request[1]), requests)
         outcomes = dict(zip((name for name, _ in requests), answers, strict=True))
-    after = preprocess_stats(server)
+    after = preprocess_stats(server, expected_inferences=before["inference_count"] + len(requests))
     assert after["inference_count"] - before["inference_count"] == len(requests)
     assert after["execution_count"] - before["execution_count"] < len(requests) / 2, "requests were not batched"
     for name, data in good.items():
@@ -103,10 +103,16 @@ def test_server_and_its_stubs_survive_every_bad_input(server):
     assert err is None and int(probabilities.argmax()) in CAT_CLASSES
 
 
-def preprocess_stats(server) -> dict[str, int]:
+def preprocess_stats(server, expected_inferences: int = 0, timeout_s: float = 5.0) -> dict[str, int]:
+    """The preprocessing model's counts; waits for ``expected_inferences`` (Triton counts after answering)."""
     client = grpcclient.InferenceServerClient(server.grpc_url)
+    deadline = time.monotonic() + timeout_s
     try:
-        stats = client.get_inference_statistics(f"{MODEL}_preprocess", as_json=True)["model_stats"][0]
+        while True:
+            stats = client.get_inference_statistics(f"{MODEL}_preprocess", as_json=True)["model_stats"][0]
+            counts = {key: int(stats.get(key, 0)) for key in ("inference_count", "execution_count")}
+            if counts["inference_count"] >= expected_inferences or time.monotonic() > deadline:
+                return counts
+            time.sleep(0.05)
     finally:
         client.close()
-    return {key: int(stats.get(key, 0)) for key in ("inference_count", "execution_count")}
