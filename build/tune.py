@@ -13,6 +13,7 @@ it chose from is printed; the winner is built into ``--repository`` (skip with
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import sys
 import tempfile
@@ -54,17 +55,13 @@ def photo_mix() -> list[bytes]:
 
 def options_for(config: TrialConfig, base: BuildOptions) -> BuildOptions:
     """A build with the trial's parameters on top of the user's other options."""
-    return BuildOptions(
-        name=base.name,
-        backend=base.backend,
-        device=base.device,
+    return dataclasses.replace(
+        base,
         max_batch_size=config.max_batch_size,
         preprocess_instances=config.preprocess_instances,
         classifier_instances=config.classifier_instances,
         intra_op_threads=config.intra_op_threads,
         max_queue_delay_microseconds=config.max_queue_delay_microseconds,
-        limits=base.limits,
-        keep_versions=base.keep_versions,
     )
 
 

@@ -18,14 +18,12 @@ the training's labels and preprocessing:
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from training import weights as weights_lib
-from tritonclf.metadata import readable_by_all
+from tritonclf.metadata import write_atomic_with
 from tritonclf.preprocess import PreprocessSpec
 
 CHECKPOINT_FORMAT = "tritonclf-train/1"
@@ -65,19 +63,7 @@ def read_model_card(checkpoint: dict) -> ModelCard | None:
 
 def save_checkpoint(path: Path, state: dict) -> None:
     """``torch.save`` to a temporary file beside ``path``, fsync, rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        readable_by_all(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic_with(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -11,7 +11,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from tritonclf.preprocess import PreprocessSpec
 
@@ -93,12 +95,17 @@ def readable_by_all(path: Path) -> None:
 
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write a file so readers see the old content or the new, never a partial one."""
+    write_atomic_with(path, lambda f: f.write(data.encode() if isinstance(data, str) else data))
+
+
+def write_atomic_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Let ``write`` fill a temporary file beside ``path``, fsync it, rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         readable_by_all(Path(tmp))

@@ -26,13 +26,13 @@ with zero downtime (a fresh prefix per release, or explicit model control).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from tritonclf import contract
+from tritonclf.metadata import sha256_file
 
 CONFIG = "config.pbtxt"
 # Triton's own pattern for an S3 URL with an endpoint (core/src/filesystem/implementations/s3.h):
@@ -111,14 +111,6 @@ class Operation:
     path: str  # relative to the repository root, with "/"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check_manifest(version_dir: Path, manifest: bytes) -> None:
     """Every file the build recorded is there, unchanged: we never upload a version the build did not make."""
     try:
@@ -127,7 +119,7 @@ def _check_manifest(version_dir: Path, manifest: bytes) -> None:
         raise UploadError(f"{version_dir / contract.MANIFEST_FILENAME} is not JSON: rebuild the repository") from None
     for name, digest in recorded.items():
         path = version_dir / name
-        if not path.is_file() or _sha256(path) != digest:
+        if not path.is_file() or sha256_file(path) != digest:
             raise UploadError(f"{path} is missing or differs from its manifest: rebuild the repository")
 
 

@@ -14,6 +14,7 @@ Triton's Python backend, where neither torch nor this project is installed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import math
 import warnings
@@ -224,11 +225,18 @@ def resize_and_crop(
     return _center_crop_or_pad(image, spec.input_size[0], spec.input_size[1], fill)
 
 
+@functools.lru_cache(maxsize=8)
+def _normalization(spec: PreprocessSpec) -> tuple[np.ndarray, np.ndarray]:
+    # Per spec, not per image: the served model normalizes every image with the same spec.
+    scale = np.asarray([1.0 / (255.0 * s) for s in spec.std], dtype=np.float32)
+    offset = np.asarray([m / s for m, s in zip(spec.mean, spec.std, strict=True)], dtype=np.float32)
+    return scale, offset
+
+
 def normalize(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     """RGB image -> float32 CHW array, ``(x / 255 - mean) / std``."""
     pixels = np.asarray(image, dtype=np.float32)
-    scale = np.asarray([1.0 / (255.0 * s) for s in spec.std], dtype=np.float32)
-    offset = np.asarray([m / s for m, s in zip(spec.mean, spec.std, strict=True)], dtype=np.float32)
+    scale, offset = _normalization(spec)
     return np.ascontiguousarray((pixels * scale - offset).transpose(2, 0, 1))
 
 
