@@ -9,6 +9,8 @@ One ``execute`` call handles the whole dynamic batch. An image that cannot be
 accepted fails only its own request, with ``INVALID_ARG`` and a one-line reason.
 """
 
+import ctypes
+import ctypes.util
 import json
 import os
 import sys
@@ -20,6 +22,33 @@ import triton_python_backend_utils as pb_utils
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from preprocess import DecodeLimits, ImageRejected, PreprocessSpec, preprocess_image, silence_decoder_warnings
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+# Buffers up to this size come from the heap and are reused (a 12 MP JPEG, its draft decode,
+# a batch's float tensors); larger ones are still mapped and unmapped. 32 MiB and twice that
+# kept free are where glibc's own adaptive threshold tops out.
+_HEAP_BUFFER_BYTES = 32 << 20
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc reuse freed buffers instead of unmapping them; False where that is not glibc.
+
+    In the stub every request allocates the image bytes, the decoded image and the float
+    tensors afresh. Measured here, glibc handed those back to the kernel after each image
+    and faulted them in again: about 600 page faults and 1 ms of CPU per image (10%
+    of the decode); a plain Python loop doing the same work does not. At most 64 MiB of
+    freed memory is kept.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    mapped = mallopt(_M_MMAP_THRESHOLD, _HEAP_BUFFER_BYTES)
+    return bool(mapped) and bool(mallopt(_M_TRIM_THRESHOLD, 2 * _HEAP_BUFFER_BYTES))
 
 
 class TritonPythonModel:
@@ -37,6 +66,8 @@ class TritonPythonModel:
         self.logger = pb_utils.Logger
         # Hostile images must not grow Python's warning registry or flood the server log.
         silence_decoder_warnings()
+        if not keep_freed_memory():
+            self.logger.log_info("not glibc: freed image buffers go back to the allocator's defaults")
 
     def execute(self, requests):
         """One response per request; a bad image fails only the request that sent it."""
