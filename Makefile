@@ -23,6 +23,12 @@ IMAGE ?= triton-image-classifier:$(TRITON_TAG)
 S3_URL ?=
 UPLOAD_ARGS ?=
 BENCH_ARGS ?=
+# make bench's second row: a heavier classifier (untrained weights: speed only) in its own repository.
+BENCH_MODEL2 ?= resnet50
+BENCH_EXPORT2 ?= exports/$(BENCH_MODEL2)
+BENCH_REPOSITORY2 ?= benchmarks/repository-$(BENCH_MODEL2)
+BENCH_ARGS2 ?= --concurrency 1,4,8 --protocols grpc
+BENCH_RESULTS ?= benchmarks/results
 PERF_ARGS ?=
 
 .PHONY: help setup lock export repository engine tune preflight serve demo test lint format bench clean
@@ -78,8 +84,17 @@ format: setup ## ruff: apply formatting and safe fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: repository ## Served gRPC/HTTP sweep on a phone-photo mix vs limit, in-process, naive; report+plot in benchmarks/results/
-	$(PY) clients/benchmark.py --repository $(REPOSITORY) --export $(EXPORT_DIR) --model $(MODEL) $(BENCH_ARGS)
+bench: repository $(BENCH_EXPORT2)/model.json ## Served vs limit, in-process, naive on a phone-photo mix, for MODEL and resnet50; reports in benchmarks/results/
+	$(PY) clients/benchmark.py --repository $(REPOSITORY) --export $(EXPORT_DIR) --model $(MODEL) \
+		--output-dir $(BENCH_RESULTS) $(BENCH_ARGS)
+	$(PY) build/build_repository.py --export $(BENCH_EXPORT2) --repository $(BENCH_REPOSITORY2) --backend python-ort
+	$(PY) clients/benchmark.py --repository $(BENCH_REPOSITORY2) --export $(BENCH_EXPORT2) --model $(BENCH_MODEL2) \
+		--output-dir $(BENCH_RESULTS) $(BENCH_ARGS2)
+	$(PY) -m clients.bench.summary $(BENCH_RESULTS)/latest-$(MODEL).json $(BENCH_RESULTS)/latest-$(BENCH_MODEL2).json \
+		--output $(BENCH_RESULTS)/summary.md
+
+$(BENCH_EXPORT2)/model.json: $(SETUP_STAMP) training/export.py
+	$(PY) training/export.py --model $(BENCH_MODEL2) --random-weights --output $(BENCH_EXPORT2)
 
 perf-tools: $(VENV)/bin/perf_analyzer ## Put perf_analyzer (from the tritonclient 2.41.1 wheel) in .venv/bin
 $(VENV)/bin/perf_analyzer: $(SETUP_STAMP) clients/install_perf_analyzer.py
@@ -125,5 +140,5 @@ bench-train: setup ## Training images/s per strategy on this machine (BENCH_TRAI
 	$(PY) training/bench.py $(BENCH_TRAIN_ARGS)
 
 clean: ## Remove generated exports and repository contents (keeps .venv)
-	rm -rf exports
+	rm -rf exports benchmarks/repository-*
 	find $(REPOSITORY) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -375,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(base.with_suffix(".json"), result)
     write_atomic(base.with_suffix(".csv"), to_csv(result))
     written = [base.with_suffix(".json"), base.with_suffix(".csv")]
+    # The newest run of each model under a fixed name, for `python -m clients.bench.summary`.
+    latest = args.output_dir / f"latest-{result['export']['model_name']}.json"
+    write_json_atomic(latest, result)
+    written.append(latest)
     try:
         from clients.bench.plot import plot_throughput_latency
 

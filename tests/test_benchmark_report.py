@@ -181,3 +181,33 @@ def test_format_table_aligns_the_first_column_left_and_the_others_right():
     """Names read left to right, numbers line up on their last digit."""
     text = format_table(["name", "value"], [["a", "1.5"], ["longer", "10.25"]])
     assert text.splitlines() == ["name    value", "------  -----", "a         1.5", "longer  10.25"]
+
+
+def _result(model: str, served_scale: float) -> dict:
+    served = [{**level, "images_per_s": level["images_per_s"] * served_scale} for level in SERVED]
+    return {
+        "export": {"model_name": model},
+        "served": served,
+        "served_large": LARGE,
+        "references": REFERENCES,
+        "command": ["clients/benchmark.py", "--model", model],
+        "wall_s": 61.2,
+    }
+
+
+def test_summary_has_one_row_per_model_with_its_ratios():
+    from clients.bench.summary import HEADERS, summary, summary_row
+
+    row = dict(zip(HEADERS, summary_row(_result("efficientnet_lite0", 1.0)), strict=True))
+    assert row["served gRPC img/s (c)"] == "100.0 (8)"
+    assert (row["limit"], row["in-process"], row["naive"]) == ("120.0", "80.0", "40.0")
+    # 100/120, 100/80, 100/40; 12 MP 35/10; c=1 p50 12 ms over the single-image 10 ms.
+    assert (row["vs limit"], row["vs in-process"], row["vs naive"]) == ("0.83x", "1.25x", "2.50x")
+    assert row["12 MP vs naive"] == "3.50x"
+    assert row["c=1 p50 ms (vs in-process)"] == "12.0 (1.20x)"
+    assert row["server MiB (peak)"] == "512"
+    slower = dict(zip(HEADERS, summary_row(_result("resnet50", 0.5)), strict=True))
+    assert slower["vs limit"] == "0.42x" and slower["served gRPC img/s (c)"] == "50.0 (8)"
+    text = summary([_result("efficientnet_lite0", 1.0), _result("resnet50", 0.5)])
+    assert text.count("\n| efficientnet_lite0 |") == 1 and text.count("\n| resnet50 |") == 1
+    assert "`clients/benchmark.py --model resnet50` (61 s)" in text

