@@ -38,6 +38,7 @@ sys.path[:0] = [str(_ROOT), str(_ROOT / "build")]  # run as a script from a chec
 
 from clients.bench import images as bench_images  # noqa: E402
 from clients.bench.compare import best_level, compare  # noqa: E402
+from clients.bench.load import BENCH_PROTOCOLS, wire_protocol  # noqa: E402
 from clients.bench.report import (  # noqa: E402
     comparison_lines,
     mix_line,
@@ -54,7 +55,7 @@ from clients.bench.served import (  # noqa: E402
     served_model_configs,
 )
 from clients.bench.stats import usable_cores  # noqa: E402
-from clients.triton_client import PROTOCOLS, ClientError  # noqa: E402
+from clients.triton_client import ClientError  # noqa: E402
 from tritonclf import contract  # noqa: E402
 from tritonclf.metadata import ExportMetadata, load_metadata, write_atomic, write_json_atomic  # noqa: E402
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec  # noqa: E402
@@ -90,8 +91,8 @@ def parse_mix(text: str) -> tuple:
 def parse_protocols(text: str) -> tuple[str, ...]:
     """``"grpc,http"`` -> ("grpc", "http")."""
     protocols = tuple(p.strip() for p in text.split(",") if p.strip())
-    if not protocols or any(p not in PROTOCOLS for p in protocols):
-        raise argparse.ArgumentTypeError(f"protocols are a comma-separated subset of {','.join(PROTOCOLS)}")
+    if not protocols or any(p not in BENCH_PROTOCOLS for p in protocols):
+        raise argparse.ArgumentTypeError(f"protocols are a comma-separated subset of {','.join(BENCH_PROTOCOLS)}")
     return protocols
 
 
@@ -156,7 +157,9 @@ def start_server(args: argparse.Namespace, model: str | None, log_path: Path) ->
 
 def run_served(args: argparse.Namespace, images: list, metadata: ExportMetadata, urls: dict, pid: int | None) -> dict:
     """Every protocol's sweep, then the 12 MP subset at the best gRPC level; returns levels and server info."""
-    endpoints = {protocol: resolve_endpoint(urls[protocol], protocol, args.model) for protocol in args.protocols}
+    endpoints = {
+        protocol: resolve_endpoint(urls[wire_protocol(protocol)], protocol, args.model) for protocol in args.protocols
+    }
     first = endpoints[args.protocols[0]]
     configs = served_model_configs(first)
     parameters = preprocess_parameters(configs, first.model)
@@ -235,7 +238,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source.add_argument("--seed", type=int, default=0, help="generated images' seed (default: %(default)s)")
     load = parser.add_argument_group("load")
     load.add_argument("--concurrency", type=parse_int_list, default=DEFAULT_LEVELS, help="levels (default: 1,2,4,8,16)")
-    load.add_argument("--protocols", type=parse_protocols, default=PROTOCOLS, help="default: grpc,http")
+    load.add_argument(
+        "--protocols",
+        type=parse_protocols,
+        default=BENCH_PROTOCOLS,
+        help="default: grpc,grpc-shm,http (grpc-shm: image bytes in system shared memory, same host only)",
+    )
     load.add_argument("--duration-s", type=float, default=10.0, help="measured s per run (default: %(default)s)")
     load.add_argument("--warmup-s", type=float, default=2.0, help="unmeasured s before each (default: %(default)s)")
     load.add_argument("--large-concurrency", type=int, help="level of the 12 MP run (default: the best gRPC level)")
@@ -257,9 +265,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     external = args.grpc_url or args.http_url
     if external:
         urls = {"grpc": args.grpc_url, "http": args.http_url}
-        missing = [p for p in args.protocols if not urls[p]]
+        missing = [p for p in args.protocols if not urls[wire_protocol(p)]]
         if missing:
-            parser.error(f"with a running server, give --{missing[0]}-url or leave {missing[0]} out of --protocols")
+            wire = wire_protocol(missing[0])
+            parser.error(f"with a running server, give --{wire}-url or leave {missing[0]} out of --protocols")
     return args
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tritonclient.grpc as grpcclient
 
 from clients import benchmark, perf_sweep
 
@@ -19,7 +20,7 @@ TINY = ["--mix", "96x64:0.5,160x120:0.5", "--count", "4", "--warmup-s", "0", "--
 
 
 def test_benchmark_writes_report_csv_and_plot_with_every_reference(server, export_dir, tmp_path, capsys):
-    """Both protocols, two levels, all three references; the JSON holds what the tables print."""
+    """Every transfer (gRPC, gRPC + shared memory, HTTP), two levels, all three references; JSON = tables."""
     args = [*TINY, "--concurrency", "1,2", "--reference-duration-s", "0.3", "--output-dir", str(tmp_path)]
     args += ["--grpc-url", server.grpc_url, "--http-url", server.http_url, "--server-pid", str(server.process.pid)]
     args += ["--export", str(export_dir), "--model", "efficientnet_lite0"]
@@ -31,6 +32,8 @@ def test_benchmark_writes_report_csv_and_plot_with_every_reference(server, expor
     assert [(lv["protocol"], lv["concurrency"]) for lv in result["served"]] == [
         ("grpc", 1),
         ("grpc", 2),
+        ("grpc-shm", 1),
+        ("grpc-shm", 2),
         ("http", 1),
         ("http", 2),
     ]
@@ -48,10 +51,18 @@ def test_benchmark_writes_report_csv_and_plot_with_every_reference(server, expor
     assert [run["batch_size"] for run in references["inprocess"]] == [8, 1]
     assert result["comparison"]["served_vs_limit"] > 0
     rows = list(csv.DictReader(report.with_suffix(".csv").open()))
-    assert len(rows) == 4 + 1 + 2 + 1  # served levels, limit, in-process x2, naive
+    assert len(rows) == 6 + 1 + 2 + 1  # served levels, limit, in-process x2, naive
     assert report.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out
     assert "served gRPC best" in out and "targets:" in out and "server time per request" in out
+    assert "served gRPC + system shared memory best" in out
+    # The image region was unregistered and freed: nothing left on the server or in /dev/shm.
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        assert not client.get_system_shared_memory_status(as_json=True).get("regions")
+    finally:
+        client.close()
+    assert not list(Path("/dev/shm").glob("bench-images-*"))
 
 
 def test_benchmark_served_only_against_one_protocol(server, export_dir, tmp_path):

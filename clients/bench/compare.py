@@ -63,7 +63,7 @@ def compare(served: Sequence[Mapping], served_large: Mapping | None, references:
     naive = references.get("naive") or {}
     naive_large = references.get("naive_large") or {}
     single = inprocess_run(references, 1)
-    best = {protocol: best_level(served, protocol) for protocol in ("grpc", "http")}
+    best = {protocol: best_level(served, protocol) for protocol in ("grpc", "grpc-shm", "http")}
     c1 = level_at(served, "grpc", 1)
     grpc_best = (best["grpc"] or {}).get("images_per_s")
     c1_p50 = c1["latency"]["p50_ms"] if c1 else None
@@ -75,6 +75,8 @@ def compare(served: Sequence[Mapping], served_large: Mapping | None, references:
             for protocol, level in best.items()
         },
         "served_vs_limit": ratio(grpc_best, limit.get("images_per_s")),
+        # The targets stay on plain gRPC; shared memory is the cheaper transfer a same-host client can pick.
+        "shm_vs_limit": ratio((best["grpc-shm"] or {}).get("images_per_s"), limit.get("images_per_s")),
         "served_vs_inprocess": ratio(grpc_best, (inprocess or {}).get("images_per_s")),
         "served_vs_naive": ratio(grpc_best, naive.get("images_per_s")),
         "large": {

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import os
+import struct
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -20,6 +22,22 @@ import numpy as np
 from clients.bench.images import BenchImage
 
 UNAVAILABLE = "UNAVAILABLE"
+# "grpc-shm": gRPC carrying only the request; the image bytes wait in a system shared-memory
+# region the server reads (same host only). The cheapest transfer a local client has.
+SHM_SUFFIX = "-shm"
+BENCH_PROTOCOLS = ("grpc", "grpc-shm", "http")
+
+
+def wire_protocol(protocol: str) -> str:
+    """The protocol the requests travel on: ``grpc-shm`` -> ``grpc``."""
+    return protocol.removesuffix(SHM_SUFFIX)
+
+
+def serialized_bytes(data: bytes) -> bytes:
+    """One BYTES element as Triton reads it from memory: a 4-byte little-endian length, then the bytes."""
+    return struct.pack("<I", len(data)) + data
+
+
 # Triton's HTTP status codes back to the gRPC status names both protocols are reported in.
 _HTTP_STATUS_NAMES = {
     "400": "INVALID_ARGUMENT",
@@ -126,7 +144,7 @@ async def closed_loop(
 class Endpoint:
     """Where and what to send: a model that takes one BYTES image per request."""
 
-    protocol: str  # "grpc" or "http"
+    protocol: str  # "grpc", "grpc-shm" or "http"
     url: str  # host:port
     model: str
     input_name: str
@@ -145,11 +163,13 @@ class AsyncSender:
         self._client = None
         self._inputs: list[object] = []
         self._outputs: list[object] = []
+        self._region = None  # shared-memory handle for grpc-shm
+        self._region_name = f"bench-images-{os.getpid()}-{id(self)}"
 
     async def __aenter__(self) -> AsyncSender:
         """Open the connection (inside the running loop: gRPC's aio channel binds to it)."""
         endpoint = self.endpoint
-        if endpoint.protocol == "grpc":
+        if wire_protocol(endpoint.protocol) == "grpc":
             import tritonclient.grpc as module
             from tritonclient.grpc import aio
 
@@ -162,18 +182,51 @@ class AsyncSender:
             # One connection per sender: aiohttp would otherwise queue requests behind its pool limit.
             self._client = aio.InferenceServerClient(endpoint.url, conn_limit=max(self._concurrency, 1))
             binary = {"binary_data": True}
+        if endpoint.protocol.endswith(SHM_SUFFIX):
+            await self._inputs_in_shared_memory(module)
+            return self._with_outputs(module, binary)
         for image in self._images:
             tensor = module.InferInput(endpoint.input_name, list(endpoint.input_shape), "BYTES")
             payload = np.array([image.data], dtype=np.object_).reshape(endpoint.input_shape)
             tensor.set_data_from_numpy(payload, **binary)
             self._inputs.append(tensor)
+        return self._with_outputs(module, binary)
+
+    def _with_outputs(self, module, binary: dict) -> AsyncSender:
+        """Ask for the top-k through Triton's classification extension; ready to send."""
+        endpoint = self.endpoint
         self._outputs = [module.InferRequestedOutput(endpoint.output_name, class_count=endpoint.top_k, **binary)]
         return self
 
+    async def _inputs_in_shared_memory(self, module) -> None:
+        """Every image in one system shared-memory region, registered with the server; inputs point into it."""
+        import tritonclient.utils.shared_memory as shm
+
+        elements = [serialized_bytes(image.data) for image in self._images]
+        key = f"/{self._region_name}"
+        self._region = shm.create_shared_memory_region(self._region_name, key, sum(map(len, elements)))
+        offset = 0
+        for element in elements:
+            shm.set_shared_memory_region(self._region, [np.frombuffer(element, dtype=np.uint8)], offset)
+            tensor = module.InferInput(self.endpoint.input_name, list(self.endpoint.input_shape), "BYTES")
+            tensor.set_shared_memory(self._region_name, len(element), offset)
+            self._inputs.append(tensor)
+            offset += len(element)
+        await self._client.register_system_shared_memory(self._region_name, key, offset)
+
     async def __aexit__(self, *exc) -> None:
-        """Close the connection."""
-        if self._client is not None:
-            await self._client.close()
+        """Unregister and free the shared memory (grpc-shm), close the connection."""
+        try:
+            if self._region is not None:
+                import tritonclient.utils.shared_memory as shm
+
+                try:
+                    await self._client.unregister_system_shared_memory(self._region_name)
+                finally:
+                    shm.destroy_shared_memory_region(self._region)
+        finally:
+            if self._client is not None:
+                await self._client.close()
 
     async def __call__(self, index: int) -> object:
         """Send image ``index``; raises tritonclient's exception when the server rejects it."""

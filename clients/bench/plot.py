@@ -16,8 +16,8 @@ def plot_throughput_latency(result: Mapping, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(8, 5), dpi=120)
-    colors = {"grpc": "tab:blue", "http": "tab:orange"}
-    for protocol in ("grpc", "http"):
+    colors = {"grpc": "tab:blue", "grpc-shm": "tab:green", "http": "tab:orange"}
+    for protocol, color in colors.items():
         levels = sorted(
             (
                 lv
@@ -29,14 +29,12 @@ def plot_throughput_latency(result: Mapping, path: Path) -> Path:
         if not levels:
             continue
         rates = [lv["images_per_s"] for lv in levels]
-        axis.plot(
-            rates, [lv["latency"]["p99_ms"] for lv in levels], "o-", color=colors[protocol], label=f"{protocol} p99"
-        )
+        axis.plot(rates, [lv["latency"]["p99_ms"] for lv in levels], "o-", color=color, label=f"{protocol} p99")
         axis.plot(
             rates,
             [lv["latency"]["p50_ms"] for lv in levels],
             "o--",
-            color=colors[protocol],
+            color=color,
             alpha=0.5,
             label=f"{protocol} p50",
         )

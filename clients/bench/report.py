@@ -136,6 +136,12 @@ def comparison_lines(comparison: Mapping) -> list[str]:
             f"{format_ratio(comparison['served_vs_inprocess'])} in-process, "
             f"{format_ratio(comparison['served_vs_naive'])} naive"
         )
+    shm = comparison["best"].get("grpc-shm")
+    if shm:
+        lines.append(
+            f"served gRPC + system shared memory best {shm['images_per_s']:.1f} images/s (c={shm['concurrency']}): "
+            f"{format_ratio(comparison.get('shm_vs_limit'))} limit"
+        )
     http = comparison["best"].get("http")
     if http:
         lines.append(f"served HTTP best {http['images_per_s']:.1f} images/s (c={http['concurrency']})")

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from clients.bench.cpu import CpuSnapshot, cores_used
 from clients.bench.cpu import snapshot as cpu_snapshot
 from clients.bench.images import BenchImage
-from clients.bench.load import Endpoint, LoadResult, run_levels
+from clients.bench.load import Endpoint, LoadResult, run_levels, wire_protocol
 from clients.bench.procmem import tree_rss_bytes
 from clients.bench.stats import latency_summary, rate
 from clients.bench.triton_stats import composing_models, diff_statistics, request_counts, stats_by_model
@@ -30,7 +30,7 @@ REQUEST_TIMEOUT_S = 60.0  # bounds the last request of a level when the server s
 
 def resolve_endpoint(url: str, protocol: str, model: str | None) -> Endpoint:
     """Ask the server for the model's input and output (and for its only ensemble when ``model`` is None)."""
-    client = ClassifierClient(url, protocol, model, timeout_s=REQUEST_TIMEOUT_S)
+    client = ClassifierClient(url, wire_protocol(protocol), model, timeout_s=REQUEST_TIMEOUT_S)
     try:
         return Endpoint(
             protocol=protocol,
@@ -72,7 +72,7 @@ def settled_statistics(client: ClassifierClient, timeout_s: float = 2.0, interva
 def served_model_configs(endpoint: Endpoint) -> dict[str, dict]:
     """The serving choices behind the numbers: batching, instances, parameters of each composing model."""
     keep = ("platform", "backend", "max_batch_size", "instance_group", "dynamic_batching", "parameters")
-    client = ClassifierClient(endpoint.url, endpoint.protocol, endpoint.model)
+    client = ClassifierClient(endpoint.url, wire_protocol(endpoint.protocol), endpoint.model)
     try:
         names = composing_models(endpoint.model, list(stats_by_model(fetch_statistics(client))))
         configs = {}
@@ -138,7 +138,7 @@ def measure_sweep(
     server_pid: int | None = None,
 ) -> list[dict]:
     """Closed loop at each concurrency level, with Triton's statistics diffed around each measured run."""
-    stats_client = ClassifierClient(endpoint.url, endpoint.protocol, endpoint.model)
+    stats_client = ClassifierClient(endpoint.url, wire_protocol(endpoint.protocol), endpoint.model)
     snapshots: dict[int, tuple[dict, CpuSnapshot]] = {}
     records: list[dict] = []
 
