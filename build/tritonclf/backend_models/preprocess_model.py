@@ -75,11 +75,10 @@ class TritonPythonModel:
 
     def _respond(self, request):
         items = pb_utils.get_input_tensor_by_name(request, self.image_input).as_numpy().reshape(-1)
-        height, width = self.spec.input_size
-        pixels = np.empty((len(items), 3, height, width), dtype=np.float32)
+        images = []
         for i, item in enumerate(items):
             try:
-                pixels[i] = preprocess_image(bytes(item), self.spec, self.limits)
+                images.append(preprocess_image(bytes(item), self.spec, self.limits))
             except ImageRejected as err:
                 where = f"image {i} of the request: " if len(items) > 1 else ""
                 return pb_utils.InferenceResponse(
@@ -90,4 +89,11 @@ class TritonPythonModel:
                 return pb_utils.InferenceResponse(
                     error=pb_utils.TritonError(f"internal preprocessing error: {type(err).__name__}: {err}")
                 )
+        # One image per request is the norm (the ensemble's clients send one): use its array as is.
+        if len(images) == 1:
+            pixels = images[0][np.newaxis]
+        elif images:
+            pixels = np.stack(images)
+        else:
+            pixels = np.empty((0, 3, *self.spec.input_size), dtype=np.float32)
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(self.pixels_output, pixels)])
