@@ -16,7 +16,6 @@ from the system, and writes ``bin/perf_analyzer``: a wrapper that sets
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import subprocess
@@ -25,6 +24,8 @@ import sysconfig
 import tempfile
 import zipfile
 from pathlib import Path
+
+from tritonclf.metadata import sha256_file
 
 VERSION = "2.41.1"
 WHEEL = f"tritonclient-{VERSION}-py3-none-manylinux1_x86_64.whl"
@@ -45,15 +46,6 @@ LD_LIBRARY_PATH="$lib${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}" exec "$lib/perf_an
 
 class InstallError(RuntimeError):
     """Why perf_analyzer could not be installed, in one line."""
-
-
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def installed_version(wrapper: Path) -> str | None:
@@ -78,7 +70,7 @@ def download_wheel(folder: Path) -> Path:
     if done.returncode != 0 or not wheel.is_file():
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise InstallError(f"pip could not download tritonclient=={VERSION}: {last}")
-    if sha256(wheel) != WHEEL_SHA256:
+    if sha256_file(wheel) != WHEEL_SHA256:
         raise InstallError(f"{WHEEL} does not have the expected SHA-256 {WHEEL_SHA256}; not using it")
     return wheel
 

@@ -13,13 +13,13 @@ import asyncio
 import collections
 import dataclasses
 import os
-import struct
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
 from clients.bench.images import BenchImage
+from clients.bench.perf_input import serialize_bytes_tensor
 
 UNAVAILABLE = "UNAVAILABLE"
 # "grpc-shm": gRPC carrying only the request; the image bytes wait in a system shared-memory
@@ -31,11 +31,6 @@ BENCH_PROTOCOLS = ("grpc", "grpc-shm", "http")
 def wire_protocol(protocol: str) -> str:
     """The protocol the requests travel on: ``grpc-shm`` -> ``grpc``."""
     return protocol.removesuffix(SHM_SUFFIX)
-
-
-def serialized_bytes(data: bytes) -> bytes:
-    """One BYTES element as Triton reads it from memory: a 4-byte little-endian length, then the bytes."""
-    return struct.pack("<I", len(data)) + data
 
 
 # Triton's HTTP status codes back to the gRPC status names both protocols are reported in.
@@ -202,7 +197,7 @@ class AsyncSender:
         """Every image in one system shared-memory region, registered with the server; inputs point into it."""
         import tritonclient.utils.shared_memory as shm
 
-        elements = [serialized_bytes(image.data) for image in self._images]
+        elements = [serialize_bytes_tensor([image.data]) for image in self._images]
         key = f"/{self._region_name}"
         self._region = shm.create_shared_memory_region(self._region_name, key, sum(map(len, elements)))
         offset = 0

@@ -37,7 +37,7 @@ HEADERS = (
 def summary_row(result: Mapping) -> list[str]:
     """The cells of one result's row; "-" where the run did not measure it."""
     references = result.get("references") or {}
-    comparison = result.get("comparison") or (compare(result["served"], result["served_large"], references))
+    comparison = result.get("comparison") or compare(result["served"], result["served_large"], references)
     best = best_level(result["served"], "grpc") or {}
     latency = comparison["latency"]
     levels = [*result["served"], *([result["served_large"]] if result.get("served_large") else [])]
