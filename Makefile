@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Every job is a subcommand of one command on PATH: `tritonclf --help` lists them.
+CLF := $(VENV)/bin/tritonclf
 MODEL ?= efficientnet_lite0
 EXPORT_DIR ?= exports/$(MODEL)
 REPOSITORY ?= model_repository
@@ -31,7 +33,7 @@ BENCH_ARGS2 ?= --concurrency 1,4,8 --protocols grpc
 BENCH_RESULTS ?= benchmarks/results
 PERF_ARGS ?=
 
-.PHONY: help setup lock export repository engine tune preflight serve demo test lint format bench clean
+.PHONY: help setup lock export repository engine tune preflight serve demo test test-unit test-integration lint format bench clean
 .PHONY: upload image compose-up lock-image perf-tools perf
 
 help: ## List the targets
@@ -48,33 +50,39 @@ lock: setup ## Re-pin constraints.txt (every transitive package) from .venv afte
 	{ echo "# Every installed package pinned: make setup installs with -c constraints.txt. Regenerate: make lock"; \
 	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
 
-$(EXPORT_DIR)/model.json: $(SETUP_STAMP) training/export.py training/weights.py build/tritonclf/preprocess.py
-	$(PY) training/export.py --model $(MODEL) --output $(EXPORT_DIR)
+$(EXPORT_DIR)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py src/tritonclf/training/weights.py src/tritonclf/preprocess.py
+	$(CLF) export --model $(MODEL) --output $(EXPORT_DIR)
 
 export: $(EXPORT_DIR)/model.json ## Export the default model (MODEL=efficientnet_lite0) to ONNX + metadata
 
 repository: export ## Build model_repository/ from the export (BACKEND=auto|trt|onnx|python-ort); writes only changes
-	$(PY) build/build_repository.py --export $(EXPORT_DIR) --repository $(REPOSITORY) --backend $(BACKEND) $(BUILD_ARGS)
+	$(CLF) build --export $(EXPORT_DIR) --repository $(REPOSITORY) --backend $(BACKEND) $(BUILD_ARGS)
 
 engine: export ## TensorRT FP16 engine via trtexec in NVIDIA's Triton container (TRITON_TAG; needs Docker + GPU)
-	$(PY) build/onnx2trt.py --export $(EXPORT_DIR) --triton-tag $(TRITON_TAG)
+	$(CLF) engine --export $(EXPORT_DIR) --triton-tag $(TRITON_TAG)
 
 tune: export ## Sweep instances/threads/batching on this machine, build the fastest within the p99 budget (TUNE_ARGS)
-	$(PY) build/tune.py --export $(EXPORT_DIR) --repository $(REPOSITORY) $(TUNE_ARGS)
+	$(CLF) tune --export $(EXPORT_DIR) --repository $(REPOSITORY) $(TUNE_ARGS)
 
 preflight: setup ## Check the repository: configs, files and hashes, ensemble wiring, engine compatibility
-	$(PY) build/preflight.py --repository $(REPOSITORY)
+	$(CLF) preflight --repository $(REPOSITORY)
 
 serve: preflight ## Preflight, then run tritonserver in the foreground (HTTP_PORT, GRPC_PORT, METRICS_PORT)
 	$(VENV)/bin/tritonserver --model-repository $(REPOSITORY) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
 demo: repository ## Set up, build, start the server, classify the sample photos over gRPC and HTTP, stop
-	$(PY) -m tritonclf.demo --repository $(REPOSITORY) --model $(MODEL) \
+	$(CLF) demo --repository $(REPOSITORY) --model $(MODEL) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
-test: setup perf-tools ## Run the test suite (unit + real-server integration tests; perf_analyzer included)
+test: setup perf-tools ## Run every test: tests/unit then tests/integration (real server; perf_analyzer included)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup ## The fast loop: tests/unit only (no server, no export), under 2 minutes
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: setup perf-tools ## tests/integration only: the real server, real exports, real clients
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 lint: setup ## ruff: lint and format check
 	$(VENV)/bin/ruff check .
@@ -85,28 +93,28 @@ format: setup ## ruff: apply formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 
 bench: repository $(BENCH_EXPORT2)/model.json ## Served vs limit, in-process, naive on a phone-photo mix, for MODEL and resnet50; reports in benchmarks/results/
-	$(PY) clients/benchmark.py --repository $(REPOSITORY) --export $(EXPORT_DIR) --model $(MODEL) \
+	$(CLF) bench --repository $(REPOSITORY) --export $(EXPORT_DIR) --model $(MODEL) \
 		--output-dir $(BENCH_RESULTS) $(BENCH_ARGS)
-	$(PY) build/build_repository.py --export $(BENCH_EXPORT2) --repository $(BENCH_REPOSITORY2) --backend python-ort
-	$(PY) clients/benchmark.py --repository $(BENCH_REPOSITORY2) --export $(BENCH_EXPORT2) --model $(BENCH_MODEL2) \
+	$(CLF) build --export $(BENCH_EXPORT2) --repository $(BENCH_REPOSITORY2) --backend python-ort
+	$(CLF) bench --repository $(BENCH_REPOSITORY2) --export $(BENCH_EXPORT2) --model $(BENCH_MODEL2) \
 		--output-dir $(BENCH_RESULTS) $(BENCH_ARGS2)
-	$(PY) -m clients.bench.summary $(BENCH_RESULTS)/latest-$(MODEL).json $(BENCH_RESULTS)/latest-$(BENCH_MODEL2).json \
+	$(CLF) bench-summary $(BENCH_RESULTS)/latest-$(MODEL).json $(BENCH_RESULTS)/latest-$(BENCH_MODEL2).json \
 		--output $(BENCH_RESULTS)/summary.md
 
-$(BENCH_EXPORT2)/model.json: $(SETUP_STAMP) training/export.py
-	$(PY) training/export.py --model $(BENCH_MODEL2) --random-weights --output $(BENCH_EXPORT2)
+$(BENCH_EXPORT2)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py
+	$(CLF) export --model $(BENCH_MODEL2) --random-weights --output $(BENCH_EXPORT2)
 
 perf-tools: $(VENV)/bin/perf_analyzer ## Put perf_analyzer (from the tritonclient 2.41.1 wheel) in .venv/bin
-$(VENV)/bin/perf_analyzer: $(SETUP_STAMP) clients/install_perf_analyzer.py
-	$(PY) clients/install_perf_analyzer.py
+$(VENV)/bin/perf_analyzer: $(SETUP_STAMP) src/tritonclf/bench/install_perf_analyzer.py
+	$(CLF) perf-tools
 	@touch $@
 
 perf: perf-tools repository ## perf_analyzer sweep on the ensemble and the classifier alone; CSVs in benchmarks/results/
-	$(PY) clients/perf_sweep.py --repository $(REPOSITORY) --export $(EXPORT_DIR) --model $(MODEL) $(PERF_ARGS)
+	$(CLF) perf --repository $(REPOSITORY) --export $(EXPORT_DIR) --model $(MODEL) $(PERF_ARGS)
 
 upload: setup ## Upload the repository to S3 storage, complete versions only (S3_URL=s3://[host:port/]bucket/path)
 	@test -n "$(S3_URL)" || { echo "upload: set S3_URL, e.g. make upload S3_URL=s3://bucket/path (AWS_* variables for credentials)"; exit 1; }
-	$(PY) build/upload_repository.py $(REPOSITORY) $(S3_URL) $(UPLOAD_ARGS)
+	$(CLF) upload $(REPOSITORY) $(S3_URL) $(UPLOAD_ARGS)
 
 image: ## Build the serving image: NVIDIA's Triton (deploy/triton.env) + our Python-backend packages (needs Docker)
 	docker build --build-arg TRITON_TAG=$(TRITON_TAG) -f deploy/Dockerfile -t $(IMAGE) .
@@ -123,10 +131,10 @@ FUZZ_SECONDS ?= 3600
 .PHONY: soak fuzz
 
 soak: export ## Soak the real server at saturation with good and hostile images (SOAK_SECONDS; CI runs 75)
-	$(PY) tests/soak.py --export $(EXPORT_DIR) --seconds $(SOAK_SECONDS)
+	$(CLF) soak --export $(EXPORT_DIR) --seconds $(SOAK_SECONDS)
 
 fuzz: setup ## Fuzz the preprocessing with hypothesis (FUZZ_SECONDS; CI runs 60)
-	$(PY) tests/fuzz_preprocess.py --seconds $(FUZZ_SECONDS)
+	$(CLF) fuzz --seconds $(FUZZ_SECONDS)
 
 # Training (training/): fine-tune on a labelled image folder, export, serve, evaluate.
 DEMO_NAME ?= digits
@@ -134,10 +142,10 @@ BENCH_TRAIN_ARGS ?=
 .PHONY: train-demo bench-train
 
 train-demo: repository ## Fine-tune EfficientNet-Lite0 on digits, export, build, serve, evaluate the served model
-	$(PY) training/demo.py --repository $(REPOSITORY) --name $(DEMO_NAME)
+	$(CLF) train-demo --repository $(REPOSITORY) --name $(DEMO_NAME)
 
 bench-train: setup ## Training images/s per strategy on this machine (BENCH_TRAIN_ARGS="--input-size 64")
-	$(PY) training/bench.py $(BENCH_TRAIN_ARGS)
+	$(CLF) bench-train $(BENCH_TRAIN_ARGS)
 
 clean: ## Remove generated exports and repository contents (keeps .venv)
 	rm -rf exports benchmarks/repository-*

@@ -10,13 +10,14 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from training.export import export
-from tritonclf.metadata import ExportMetadata, load_metadata
-from tritonclf.repository import BuildOptions, build_repository
-from tritonclf.serving import TritonProcess
+from tritonclf.export_metadata import ExportMetadata, load_metadata
+from tritonclf.repository.build import BuildOptions, build_repository
+from tritonclf.samples import sample_dir
+from tritonclf.serving.process import TritonProcess
+from tritonclf.training.torch2onnx import export
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "clients" / "samples"
+SAMPLES = sample_dir()
 SAMPLE_PHOTOS = sorted(SAMPLES.glob("*.jpg"))
 # ImageNet classes 281-285 are the domestic cats (tabby, tiger cat, Persian, Siamese, Egyptian).
 CAT_CLASSES = range(281, 286)

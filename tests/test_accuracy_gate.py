@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from tritonclf.accuracy_gate import GateThresholds, compare, gate_images, onnx_runner, run_in_batches
+from tritonclf.repository.accuracy_gate import GateThresholds, compare, gate_images, onnx_runner, run_in_batches
 
 from .conftest import SAMPLE_PHOTOS
 

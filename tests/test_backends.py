@@ -9,10 +9,10 @@ import time
 import pytest
 from tritonclient.grpc import model_config_pb2 as pb
 
-from tritonclf.backends import GpuInfo, choose_backend, parse_nvidia_smi, tensorrt_missing_message
-from tritonclf.model_config import parse, render, to_model_config
-from tritonclf.model_specs import BuildOptions, classifier_spec
-from tritonclf.onnx2trt import EngineOptions, fp32_node_names, parse_trtexec_version, trtexec_command
+from tritonclf.repository.backends import GpuInfo, choose_backend, parse_nvidia_smi, tensorrt_missing_message
+from tritonclf.repository.models import BuildOptions, classifier_spec
+from tritonclf.repository.pbtxt import parse, render, to_model_config
+from tritonclf.repository.tensorrt import EngineOptions, fp32_node_names, parse_trtexec_version, trtexec_command
 
 from .conftest import ROOT
 
@@ -158,7 +158,7 @@ def test_make_engine_dry_run_prints_the_container_command(export_dir):
 
 def test_gpu_check_script_dry_run_runs_its_cpu_parts(export_dir):
     result = subprocess.run(
-        [sys.executable, "tests/gpu/check_gpu.py", "--export", str(export_dir), "--dry-run"],
+        [sys.executable, "-m", "tritonclf.tools.gpu_check", "--export", str(export_dir), "--dry-run"],
         cwd=ROOT,
         capture_output=True,
         text=True,

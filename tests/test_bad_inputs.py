@@ -7,8 +7,8 @@ import time
 import pytest
 
 from tritonclf.preprocess import ImageRejected, PreprocessSpec, preprocess_image
+from tritonclf.tools.bad_images import BAD_INPUTS, markdown_table
 
-from .bad_images import BAD_INPUTS, markdown_table
 from .conftest import ROOT
 
 SPEC = PreprocessSpec(input_size=(224, 224))

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 import tritonclient.grpc as grpcclient
 
-from clients import benchmark, perf_sweep
+from tritonclf.bench import benchmark_cli as benchmark
+from tritonclf.bench import perf_sweep_cli as perf_sweep
+from tritonclf.samples import sample_dir
 
 pytestmark = pytest.mark.integration
 
-SAMPLES = Path(__file__).resolve().parents[1] / "clients" / "samples"
+SAMPLES = sample_dir()
 TINY = ["--mix", "96x64:0.5,160x120:0.5", "--count", "4", "--warmup-s", "0", "--duration-s", "0.5"]
 
 

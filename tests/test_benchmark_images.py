@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 import random
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from clients.bench.images import (
+from tritonclf.bench.images import (
     DEFAULT_MIX,
     EXIF_ORIENTATION_TAG,
     ROTATE_90_CW,
@@ -22,8 +21,9 @@ from clients.bench.images import (
     load_folder,
     parse_mix,
 )
+from tritonclf.samples import sample_dir
 
-SAMPLES = Path(__file__).resolve().parents[1] / "clients" / "samples"
+SAMPLES = sample_dir()
 # Small sizes in the default proportions: the generator's logic without 12 MP encodes.
 SMALL_MIX = (((64, 48), 0.5), ((128, 96), 0.3), ((200, 150), 0.2))
 

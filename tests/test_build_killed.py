@@ -2,7 +2,7 @@
 
 The repository starts with versions 1 and 2 of each model; the killed build makes
 version 3 and prunes version 1 (``--keep-versions 2``). It is killed with SIGKILL at
-every file operation in turn (tests/kill_build_at.py) and at random moments of the real
+every file operation in turn (tritonclf/tools/kill_build_at.py) and at random moments of the real
 command. After each kill: every file Triton or a user would load (no path component
 starting with a dot) is complete, its old content or the finished build's; version 2
 is byte for byte what it was; version 1 is whole or gone; leftovers are dot-named only;
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from tritonclf.model_config import parse
-from tritonclf.preflight import check_repository
-from tritonclf.repository import BuildOptions, build_repository
+from tritonclf.repository.build import BuildOptions, build_repository
+from tritonclf.repository.pbtxt import parse
+from tritonclf.repository.preflight_checks import check_repository
 
 from .conftest import ROOT
 
@@ -64,7 +64,7 @@ def states(export_dir, tmp_path_factory):
 
 
 def run_build(export_dir: Path, repository: Path, kill_at: int) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(ROOT / "tests" / "kill_build_at.py"), str(kill_at)]
+    command = [sys.executable, "-m", "tritonclf.tools.kill_build_at", str(kill_at)]
     command += ["--export", str(export_dir), "--repository", str(repository), *BUILD_ARGS]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 import ast
 import re
 import sys
-import tomllib
 
+import tomllib
 import yaml
 
 from .conftest import ROOT
 
 DEPLOY = ROOT / "deploy"
-PACKAGE = ROOT / "build" / "tritonclf"
-BACKEND_SOURCES = [*sorted((PACKAGE / "backend_models").glob("*.py")), PACKAGE / "preprocess.py"]
+PACKAGE = ROOT / "src" / "tritonclf"
+BACKEND_SOURCES = [*sorted((PACKAGE / "serving" / "backend_models").glob("*.py")), PACKAGE / "preprocess.py"]
 # Import name -> the distribution the container installs for it.
 DISTRIBUTIONS = {"numpy": "numpy", "PIL": "pillow", "onnxruntime": "onnxruntime-gpu"}
 # Provided inside Triton (the backend's utilities) or copied beside model.py by the build.

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tritonclf import server
+from tritonclf.serving import launcher as server
 
 
 def test_backend_directory_has_python_backend_and_this_pythons_stub():

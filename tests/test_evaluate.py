@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from training.data import Sample
-from training.evaluate import Predictions, agreement, load_samples, main, score
+from tritonclf.training.data import Sample
+from tritonclf.training.evaluation import Predictions, agreement, load_samples, main, score
 
 from .training_data import write_colour_dataset
 

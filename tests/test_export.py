@@ -10,9 +10,10 @@ import pytest
 import timm
 import torch
 
-from training.export import ExportError, export, main
-from training.weights import WeightsError
-from tritonclf.metadata import load_metadata, sha256_file
+from tritonclf.export_metadata import load_metadata
+from tritonclf.files import sha256_file
+from tritonclf.training.torch2onnx import ExportError, export, main
+from tritonclf.training.weights import WeightsError
 
 from .conftest import SAMPLE_PHOTOS
 

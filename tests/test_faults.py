@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from clients.bench.procmem import descendants, parent_pids
-from tritonclf.repository import BuildOptions, build_repository
-from tritonclf.serving import TritonProcess
+from tritonclf.bench.procmem import descendants, parent_pids
+from tritonclf.repository.build import BuildOptions, build_repository
+from tritonclf.serving.process import TritonProcess
+from tritonclf.tools.bad_images import encode, photo
+from tritonclf.tools.load import OK, BackgroundLoad
 
-from .bad_images import encode, photo
 from .conftest import CAT_CLASSES, SAMPLES
-from .load import OK, BackgroundLoad
 
 pytestmark = pytest.mark.integration
 MODEL = "efficientnet_lite0"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from clients.triton_client import Prediction, parse_classification
+from tritonclf.client.triton_client import Prediction, parse_classification
 
 from .conftest import ROOT, SAMPLES
 

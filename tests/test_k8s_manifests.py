@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tritonclf.object_store import parse_s3_url
+from tritonclf.repository.object_store import parse_s3_url
 
 from .conftest import ROOT
 

@@ -6,7 +6,9 @@ import pytest
 from tritonclient.grpc import model_config_pb2 as pb
 
 from tritonclf import contract
-from tritonclf.model_config import (
+from tritonclf.preprocess import DecodeLimits, PreprocessSpec
+from tritonclf.repository.models import BuildOptions, classifier_spec, ensemble_spec, preprocess_spec
+from tritonclf.repository.pbtxt import (
     DynamicBatching,
     ModelSpec,
     Tensor,
@@ -16,8 +18,6 @@ from tritonclf.model_config import (
     render,
     to_model_config,
 )
-from tritonclf.model_specs import BuildOptions, classifier_spec, ensemble_spec, preprocess_spec
-from tritonclf.preprocess import DecodeLimits, PreprocessSpec
 
 FACTORIES = [preprocess_spec, classifier_spec, ensemble_spec]
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tritonclf.object_store import (
+from tritonclf.repository.object_store import (
     Model,
     Operation,
     S3Location,

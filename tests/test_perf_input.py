@@ -9,18 +9,21 @@ import numpy as np
 import pytest
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
-from clients import perf_input, perf_sweep
-from clients.bench.perf_input import (
+from tritonclf.bench import perf_input_cli as perf_input
+from tritonclf.bench import perf_sweep_cli as perf_sweep
+from tritonclf.bench.perf_data import (
     bytes_entry,
     decode_entry,
     input_data,
     serialize_bytes_tensor,
     tensor_entry,
 )
-from tritonclf.metadata import ExportMetadata, write_json_atomic
+from tritonclf.export_metadata import ExportMetadata
+from tritonclf.files import write_json_atomic
 from tritonclf.preprocess import PreprocessSpec, preprocess_image
+from tritonclf.samples import sample_dir
 
-SAMPLES = Path(__file__).resolve().parents[1] / "clients" / "samples"
+SAMPLES = sample_dir()
 
 
 def test_serialized_bytes_tensor_is_what_tritonclient_sends():

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from tritonclf.backends import GpuInfo
-from tritonclf.preflight import check_repository
-from tritonclf.repository import build_repository
+from tritonclf.repository.backends import GpuInfo
+from tritonclf.repository.build import build_repository
+from tritonclf.repository.preflight_checks import check_repository
 
 from .conftest import ROOT
 

@@ -19,7 +19,7 @@ from PIL import Image
 from tritonclf import preprocess
 from tritonclf.preprocess import PreprocessSpec, resize_and_crop
 
-from .conftest import ROOT
+from .conftest import ROOT, SAMPLES
 
 WIDTH, HEIGHT = 3000, 3000
 # Pillow's own WebP decoder needs about 16.4 bytes per pixel just to load (measured with
@@ -55,7 +55,7 @@ IMAGES = {
 
 def measure(path, *flags: str) -> dict:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "measure_decode.py"), str(path), *flags],
+        [sys.executable, "-m", "tritonclf.tools.measure_decode", str(path), *flags],
         capture_output=True,
         text=True,
         timeout=120,
@@ -106,7 +106,7 @@ print(sum(len(getattr(module, "__warningregistry__", {})) for module in list(sys
 
 def warning_registry_entries(mode: str) -> int:
     result = subprocess.run(
-        [sys.executable, "-c", _WARNING_REGISTRY_SCRIPT, str(ROOT / "build"), mode],
+        [sys.executable, "-c", _WARNING_REGISTRY_SCRIPT, str(ROOT / "src"), mode],
         capture_output=True,
         text=True,
         timeout=120,
@@ -131,7 +131,7 @@ def test_extreme_aspect_ratio_is_resized_without_a_huge_intermediate(tmp_path, s
 
 
 def test_region_resize_of_a_panorama_matches_the_full_resize_within_one_level(monkeypatch):
-    panorama = Image.open(ROOT / "clients" / "samples" / "chelsea.jpg").convert("RGB").resize((6000, 80))
+    panorama = Image.open(SAMPLES / "chelsea.jpg").convert("RGB").resize((6000, 80))
     spec = PreprocessSpec(input_size=(224, 224))
     region = np.asarray(resize_and_crop(panorama, spec), dtype=int)
     monkeypatch.setattr(preprocess, "_MAX_RESIZED_PIXELS", 10**12)

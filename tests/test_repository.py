@@ -8,9 +8,9 @@ import stat
 
 import pytest
 
-from tritonclf.metadata import sha256_file
-from tritonclf.model_config import parse
-from tritonclf.repository import BuildError, BuildOptions, build_repository
+from tritonclf.files import sha256_file
+from tritonclf.repository.build import BuildError, BuildOptions, build_repository
+from tritonclf.repository.pbtxt import parse
 
 NAMES = ("efficientnet_lite0", "efficientnet_lite0_preprocess", "efficientnet_lite0_model")
 

@@ -16,10 +16,17 @@ import time
 import pytest
 import tritonclient.grpc as grpcclient
 
-from clients.triton_client import ClassifierClient
-from tritonclf.object_store import Operation, S3Location, make_client, parse_s3_url, read_local, upload_repository
-from tritonclf.repository import BuildOptions, build_repository
-from tritonclf.serving import TritonProcess, free_port
+from tritonclf.client.triton_client import ClassifierClient
+from tritonclf.repository.build import BuildOptions, build_repository
+from tritonclf.repository.object_store import (
+    Operation,
+    S3Location,
+    make_client,
+    parse_s3_url,
+    read_local,
+    upload_repository,
+)
+from tritonclf.serving.process import TritonProcess, free_port
 
 from .conftest import CAT_CLASSES, ROOT, SAMPLES, TEST_QUEUE_DELAY_US
 

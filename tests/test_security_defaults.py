@@ -17,7 +17,7 @@ import tritonclient.http as httpclient
 import yaml
 from tritonclient.utils import InferenceServerException
 
-from tritonclf.serving import TritonProcess
+from tritonclf.serving.process import TritonProcess
 
 from .conftest import CAT_CLASSES, ROOT, SAMPLES
 

@@ -11,10 +11,10 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from clients.bench.procmem import descendants, parent_pids
+from tritonclf.bench.procmem import descendants, parent_pids
 from tritonclf.preprocess import preprocess_image
+from tritonclf.tools.bad_images import BAD_INPUTS, NOT_RECOGNISABLE, ODD_IMAGES, encode, photo
 
-from .bad_images import BAD_INPUTS, NOT_RECOGNISABLE, ODD_IMAGES, encode, photo
 from .conftest import CAT_CLASSES, SAMPLES
 
 pytestmark = pytest.mark.integration

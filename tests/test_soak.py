@@ -1,7 +1,7 @@
-"""A bounded soak at saturation with good and hostile images: nothing lost, nothing leaked (tests/soak.py).
+"""A bounded soak at saturation with good and hostile images: nothing lost, nothing leaked (tritonclf/tools/soak.py).
 
 CI runs ``SOAK_SECONDS`` (default 75) with 16 senders; the long run is
-``python tests/soak.py --seconds 1800`` (or ``SOAK_SECONDS=1800 make test PYTEST_ARGS="-k soak"``).
+``tritonclf soak --seconds 1800`` (or ``SOAK_SECONDS=1800 make test PYTEST_ARGS="-k soak"``).
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ import os
 
 import pytest
 
-from tritonclf.repository import build_repository
-from tritonclf.serving import TritonProcess
-
-from .soak import expected_probabilities, soak, soak_images
+from tritonclf.repository.build import build_repository
+from tritonclf.serving.process import TritonProcess
+from tritonclf.tools.soak import expected_probabilities, soak, soak_images
 
 pytestmark = pytest.mark.integration
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "75"))

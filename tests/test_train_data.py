@@ -10,11 +10,11 @@ import torch
 import yaml
 from PIL import Image
 
-from training.augment import TrainTransform
-from training.config import ConfigError, parse_config
-from training.data import INVALID_LABEL, DataError, EvalDataset, Sample, TrainDataset, load_splits
-from training.train import main
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec, preprocess_image
+from tritonclf.training.augment import TrainTransform
+from tritonclf.training.config import ConfigError, parse_config
+from tritonclf.training.data import INVALID_LABEL, DataError, EvalDataset, Sample, TrainDataset, load_splits
+from tritonclf.training.train_cli import main
 
 from .training_data import write_colour_dataset
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from training.checkpoint import load_card, load_checkpoint
+from tritonclf.training.checkpoint import load_card, load_checkpoint
 
 from .conftest import ROOT
 from .training_data import write_colour_dataset

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.loop import CosineSchedule
-from training.mixing import Mixer, mix_targets, smooth_one_hot, soft_cross_entropy
+from tritonclf.training.loop import CosineSchedule
+from tritonclf.training.mixing import Mixer, mix_targets, smooth_one_hot, soft_cross_entropy
 
 NUM_CLASSES = 5
 

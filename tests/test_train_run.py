@@ -8,14 +8,14 @@ import pytest
 import timm
 import torch
 
-from training import train as train_module
-from training.checkpoint import load_card, load_checkpoint, save_checkpoint
-from training.evaluate import main as evaluate_main
-from training.export import export
-from training.export import main as export_main
-from training.train import main as train_main
-from tritonclf.repository import BuildOptions, build_repository
-from tritonclf.serving import TritonProcess
+from tritonclf.repository.build import BuildOptions, build_repository
+from tritonclf.serving.process import TritonProcess
+from tritonclf.training import train as train_module
+from tritonclf.training.checkpoint import load_card, load_checkpoint, save_checkpoint
+from tritonclf.training.evaluation import main as evaluate_main
+from tritonclf.training.torch2onnx import export
+from tritonclf.training.torch2onnx import main as export_main
+from tritonclf.training.train_cli import main as train_main
 
 from .conftest import SAMPLE_PHOTOS
 from .training_data import write_colour_dataset

@@ -6,7 +6,7 @@ import pytest
 import timm
 import torch
 
-from training.strategies import (
+from tritonclf.training.strategies import (
     StrategyError,
     apply_strategy,
     create_param_groups,

@@ -6,8 +6,8 @@ import json
 
 from PIL import Image
 
-from training import bench, demo_data
-from training.data import load_splits
+from tritonclf.training import bench, demo_data
+from tritonclf.training.data import load_splits
 
 
 def test_bench_reports_images_per_second_for_each_strategy_and_unfreezing_phase(capsys):

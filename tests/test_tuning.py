@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tritonclf.tuning import TrialConfig, TrialResult, choose, closed_loop, format_table, percentile, sweep
+from tritonclf.repository.tuning import TrialConfig, TrialResult, choose, closed_loop, format_table, percentile, sweep
 
 A = TrialConfig(1, 1, 2, 16, 0)
 B = TrialConfig(2, 1, 1, 16, 0)

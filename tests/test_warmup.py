@@ -8,8 +8,8 @@ import struct
 import pytest
 from PIL import Image
 
-from tritonclf.repository import warmup_image_bytes
-from tritonclf.serving import ServerStartError, TritonProcess
+from tritonclf.repository.build import warmup_image_bytes
+from tritonclf.serving.process import ServerStartError, TritonProcess
 
 pytestmark = pytest.mark.integration
 

@@ -1,1 +1,0 @@
-"""Shared core: preprocessing, Triton config generation, repository build and the embedded server."""

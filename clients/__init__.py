@@ -1,1 +1,0 @@
-"""Triton clients: inference, benchmarks; they import no torch."""

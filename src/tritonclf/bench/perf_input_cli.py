@@ -1,0 +1,111 @@
+"""Write perf_analyzer ``--input-data`` JSON from real images.
+
+    python clients/perf_input.py photos/ --output perf/ensemble.json                 # BYTES "image" per entry
+    python clients/perf_input.py photos/ --pixels --output perf/classifier.json      # preprocessed FP32 tensors
+    python clients/perf_input.py --generated-mix 10 --output perf/ensemble.json      # the benchmark's photo mix
+    perf_analyzer -m efficientnet_lite0 -i grpc -u localhost:8001 --input-data perf/ensemble.json
+
+For the ensemble each entry is one encoded file as a BYTES tensor (with the 4-byte
+length prefix Triton's wire format needs). With ``--pixels`` each image goes through
+the export's preprocessing (``tritonclf.preprocess``), so the classifier alone gets
+the tensors it would get inside the ensemble.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tritonclf import contract
+from tritonclf.bench.images import generate_mix
+from tritonclf.bench.perf_data import bytes_entry, input_data, tensor_entry
+from tritonclf.export_metadata import load_metadata
+from tritonclf.files import write_atomic
+from tritonclf.preprocess import DecodeLimits, ImageRejected, preprocess_image
+from tritonclf.samples import sample_dir
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+SAMPLES_DIR = sample_dir()
+
+
+class InputError(RuntimeError):
+    """A user mistake, reported in one line."""
+
+
+def collect_images(paths: Sequence[Path]) -> list[tuple[str, bytes]]:
+    """(name, bytes) of every image file given, folders expanded (sorted, not recursive)."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"no such file or folder: {path}")
+    if not files:
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}")
+    return [(str(p), p.read_bytes()) for p in files]
+
+
+def ensemble_document(images: Sequence[tuple[str, bytes]], input_name: str) -> dict:
+    """One BYTES entry per image."""
+    return input_data([bytes_entry(input_name, data) for _, data in images])
+
+
+def classifier_document(images: Sequence[tuple[str, bytes]], export: Path, input_name: str) -> dict:
+    """One preprocessed FP32 entry per image, with the export's preprocessing spec."""
+    try:
+        metadata = load_metadata(export / contract.METADATA_FILENAME)
+    except (FileNotFoundError, ValueError) as err:
+        raise InputError(f"{err} (pass --export)") from None
+    entries = []
+    for name, data in images:
+        try:
+            pixels = preprocess_image(data, metadata.preprocess, DecodeLimits())
+        except ImageRejected as err:
+            raise InputError(f"{name}: {err}") from None
+        entries.append(tensor_entry(input_name, pixels))
+    return input_data(entries)
+
+
+def build_document(args: argparse.Namespace) -> tuple[dict, int]:
+    """The JSON document and how many images it holds."""
+    if args.generated_mix:
+        sources = [p.read_bytes() for p in sorted(SAMPLES_DIR.glob("*.jpg"))]
+        images = [(f"mix-{i}", image.data) for i, image in enumerate(generate_mix(sources, count=args.generated_mix))]
+    else:
+        images = collect_images(args.images)
+    if args.pixels:
+        return classifier_document(images, args.export, args.input_name or contract.PIXELS), len(images)
+    return ensemble_document(images, args.input_name or contract.IMAGE_INPUT), len(images)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the JSON file."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("images", type=Path, nargs="*", help="image files or folders")
+    parser.add_argument(
+        "--generated-mix", type=int, metavar="N", help="N photos of the benchmark's default mix instead"
+    )
+    parser.add_argument("--pixels", action="store_true", help="preprocessed FP32 tensors for the classifier alone")
+    parser.add_argument("--export", type=Path, default=Path("exports/efficientnet_lite0"), help="for --pixels")
+    parser.add_argument("--input-name", help=f"tensor name (default: {contract.IMAGE_INPUT}, or {contract.PIXELS})")
+    parser.add_argument("--output", type=Path, required=True, help="JSON file to write")
+    args = parser.parse_args(argv)
+    if bool(args.images) == bool(args.generated_mix):
+        parser.error("give image files/folders or --generated-mix N (one of them)")
+    try:
+        document, count = build_document(args)
+    except (InputError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    write_atomic(args.output, json.dumps(document))
+    print(f"wrote {args.output}: {count} entries, {args.output.stat().st_size / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""``tritonclf``: one command, one subcommand per job.
+
+    tritonclf infer photo.jpg            # = python clients/infer.py photo.jpg
+    tritonclf build --export exports/efficientnet_lite0
+    tritonclf JOB --help                 # that job's options
+
+Each subcommand is a module with a ``main(argv)``; it is imported only when named, so
+``tritonclf infer`` on a client-only install never touches torch or the server.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> (module with main(argv), one-line help). Grouped by the design's folders.
+COMMANDS: dict[str, tuple[str, str]] = {
+    # clients/
+    "infer": ("tritonclf.client.infer_cli", "classify images or folders against a running server (top-k)"),
+    # training/
+    "train": ("tritonclf.training.train_cli", "fine-tune a timm model on an image folder"),
+    "export": (
+        "tritonclf.training.torch2onnx",
+        "export a timm model + weights to ONNX with its labels and preprocessing",
+    ),
+    "evaluate": ("tritonclf.training.evaluation", "score a checkpoint, an ONNX file or a served model"),
+    "train-demo": ("tritonclf.training.train_demo", "digits: fine-tune, export, build, serve, evaluate"),
+    "demo-data": ("tritonclf.training.demo_data", "write the digits demo dataset as an image folder"),
+    "bench-train": ("tritonclf.training.speed_bench", "training images/s per strategy on this machine"),
+    # build/
+    "build": ("tritonclf.repository.build_cli", "turn an export into a Triton model repository"),
+    "engine": ("tritonclf.repository.engine_cli", "TensorRT FP16 engine by trtexec in NVIDIA's container"),
+    "preflight": ("tritonclf.repository.preflight_cli", "check a repository before Triton loads it"),
+    "upload": ("tritonclf.repository.upload_cli", "upload a repository to S3-compatible storage"),
+    "tune": ("tritonclf.repository.tune_cli", "sweep instances/threads/batching, build the fastest"),
+    # serving
+    "demo": ("tritonclf.serving.demo", "start the server, classify the sample photos over gRPC and HTTP, stop"),
+    # benchmarks
+    "bench": ("tritonclf.bench.benchmark_cli", "served vs limit, in-process and naive on a phone-photo mix"),
+    "bench-summary": ("tritonclf.bench.summary", "one row per model from benchmark JSON files"),
+    "perf": ("tritonclf.bench.perf_sweep_cli", "perf_analyzer sweep on the ensemble and the classifier"),
+    "perf-input": ("tritonclf.bench.perf_input_cli", "perf_analyzer --input-data JSON from photos"),
+    "perf-tools": ("tritonclf.bench.install_perf_analyzer", "put perf_analyzer 2.41.1 next to this Python"),
+    # long-running checks
+    "soak": ("tritonclf.tools.soak", "soak the real server at saturation with good and hostile images"),
+    "fuzz": ("tritonclf.tools.fuzz_preprocess", "fuzz the preprocessing with hypothesis"),
+    "measure-decode": ("tritonclf.tools.measure_decode", "time the decode + resize on photo sizes"),
+    "gpu-check": ("tritonclf.tools.gpu_check", "the GPU path end to end on a GPU host"),
+}
+
+
+def usage() -> str:
+    """The command list."""
+    width = max(map(len, COMMANDS))
+    lines = ["usage: tritonclf JOB [options]   (tritonclf JOB --help for a job's options)", "", "jobs:"]
+    lines += [f"  {name:<{width}}  {help_line}" for name, (_, help_line) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch to the named job's ``main``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"tritonclf: unknown job {name!r}; one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    # argparse names the program after argv[0]: make usage lines read "tritonclf NAME".
+    sys.argv[0] = f"tritonclf {name}"
+    return module.main(rest) or 0

@@ -1,0 +1,132 @@
+"""Classify images with a model served by Triton and print the top-k classes.
+
+    python clients/infer.py photo.jpg
+    python clients/infer.py photos/ more.png --protocol http --top-k 3
+    python clients/infer.py photos/ --json > predictions.jsonl
+
+Each image is its own request, sent ``--concurrency`` at a time, so the server's
+dynamic batcher groups them and one broken image fails only its own line. Exit
+status: 0 when every image was classified, 1 when some were rejected or failed,
+2 when nothing could be sent (bad arguments, missing file, no server, no model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from tritonclf.client.triton_client import (
+    PROTOCOLS,
+    ClassifierClient,
+    ClientError,
+    InferenceFailed,
+    Prediction,
+)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
+
+
+class UsageError(ValueError):
+    """A problem with the command line's inputs."""
+
+
+def collect_images(paths: Iterable[str]) -> list[Path]:
+    """Files as given, folders expanded to their image files (sorted, recursive)."""
+    images: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {path}")
+            images.extend(found)
+        elif path.is_file():
+            images.append(path)
+        else:
+            raise UsageError(f"no such file or folder: {path}")
+    return images
+
+
+def format_text(path: Path, predictions: list[Prediction]) -> str:
+    """Human-readable block: the path, then one line per class."""
+    lines = [str(path)]
+    lines += [f"  {p.score:7.4f}  {p.label}  ({p.index})" for p in predictions]
+    return "\n".join(lines)
+
+
+def format_json(path: Path, predictions: list[Prediction] | None = None, error: InferenceFailed | None = None) -> str:
+    """One JSON object per image: ``path`` and ``predictions`` (or ``error`` and ``status``)."""
+    record: dict = {"path": str(path)}
+    if error is None:
+        record["predictions"] = [{"label": p.label, "index": p.index, "score": p.score} for p in predictions or []]
+    else:
+        record["error"] = str(error)
+        record["status"] = error.status
+    return json.dumps(record)
+
+
+def classify_all(
+    client: ClassifierClient, images: list[Path], top_k: int, concurrency: int
+) -> Iterator[tuple[Path, list[Prediction] | None, InferenceFailed | None]]:
+    """Yield (path, predictions, error) in input order, ``concurrency`` requests in flight."""
+
+    def one(path: Path):
+        try:
+            return path, client.classify(path.read_bytes(), top_k), None
+        except InferenceFailed as err:
+            return path, None, err
+        except OSError as err:  # unreadable file: report it like a rejection, keep going
+            return path, None, InferenceFailed(f"cannot read {path}: {err.strerror}", "CLIENT_ERROR")
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
+        yield from pool.map(one, images)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
+    parser.add_argument("images", nargs="+", help="image files or folders")
+    parser.add_argument("--url", help="HOST:PORT (default: localhost:8001 for grpc, localhost:8000 for http)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="grpc", help="default: %(default)s")
+    parser.add_argument("--model", help="model to call (default: the repository's only ensemble)")
+    parser.add_argument("--top-k", type=int, default=5, help="classes per image (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per image (JSON Lines)")
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (default: %(default)s)")
+    parser.add_argument("--timeout-s", type=float, default=60.0, help="per-request timeout (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.top_k < 1 or args.concurrency < 1 or args.timeout_s <= 0:
+        parser.error("--top-k and --concurrency must be at least 1, --timeout-s positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Classify and print; see the module docstring for exit codes."""
+    args = parse_args(argv)
+    try:
+        images = collect_images(args.images)
+        client = ClassifierClient(args.url, args.protocol, args.model, timeout_s=args.timeout_s)
+    except (UsageError, ClientError) as err:
+        print(f"infer: error: {err}", file=sys.stderr)
+        return 2
+    failures = 0
+    for path, predictions, error in classify_all(client, images, args.top_k, args.concurrency):
+        if args.json:
+            print(format_json(path, predictions, error), flush=True)
+        elif error is None:
+            print(format_text(path, predictions), flush=True)
+        else:
+            print(f"{path}: error ({error.status}): {error}", file=sys.stderr, flush=True)
+        failures += error is not None
+    if failures and not args.json:
+        print(f"infer: {failures} of {len(images)} images failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""Build a Triton model repository from an exported classifier.
+
+For ensemble name N it writes three models (configs in ``model_specs.py``):
+
+- ``N``: the ensemble, the public entry point: encoded image bytes in,
+  probabilities out (with ``label_filename``, so ``class_count=k`` returns
+  ``score:index:label``);
+- ``N_preprocess``: Python backend, decode + resize + crop + normalize;
+- ``N_model``: the classifier: ONNX Runtime in the Python backend, Triton's ONNX
+  Runtime backend, or a TensorRT engine, by ``BuildOptions.backend``.
+
+Each model's new version is staged outside the repository and renamed into place,
+so a server polling the repository never sees half a version. Rebuilding
+unchanged inputs writes nothing; a changed build gets the next version number and
+the oldest versions beyond ``keep_versions`` are removed. Every version directory
+gets a ``manifest.json``: SHA-256 of each file, the source ONNX and its export,
+and for engines how they were built and how they passed the accuracy gate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import importlib.metadata
+import io
+import json
+import os
+import platform
+import shutil
+import struct
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tritonclf import contract
+from tritonclf import preprocess as preprocess_module
+from tritonclf.export_metadata import ExportMetadata, load_metadata
+from tritonclf.files import sha256_file, write_atomic, write_json_atomic
+from tritonclf.repository.models import (
+    ENGINE_FILENAME,
+    WARMUP_IMAGE_FILE,
+    BuildOptions,
+    classifier_spec,
+    ensemble_spec,
+    preprocess_spec,
+)
+from tritonclf.repository.pbtxt import ModelSpec, render, to_model_config
+from tritonclf.samples import sample_photo
+from tritonclf.serving import backend_models
+
+__all__ = ["BuildError", "BuildOptions", "ModelBuild", "PreparedEngine", "build_repository"]
+
+_PREPROCESS_SOURCE = Path(preprocess_module.__file__)
+_BACKEND_MODELS = Path(backend_models.__file__).parent
+_WARMUP_JPEG = sample_photo("chelsea")
+
+
+class BuildError(RuntimeError):
+    """The repository cannot be built from these inputs."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedEngine:
+    """A TensorRT engine for the classifier, and the record of how it was built and gated."""
+
+    plan: Path
+    record: Mapping  # TensorRT/CUDA versions, GPU, builder flags, build time, accuracy gate
+    extra_plans: Mapping[str, Path] = dataclasses.field(default_factory=dict)  # compute capability -> engine
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelBuild:
+    """What the build did for one model."""
+
+    name: str
+    version: int
+    changed: bool
+
+
+def warmup_image_bytes() -> bytes:
+    """A real JPEG as one serialized BYTES element (4-byte little-endian length, then the bytes)."""
+    jpeg = _WARMUP_JPEG.read_bytes() if _WARMUP_JPEG.is_file() else _synthetic_jpeg()
+    return struct.pack("<I", len(jpeg)) + jpeg
+
+
+def _synthetic_jpeg() -> bytes:
+    # Only when the package runs without the checkout's sample photos.
+    gradient = np.linspace(0, 255, 640 * 480 * 3).reshape(480, 640, 3).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(gradient, "RGB").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def labels_text(metadata: ExportMetadata) -> str:
+    """One label per line, in class-index order, as Triton's ``label_filename`` expects."""
+    for label in metadata.labels:
+        if "\n" in label or not label.strip():
+            raise BuildError(f"label {label!r} is empty or spans lines: fix the export's labels")
+    return "\n".join(metadata.labels) + "\n"
+
+
+def _existing_versions(model_dir: Path) -> list[int]:
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def _fingerprint(files: dict[str, str], config_text: str, extra: dict[str, str]) -> str:
+    """One hash over everything that defines a model version."""
+    payload = json.dumps({"files": files, "config": config_text, "extra": extra}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _sha256_of(content: str | bytes) -> str:
+    return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()
+
+
+def _read_manifest(version_dir: Path) -> dict:
+    try:
+        return json.loads((version_dir / contract.MANIFEST_FILENAME).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _build_info() -> dict[str, str]:
+    return {
+        "builder": f"triton-image-classifier {importlib.metadata.version('triton-image-classifier')}",
+        "python": platform.python_version(),
+        "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_model(
+    repository: Path,
+    spec: ModelSpec,
+    *,
+    version_files: dict[str, Path],
+    model_dir_files: Mapping[str, str | bytes],
+    provenance: dict,
+    keep_versions: int,
+) -> ModelBuild:
+    """Write one model: config + model-level files, and a new version only when something changed.
+
+    ``version_files`` maps names inside the version directory to source files;
+    ``model_dir_files`` maps names beside ``config.pbtxt`` to their text.
+    """
+    model_dir = repository / spec.name
+    config_text = render(to_model_config(spec))
+    file_hashes = {name: sha256_file(src) for name, src in sorted(version_files.items())}
+    dir_hashes = {name: _sha256_of(content) for name, content in sorted(model_dir_files.items())}
+    fingerprint = _fingerprint(file_hashes, config_text, dir_hashes)
+    versions = _existing_versions(model_dir)
+    if versions and _read_manifest(model_dir / str(versions[-1])).get("fingerprint") == fingerprint:
+        return ModelBuild(spec.name, versions[-1], changed=False)
+
+    version = (versions[-1] + 1) if versions else 1
+    model_dir.mkdir(parents=True, exist_ok=True)
+    # Staged beside the repository, not inside it: Triton would take a folder in the
+    # repository for a model, and one in the model folder for a bad version.
+    staging_root = Path(tempfile.mkdtemp(prefix=f".{repository.name}-staging-", dir=repository.parent))
+    try:
+        staged = staging_root / str(version)
+        staged.mkdir()
+        for name, src in version_files.items():
+            shutil.copyfile(src, staged / name)
+        manifest = {
+            "model": spec.name,
+            "version": version,
+            "fingerprint": fingerprint,
+            "files": file_hashes,
+            "model_dir_files": dir_hashes,
+            "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+            **provenance,
+            **_build_info(),
+        }
+        write_json_atomic(staged / contract.MANIFEST_FILENAME, manifest)
+        os.chmod(staged, 0o755)
+        # Model-level files first: the new version must never be visible with an old config.
+        for name, text in model_dir_files.items():
+            write_atomic(model_dir / name, text)
+        write_atomic(model_dir / "config.pbtxt", config_text)
+        os.rename(staged, model_dir / str(version))
+    finally:
+        shutil.rmtree(staging_root, ignore_errors=True)
+    stale = versions[: max(0, len(versions) + 1 - keep_versions)]
+    if stale:
+        # Moved out whole before deleting: a build killed midway never leaves half a version in place.
+        trash = Path(tempfile.mkdtemp(prefix=f".{repository.name}-staging-", dir=repository.parent))
+        for old in stale:
+            os.rename(model_dir / str(old), trash / str(old))
+        shutil.rmtree(trash, ignore_errors=True)
+    return ModelBuild(spec.name, version, changed=True)
+
+
+def _classifier_files(options: BuildOptions, onnx_path: Path, engine: PreparedEngine | None) -> tuple[dict, dict]:
+    """(version files, cc_model_filenames) of the classifier for the chosen backend."""
+    if options.backend == "python-ort":
+        return {"model.py": _BACKEND_MODELS / "onnx_classifier_model.py", contract.ONNX_FILENAME: onnx_path}, {}
+    if options.backend == "onnx":
+        return {contract.ONNX_FILENAME: onnx_path}, {}
+    if engine is None:
+        raise BuildError("backend trt needs a TensorRT engine: build one (build/onnx2trt.py or make engine)")
+    files = {ENGINE_FILENAME: engine.plan}
+    cc_map = {}
+    for capability, plan in sorted(engine.extra_plans.items()):
+        filename = f"model_sm{capability.replace('.', '')}.plan"
+        files[filename] = plan
+        cc_map[capability] = filename
+    missing = [str(p) for p in files.values() if not Path(p).is_file()]
+    if missing:
+        raise BuildError(f"engine file missing: {', '.join(missing)}")
+    return files, cc_map
+
+
+def build_repository(
+    export_dir: Path,
+    repository: Path,
+    options: BuildOptions = BuildOptions(),  # noqa: B008 - frozen dataclass, safe as a default
+    engine: PreparedEngine | None = None,
+) -> list[ModelBuild]:
+    """Export folder (``model.onnx`` + ``model.json``) -> three models in ``repository``."""
+    export_dir, repository = Path(export_dir), Path(repository)
+    metadata = load_metadata(export_dir / contract.METADATA_FILENAME)
+    onnx_path = export_dir / metadata.onnx_filename
+    if not onnx_path.is_file():
+        raise BuildError(f"{onnx_path} is missing: re-run the export")
+    if sha256_file(onnx_path) != metadata.onnx_sha256:
+        raise BuildError(f"{onnx_path} does not match the hash in its metadata: re-run the export")
+    name = options.name or metadata.model_name
+    repository.mkdir(parents=True, exist_ok=True)
+    labels = {contract.LABELS_FILENAME: labels_text(metadata)}
+    provenance = {
+        "source": {
+            "model_name": metadata.model_name,
+            "onnx_sha256": metadata.onnx_sha256,
+            "weights": metadata.weights,
+            "export_versions": metadata.versions,
+        }
+    }
+    classifier_files, cc_map = _classifier_files(options, onnx_path, engine)
+    classifier_provenance = {**provenance, "backend": options.backend}
+    if engine is not None and options.backend == "trt":
+        classifier_provenance["engine"] = dict(engine.record)
+    preprocess_dir_files: dict[str, str | bytes] = {}
+    if options.warmup:
+        preprocess_dir_files[f"warmup/{WARMUP_IMAGE_FILE}"] = warmup_image_bytes()
+    keep = {"keep_versions": options.keep_versions}
+    # Dependencies first, the ensemble last: it is the entry point clients call.
+    return [
+        write_model(
+            repository,
+            classifier_spec(name, metadata, options, cc_map),
+            version_files=classifier_files,
+            model_dir_files=labels,
+            provenance=classifier_provenance,
+            **keep,
+        ),
+        write_model(
+            repository,
+            preprocess_spec(name, metadata, options),
+            version_files={
+                "model.py": _BACKEND_MODELS / "preprocess_model.py",
+                "preprocess.py": _PREPROCESS_SOURCE,
+            },
+            model_dir_files=preprocess_dir_files,
+            provenance=provenance,
+            **keep,
+        ),
+        write_model(
+            repository,
+            ensemble_spec(name, metadata, options),
+            version_files={},
+            model_dir_files=labels,
+            provenance=provenance,
+            **keep,
+        ),
+    ]

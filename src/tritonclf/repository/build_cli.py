@@ -1,0 +1,167 @@
+"""Build (or update) a Triton model repository from an exported classifier.
+
+    python build/build_repository.py --export exports/efficientnet_lite0                 # --backend auto
+    python build/build_repository.py --export exports/efficientnet_lite0 --backend onnx --device gpu
+    python build/build_repository.py --export exports/efficientnet_lite0 --backend trt  # GPU + TensorRT
+
+Writes the ensemble ``NAME`` (image bytes in, probabilities out), its Python-backend
+preprocessing model ``NAME_preprocess`` and the classifier ``NAME_model`` for the
+chosen backend. Unchanged inputs write nothing; changed ones get a new version
+directory, staged and renamed into place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tritonclf.export_metadata import load_metadata
+from tritonclf.preprocess import DecodeLimits
+from tritonclf.repository.backends import BACKENDS, choose_backend, probe_gpu, probe_tensorrt
+from tritonclf.repository.build import BuildError, BuildOptions, PreparedEngine, build_repository
+from tritonclf.repository.engine_args import add_engine_arguments, engine_options, gate_thresholds
+from tritonclf.repository.models import DEVICES
+from tritonclf.samples import sample_dir
+
+SAMPLES = sample_dir()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options; defaults come from BuildOptions and DecodeLimits."""
+    defaults, limits = BuildOptions(), DecodeLimits()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("--export", type=Path, required=True, help="folder with model.onnx and model.json")
+    add("--repository", type=Path, default=Path("model_repository"), help="default: %(default)s")
+    add("--name", help="ensemble name (default: the exported model's name)")
+    add("--backend", choices=BACKENDS, default="auto", help="classifier backend (default: %(default)s)")
+    add("--device", choices=DEVICES, default=defaults.device, help="python-ort/onnx instances (default: %(default)s)")
+    add("--max-batch-size", type=int, default=defaults.max_batch_size, help="default: %(default)s")
+    add("--preprocess-instances", type=int, default=defaults.preprocess_instances, help="default: %(default)s")
+    add("--classifier-instances", type=int, default=defaults.classifier_instances, help="default: %(default)s")
+    add("--intra-op-threads", type=int, default=defaults.intra_op_threads, help="ONNX Runtime threads, 0 = its default")
+    add("--max-queue-delay-us", type=int, default=defaults.max_queue_delay_microseconds, help="dynamic batching delay")
+    add(
+        "--max-queue-size",
+        type=int,
+        default=defaults.max_queue_size,
+        help="requests waiting per model before UNAVAILABLE (0: unbounded; default: %(default)s)",
+    )
+    add(
+        "--queue-timeout-us",
+        type=int,
+        default=defaults.queue_timeout_microseconds,
+        help="longest wait in a model's queue before UNAVAILABLE (0: none; default: %(default)s)",
+    )
+    add("--max-image-bytes", type=int, default=limits.max_image_bytes, help="default: %(default)s")
+    add("--max-image-pixels", type=int, default=limits.max_image_pixels, help="default: %(default)s")
+    add(
+        "--allowed-formats", default=",".join(limits.allowed_formats), help="Pillow format names (default: %(default)s)"
+    )
+    add("--no-jpeg-draft", action="store_true", help="always decode JPEGs at full size (slower, bit-exact with timm)")
+    add("--no-warmup", action="store_true", help="do not generate model_warmup (first requests will be slow)")
+    add("--keep-versions", type=int, default=defaults.keep_versions, help="default: %(default)s")
+    add("--onnx-tensorrt-fp16", action="store_true", help="onnx backend on GPU: ONNX Runtime's TensorRT EP in FP16")
+    add("--ort-trt-cache-dir", default=defaults.ort_trt_cache_dir, help="engine cache of --onnx-tensorrt-fp16")
+    add("--engine", type=Path, help="a prebuilt engine (make engine); default: EXPORT/engine/model.plan if present")
+    add(
+        "--extra-engine",
+        action="append",
+        default=[],
+        metavar="CC=FILE",
+        help="engine for another GPU architecture, e.g. 8.0=a100.plan (cc_model_filenames); repeatable",
+    )
+    add("--gate-images", type=Path, default=SAMPLES, help="real photos for the FP16 accuracy gate")
+    add_engine_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def parse_extra_engines(values: list[str]) -> dict[str, Path]:
+    """``["8.0=a100.plan"]`` -> ``{"8.0": Path("a100.plan")}``."""
+    engines = {}
+    for value in values:
+        capability, sep, path = value.partition("=")
+        if not sep or not capability.replace(".", "").isdigit():
+            raise BuildError(f"--extra-engine takes CC=FILE with a compute capability like 8.0, not {value!r}")
+        engines[capability] = Path(path)
+    return engines
+
+
+def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | None]:
+    """Options and, for trt, the prepared engine."""
+    gpu, tensorrt_version = (probe_gpu(), probe_tensorrt()) if args.backend == "auto" else (None, None)
+    backend, why = choose_backend(args.backend, gpu, tensorrt_version)
+    if args.backend == "auto":
+        print(f"backend: {backend} ({why})")
+    options = BuildOptions(
+        name=args.name,
+        backend=backend,
+        device=args.device,
+        max_batch_size=args.max_batch_size,
+        preprocess_instances=args.preprocess_instances,
+        classifier_instances=args.classifier_instances,
+        intra_op_threads=args.intra_op_threads,
+        max_queue_delay_microseconds=args.max_queue_delay_us,
+        max_queue_size=args.max_queue_size,
+        queue_timeout_microseconds=args.queue_timeout_us,
+        limits=DecodeLimits(
+            max_image_bytes=args.max_image_bytes,
+            max_image_pixels=args.max_image_pixels,
+            allowed_formats=tuple(f.strip().upper() for f in args.allowed_formats.split(",") if f.strip()),
+            jpeg_draft=not args.no_jpeg_draft,
+        ),
+        keep_versions=args.keep_versions,
+        warmup=not args.no_warmup,
+        onnx_tensorrt_fp16=args.onnx_tensorrt_fp16,
+        ort_trt_cache_dir=args.ort_trt_cache_dir,
+        engine=engine_options(args),
+    )
+    if backend != "trt":
+        return options, None
+    from tritonclf.repository.engine_build import ENGINE_DIR, prepare_engine
+
+    engine_file = args.engine
+    default_engine = args.export / ENGINE_DIR / "model.plan"
+    if engine_file is None and default_engine.is_file() and probe_tensorrt() is None:
+        engine_file = default_engine
+    metadata = load_metadata(args.export / "model.json")
+    photos = sorted(p for p in args.gate_images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    engine = prepare_engine(
+        args.export,
+        metadata,
+        options.engine,
+        gate_thresholds(args),
+        photos,
+        engine_file=engine_file,
+        extra_engines=parse_extra_engines(args.extra_engine),
+    )
+    gate = engine.record.get("accuracy_gate", {})
+    if gate.get("status") == "passed":
+        agreement, delta = gate["top1_agreement"], gate["mean_abs_delta"]
+        print(f"FP16 accuracy gate passed: top-1 agreement {agreement:.2%}, mean |delta| {delta:.1e}")
+    else:
+        print(f"warning: FP16 accuracy gate {gate.get('status', 'unknown')}: {gate.get('reason', '')}", file=sys.stderr)
+    return options, engine
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build and print one line per model."""
+    args = parse_args(argv)
+    try:
+        options, engine = resolve(args)
+        built = build_repository(args.export, args.repository, options, engine)
+        metadata = load_metadata(args.export / "model.json")
+    except (BuildError, FileNotFoundError, ValueError) as err:
+        print(f"build_repository: error: {err}", file=sys.stderr)
+        return 1
+    for model in built:
+        state = "written" if model.changed else "up to date"
+        print(f"{args.repository}/{model.name}/{model.version}: {state}")
+    ensemble = options.name or metadata.model_name
+    print(f"serve it: tritonserver --model-repository {args.repository}  (ensemble: {ensemble})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The three model configs of a classifier repository, for every classifier backend.
+
+Same ensemble and same tensor names whatever runs the classifier: only the
+classifier's config (and the files in its version directory) change between
+``python-ort``, ``onnx`` and ``trt``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from tritonclf import contract
+from tritonclf.export_metadata import ExportMetadata
+from tritonclf.preprocess import DecodeLimits
+from tritonclf.repository.pbtxt import (
+    Accelerator,
+    DynamicBatching,
+    EnsembleStep,
+    InstanceGroup,
+    ModelSpec,
+    Tensor,
+    WarmupInput,
+    WarmupSample,
+)
+from tritonclf.repository.tensorrt import EngineOptions
+
+ENGINE_FILENAME = "model.plan"
+WARMUP_IMAGE_FILE = "image.bytes"  # under <preprocess model>/warmup/: one length-prefixed JPEG
+DEVICES = ("cpu", "gpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildOptions:
+    """Serving choices baked into the generated configs."""
+
+    name: str | None = None  # ensemble name; default: the exported model's name
+    backend: str = "python-ort"  # "python-ort" | "onnx" | "trt" (``auto`` is resolved before)
+    device: str = "cpu"  # where python-ort / onnx classifier instances run; trt is always GPU
+    max_batch_size: int = 32
+    preprocess_instances: int = 2
+    # Two single-threaded classifier instances: on 2 cores 6% more images/s than one on two
+    # threads (interleaved runs at c=16: 87-90 vs 82-86); one thread wastes no CPU on handoffs.
+    classifier_instances: int = 2
+    intra_op_threads: int = 1  # ONNX Runtime threads per classifier instance; 0 = its default (all cores)
+    ort_spinning: bool = False  # python-ort: let idle ONNX Runtime threads busy-wait (faster alone, worse shared)
+    # python-ort on the CPU: a lone image, while a core is spare, runs on a second session on
+    # every core whose threads spin during that run only (unloaded latency; the model's memory twice).
+    single_image_spinning: bool = True
+    max_queue_delay_microseconds: int = 0
+    # Past capacity, clients get a fast UNAVAILABLE instead of unbounded latency: at most
+    # this many requests wait in each model's queue, none longer than the timeout (0 = no bound).
+    max_queue_size: int = 128
+    queue_timeout_microseconds: int = 5_000_000
+    limits: DecodeLimits = dataclasses.field(default_factory=DecodeLimits)
+    keep_versions: int = 2
+    warmup: bool = True
+    # onnx backend: ONNX Runtime's TensorRT execution accelerator in FP16, engines cached on disk.
+    onnx_tensorrt_fp16: bool = False
+    ort_trt_cache_dir: str = "/tmp/tritonclf-ort-trt-cache"
+    engine: EngineOptions = dataclasses.field(default_factory=EngineOptions)
+
+    def __post_init__(self) -> None:
+        """Catch contradictory options before anything is written."""
+        if self.backend not in ("python-ort", "onnx", "trt"):
+            raise ValueError(f"backend must be python-ort, onnx or trt, not {self.backend!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
+        if self.max_batch_size < 1 or self.keep_versions < 1:
+            raise ValueError("max_batch_size and keep_versions must be at least 1")
+        if self.max_queue_size < 0 or self.queue_timeout_microseconds < 0:
+            raise ValueError("max_queue_size and queue_timeout_microseconds must be 0 (no bound) or positive")
+        if self.backend == "trt" and self.engine.max_batch_size != self.max_batch_size:
+            raise ValueError("the engine's max batch size must equal the model's max_batch_size")
+        if self.onnx_tensorrt_fp16 and (self.backend != "onnx" or self.device != "gpu"):
+            raise ValueError("the TensorRT accelerator needs --backend onnx --device gpu")
+
+    def dynamic_batching(self) -> DynamicBatching:
+        """Batching and queue policy of the preprocessing model and the classifier (ensembles have no queue)."""
+        return DynamicBatching(
+            self.max_queue_delay_microseconds,
+            max_queue_size=self.max_queue_size or None,
+            default_timeout_microseconds=self.queue_timeout_microseconds or None,
+        )
+
+    @property
+    def classifier_kind(self) -> str:
+        """Triton instance kind of the classifier."""
+        return "KIND_GPU" if self.backend == "trt" or self.device == "gpu" else "KIND_CPU"
+
+    def warmup_batch_sizes(self) -> tuple[int, ...]:
+        """Batch sizes the classifier is warmed with: every shape of the engine profile, or 1 and max."""
+        sizes = {1, self.max_batch_size}
+        if self.backend == "trt":
+            sizes.add(self.engine.resolved_opt_batch)
+        return tuple(sorted(sizes))
+
+
+def _probabilities(metadata: ExportMetadata) -> Tensor:
+    return Tensor(contract.PROBABILITIES, "TYPE_FP32", (metadata.num_classes,), label_filename=contract.LABELS_FILENAME)
+
+
+def _pixels(metadata: ExportMetadata, image_format: str | None = None) -> Tensor:
+    height, width = metadata.preprocess.input_size
+    return Tensor(contract.PIXELS, "TYPE_FP32", (3, height, width), image_format=image_format)
+
+
+def preprocess_spec(name: str, metadata: ExportMetadata, options: BuildOptions) -> ModelSpec:
+    """Config of the Python-backend preprocessing model."""
+    warmup = ()
+    if options.warmup:
+        image = WarmupInput("TYPE_STRING", (1,), WARMUP_IMAGE_FILE)
+        warmup = (WarmupSample("jpeg", 1, {contract.IMAGE_INPUT: image}),)
+    return ModelSpec(
+        name=contract.preprocess_model_name(name),
+        backend="python",
+        max_batch_size=options.max_batch_size,
+        inputs=(Tensor(contract.IMAGE_INPUT, "TYPE_STRING", (1,)),),
+        outputs=(_pixels(metadata),),
+        instance_groups=(InstanceGroup(options.preprocess_instances, "KIND_CPU"),),
+        dynamic_batching=options.dynamic_batching(),
+        parameters={
+            "input_name": contract.IMAGE_INPUT,
+            "output_name": contract.PIXELS,
+            **metadata.preprocess.to_parameters(),
+            **options.limits.to_parameters(),
+        },
+        warmup=warmup,
+    )
+
+
+def _classifier_warmup(metadata: ExportMetadata, options: BuildOptions) -> tuple[WarmupSample, ...]:
+    if not options.warmup:
+        return ()
+    pixels = WarmupInput("TYPE_FP32", _pixels(metadata).dims, "random")
+    return tuple(WarmupSample(f"batch_{b}", b, {contract.PIXELS: pixels}) for b in options.warmup_batch_sizes())
+
+
+def _backend_fields(options: BuildOptions, cc_model_filenames: Mapping[str, str]) -> dict:
+    """What differs between classifier backends: who runs it, its file, its parameters."""
+    if options.backend == "python-ort":
+        return {
+            "backend": "python",
+            "parameters": {
+                "input_name": contract.PIXELS,
+                "output_name": contract.PROBABILITIES,
+                "onnx_filename": contract.ONNX_FILENAME,
+                "intra_op_threads": str(options.intra_op_threads),
+                "allow_spinning": "1" if options.ort_spinning else "0",
+                "single_image_spinning": "1" if options.single_image_spinning else "0",
+            },
+        }
+    if options.backend == "onnx":
+        accelerators = ()
+        if options.onnx_tensorrt_fp16:
+            accelerators = (
+                Accelerator(
+                    "tensorrt",
+                    {
+                        "precision_mode": "FP16",
+                        "max_workspace_size_bytes": str(options.engine.workspace_bytes),
+                        # Without the cache every server start rebuilds the engines (minutes).
+                        "trt_engine_cache_enable": "1",
+                        "trt_engine_cache_path": options.ort_trt_cache_dir,
+                        "trt_timing_cache_enable": "1",
+                        "trt_timing_cache_path": options.ort_trt_cache_dir,
+                    },
+                ),
+            )
+        params = {"intra_op_thread_count": str(options.intra_op_threads)} if options.intra_op_threads else {}
+        return {
+            "platform": "onnxruntime_onnx",
+            "default_model_filename": contract.ONNX_FILENAME,
+            "parameters": params,
+            "gpu_accelerators": accelerators,
+        }
+    return {
+        "platform": "tensorrt_plan",
+        "default_model_filename": ENGINE_FILENAME,
+        "cc_model_filenames": dict(cc_model_filenames),
+    }
+
+
+def classifier_spec(
+    name: str, metadata: ExportMetadata, options: BuildOptions, cc_model_filenames: Mapping[str, str] | None = None
+) -> ModelSpec:
+    """Config of the classifier for the chosen backend."""
+    return ModelSpec(
+        name=contract.classifier_model_name(name),
+        max_batch_size=options.max_batch_size,
+        # FORMAT_NCHW: Triton's stock image clients can call the classifier directly.
+        inputs=(_pixels(metadata, image_format="FORMAT_NCHW"),),
+        outputs=(_probabilities(metadata),),
+        instance_groups=(InstanceGroup(options.classifier_instances, options.classifier_kind),),
+        dynamic_batching=options.dynamic_batching(),
+        warmup=_classifier_warmup(metadata, options),
+        **_backend_fields(options, cc_model_filenames or {}),
+    )
+
+
+def ensemble_spec(name: str, metadata: ExportMetadata, options: BuildOptions) -> ModelSpec:
+    """Config of the ensemble joining preprocessing and classifier (ensembles cannot carry warmup)."""
+    return ModelSpec(
+        name=name,
+        platform="ensemble",
+        max_batch_size=options.max_batch_size,
+        inputs=(Tensor(contract.IMAGE_INPUT, "TYPE_STRING", (1,)),),
+        outputs=(_probabilities(metadata),),
+        ensemble_steps=(
+            EnsembleStep(
+                contract.preprocess_model_name(name),
+                input_map={contract.IMAGE_INPUT: contract.IMAGE_INPUT},
+                output_map={contract.PIXELS: contract.PIXELS},
+            ),
+            EnsembleStep(
+                contract.classifier_model_name(name),
+                input_map={contract.PIXELS: contract.PIXELS},
+                output_map={contract.PROBABILITIES: contract.PROBABILITIES},
+            ),
+        ),
+    )

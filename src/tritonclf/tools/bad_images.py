@@ -1,0 +1,226 @@
+"""Hostile and odd inputs, each with what the server must answer: shared by the unit, served and soak tests.
+
+``BAD_INPUTS`` must be rejected with exactly ``message`` (INVALID_ARGUMENT, one line);
+``ODD_IMAGES`` must be accepted and classified as the same bytes are in-process.
+The README's "Bad input" table lists the same rows; ``python tests/bad_images.py``
+prints them as Markdown.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import functools
+import io
+import struct
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+
+from tritonclf.samples import sample_dir
+
+SAMPLES = sample_dir()
+ALLOWED = "JPEG, PNG, WEBP, GIF, BMP"
+MAX_BYTES = 32 * 1024 * 1024  # DecodeLimits() defaults
+MAX_PIXELS = 64_000_000
+TEXT = "not a decodable image: the bytes are text (HTML, JSON, base64, a file name?); send the file's bytes"
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    """Encode a Pillow image in memory."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+@functools.cache
+def photo(name: str = "chelsea") -> Image.Image:
+    """One of the bundled real photos, RGB."""
+    return Image.open(SAMPLES / f"{name}.jpg").convert("RGB")
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk with its CRC."""
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims any size: a decompression bomb's calling card, a few bytes long."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 64)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+
+def corrupt_png_chunk() -> bytes:
+    """A real PNG with 40 bytes of its image data overwritten (CRC not updated)."""
+    data = bytearray(encode(photo(), "PNG"))
+    idat = data.index(b"IDAT")
+    data[idat + 40 : idat + 80] = b"\xff" * 40
+    return bytes(data)
+
+
+def png_bad_header_checksum() -> bytes:
+    """A real PNG whose IHDR checksum is wrong."""
+    data = bytearray(encode(photo(), "PNG"))
+    data[29:33] = b"\0\0\0\0"  # 8-byte signature + IHDR length, type and 13-byte body
+    return bytes(data)
+
+
+def gif_header_only(width: int, height: int) -> bytes:
+    """A GIF whose logical screen and only frame claim any size."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", width, height, 0, 0, 0)
+    frame = b"," + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x4c\x01\x00;"
+    return screen + frame
+
+
+def jpeg_cut_halfway() -> bytes:
+    """The bundled cat photo, cut halfway."""
+    data = (SAMPLES / "chelsea.jpg").read_bytes()
+    return data[: len(data) // 2]
+
+
+@dataclasses.dataclass(frozen=True)
+class BadInput:
+    """An input the server must reject, and the exact reason it gives."""
+
+    name: str
+    description: str
+    make: Callable[[], bytes]
+    message: str
+
+
+BAD_INPUTS = (
+    BadInput("empty", "no bytes at all", lambda: b"", "empty input: no image bytes were sent"),
+    BadInput(
+        "random-bytes",
+        "5,000 random bytes",
+        lambda: bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)),
+        f"not a decodable image in an allowed format ({ALLOWED})",
+    ),
+    BadInput("html", "an HTML page", lambda: b"<!doctype html><html><body>hello</body></html>", TEXT),
+    BadInput(
+        "base64",
+        "the photo base64-encoded instead of raw",
+        lambda: base64.b64encode((SAMPLES / "chelsea.jpg").read_bytes()),
+        TEXT,
+    ),
+    BadInput(
+        "truncated-jpeg",
+        "a JPEG cut halfway",
+        jpeg_cut_halfway,
+        "cannot decode JPEG image: image file is truncated (26 bytes not processed)",
+    ),
+    BadInput(
+        "corrupt-png-data",
+        "a PNG with 40 bytes of image data overwritten",
+        corrupt_png_chunk,
+        "cannot decode PNG image: broken data stream when reading image file",
+    ),
+    BadInput(
+        "png-bad-checksum",
+        "a PNG whose header checksum is wrong",
+        png_bad_header_checksum,
+        "not a decodable image: a PNG file whose header cannot be read",
+    ),
+    BadInput(
+        "png-bomb",
+        "a 40,000 x 40,000 PNG in 69 bytes (decompression bomb)",
+        lambda: png_header_only(40_000, 40_000),
+        f"image dimensions are far above the limit of {MAX_PIXELS} pixels (decompression bomb?)",
+    ),
+    BadInput(
+        "gif-bomb",
+        "a 65,535 x 65,535 GIF in 29 bytes",
+        lambda: gif_header_only(65_535, 65_535),
+        f"image dimensions are far above the limit of {MAX_PIXELS} pixels (decompression bomb?)",
+    ),
+    BadInput(
+        "too-many-pixels",
+        "a 9,000 x 8,000 PNG (72 megapixels)",
+        lambda: png_header_only(9_000, 8_000),
+        f"PNG image is 9000x8000 = 72000000 pixels, above the limit of {MAX_PIXELS} pixels",
+    ),
+    BadInput(
+        "too-many-bytes",
+        "32 MiB + 1 byte",
+        lambda: b"\xff\xd8" + bytes(MAX_BYTES - 1),
+        f"image is {MAX_BYTES + 1} bytes, above the limit of {MAX_BYTES} bytes",
+    ),
+    BadInput(
+        "tiff",
+        "a TIFF (not allowed: large decoder attack surface)",
+        lambda: encode(photo().resize((64, 48)), "TIFF"),
+        f"not a decodable image: TIFF is not an allowed format (allowed: {ALLOWED})",
+    ),
+    BadInput(
+        "eps",
+        "an EPS file (never handed to Ghostscript)",
+        lambda: b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n",
+        f"not a decodable image: EPS is not an allowed format (allowed: {ALLOWED})",
+    ),
+    BadInput(
+        "pdf",
+        "a PDF",
+        lambda: b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n",
+        f"not a decodable image: PDF is not an allowed format (allowed: {ALLOWED})",
+    ),
+    BadInput(
+        "heic",
+        "an iPhone HEIC photo",
+        lambda: b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(64),
+        f"not a decodable image: HEIF is not an allowed format (allowed: {ALLOWED})",
+    ),
+)
+
+
+def _exif_rotated_jpeg() -> bytes:
+    """The cat stored turned a quarter, with EXIF orientation 6 saying how to show it upright."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encode(photo().transpose(Image.Transpose.ROTATE_90), "JPEG", quality=92, exif=exif.tobytes())
+
+
+def _animated(fmt: str) -> bytes:
+    frames = [photo(), Image.new("RGB", photo().size, "black")]
+    if fmt == "GIF":
+        frames = [frame.convert("P") for frame in frames]
+    return encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100)
+
+
+def _sixteen_bit_png() -> bytes:
+    gray = np.asarray(photo().convert("L"), dtype=np.uint16)
+    return encode(Image.fromarray(gray * 257).convert("I;16"), "PNG")
+
+
+# name -> (description, bytes): the cat photo in odd encodings and shapes.
+ODD_IMAGES: dict[str, tuple[str, Callable[[], bytes]]] = {
+    "grayscale": ("8-bit grayscale PNG", lambda: encode(photo().convert("L"), "PNG")),
+    "palette": ("palette PNG", lambda: encode(photo().convert("P", palette=Image.Palette.ADAPTIVE), "PNG")),
+    "rgba": ("RGBA PNG (composited over white)", lambda: encode(photo().convert("RGBA"), "PNG")),
+    "cmyk-jpeg": ("CMYK JPEG", lambda: encode(photo().convert("CMYK"), "JPEG", quality=95)),
+    "16bit-png": ("16-bit grayscale PNG", _sixteen_bit_png),
+    "exif-rotated-jpeg": ("JPEG stored sideways, EXIF orientation 6", _exif_rotated_jpeg),
+    "progressive-jpeg": ("progressive JPEG", lambda: encode(photo(), "JPEG", quality=90, progressive=True)),
+    "animated-gif": ("animated GIF (first frame)", lambda: _animated("GIF")),
+    "animated-webp": ("animated WebP (first frame)", lambda: _animated("WEBP")),
+    "tiny": ("8 x 8 PNG (upscaled)", lambda: encode(photo().resize((8, 8)), "PNG")),
+    # Not a cat any more, but accepted cheaply: its plain resize would be 16384000 x 256.
+    "sliver": ("64,000 x 1 PNG of a few KB", lambda: encode(photo().resize((64_000, 1)), "PNG")),
+}
+# Encodings that lose what makes the photo a tabby: accepted, but not checked for the class.
+NOT_RECOGNISABLE = frozenset({"grayscale", "16bit-png", "tiny", "sliver"})
+
+
+def markdown_table(messages: dict[str, str] | None = None) -> str:
+    """The README table: each bad input and the server's answer (``messages`` overrides, e.g. as served)."""
+    lines = ["| Input | Answer (`INVALID_ARGUMENT`) |", "| --- | --- |"]
+    for bad in BAD_INPUTS:
+        message = (messages or {}).get(bad.name, bad.message)
+        lines.append(f"| {bad.description} | `{message}` |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

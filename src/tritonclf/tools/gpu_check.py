@@ -1,0 +1,133 @@
+"""GPU check: engine build, FP16 gate, serving and throughput on a machine with a GPU and TensorRT.
+
+Not part of CI (CI has no GPU). Run it in NVIDIA's Triton container of the pinned
+release, with this checkout and an export made on any machine (``make export``):
+
+    docker run --rm --gpus all -v "$PWD:/src" -w /src nvcr.io/nvidia/tritonserver:24.10-py3 bash -c \
+      "pip install -q 'numpy<2' pillow onnx onnxruntime polygraphy 'tritonclient[grpc]' tensorrt-cu12==10.5.0 \
+       && python3 tests/gpu/check_gpu.py --export exports/efficientnet_lite0"
+
+    python tests/gpu/check_gpu.py --export exports/efficientnet_lite0 --dry-run   # anywhere: plan + CPU-only parts
+
+Steps (under 8 minutes on one data-center GPU): build the engine with the TensorRT
+Python API (timed) and gate it against the FP32 ONNX model; build a ``--backend trt``
+repository; serve it with ``tritonserver``; classify the sample photos; measure
+engine throughput at batch 1, 8 and 64. Exit 1 on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tritonclf import contract
+from tritonclf.export_metadata import load_metadata
+from tritonclf.repository.accuracy_gate import GateThresholds, gate_images
+from tritonclf.repository.models import BuildOptions, classifier_spec
+from tritonclf.repository.pbtxt import render, to_model_config
+from tritonclf.repository.tensorrt import EngineOptions, fp32_node_names, trtexec_command
+from tritonclf.samples import sample_dir
+
+SAMPLES = sample_dir()
+BATCH_SIZES = (1, 8, 64)
+TIME_BUDGET_S = 8 * 60
+
+
+def plan(export: Path, repository: Path) -> list[str]:
+    """The commands the check runs, in order."""
+    build = ["tritonclf", "build", "--export", str(export), "--repository", str(repository)]
+    return [
+        shlex.join([*build, "--backend", "trt", "--max-batch-size", str(max(BATCH_SIZES))]),
+        shlex.join(["tritonclf", "preflight", "--repository", str(repository)]),
+        shlex.join(["tritonserver", f"--model-repository={repository}"]),
+        shlex.join(["tritonclf", "infer", str(SAMPLES), "--top-k", "3"]),
+        f"engine throughput at batch {', '.join(map(str, BATCH_SIZES))} (polygraphy TrtRunner, 50 iterations each)",
+    ]
+
+
+def cpu_only_parts(export: Path) -> None:
+    """What needs no GPU: the export, the gate's inputs, the engine's config and trtexec line."""
+    metadata = load_metadata(export / contract.METADATA_FILENAME)
+    pixels = gate_images(sorted(SAMPLES.glob("*.jpg")), metadata.preprocess)
+    print(f"export: {metadata.model_name}, {metadata.num_classes} classes; gate batch {pixels.shape}")
+    options = BuildOptions(backend="trt", max_batch_size=max(BATCH_SIZES), engine=EngineOptions(max_batch_size=64))
+    config = render(to_model_config(classifier_spec("check", metadata, options)))
+    print("classifier config (trt):\n" + "\n".join("  " + line for line in config.splitlines()[:8]) + "\n  ...")
+    height, width = metadata.preprocess.input_size
+    command = trtexec_command(
+        onnx_path=str(export / metadata.onnx_filename),
+        engine_path="model.plan",
+        input_name=contract.PIXELS,
+        input_chw=(3, height, width),
+        options=options.engine,
+        fp32_layers=fp32_node_names(export / metadata.onnx_filename),
+    )
+    print("equivalent trtexec: " + shlex.join(command))
+
+
+def engine_throughput(plan_path: Path, input_shape: tuple[int, int, int], iterations: int = 50) -> dict[int, float]:
+    """Images/s of the engine alone at each batch size."""
+    import numpy as np
+    from polygraphy.backend.trt import EngineFromBytes, TrtRunner
+
+    results = {}
+    with TrtRunner(EngineFromBytes(plan_path.read_bytes())) as runner:
+        for batch in BATCH_SIZES:
+            feed = {contract.PIXELS: np.random.rand(batch, *input_shape).astype(np.float32)}
+            runner.infer(feed)  # first call per shape sets up the context
+            started = time.perf_counter()
+            for _ in range(iterations):
+                runner.infer(feed)
+            results[batch] = batch * iterations / (time.perf_counter() - started)
+    return results
+
+
+def run(export: Path) -> int:
+    """The whole check on a GPU host; returns the exit code."""
+    import subprocess
+
+    from tritonclf.client.triton_client import ClassifierClient
+    from tritonclf.serving.process import TritonProcess
+
+    started = time.monotonic()
+    repository = Path(tempfile.mkdtemp(prefix="gpu-check-")) / "model_repository"
+    build, preflight = plan(export, repository)[:2]
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-m", *shlex.split(build)], check=True)
+    print(f"engine build + FP16 gate + repository: {time.monotonic() - t0:.1f} s")
+    subprocess.run([sys.executable, "-m", *shlex.split(preflight)], check=True)
+    with TritonProcess(repository, log_path=repository.parent / "tritonserver.log", ready_timeout_s=300) as server:
+        client = ClassifierClient(server.grpc_url, "grpc")
+        for photo in sorted(SAMPLES.glob("*.jpg")):
+            top = client.classify(photo.read_bytes(), top_k=1)[0]
+            print(f"{photo.name}: {top.label} ({top.score:.3f})")
+    metadata = load_metadata(export / contract.METADATA_FILENAME)
+    plan_path = next((repository / contract.classifier_model_name(metadata.model_name)).glob("*/model.plan"))
+    for batch, rate in engine_throughput(plan_path, (3, *metadata.preprocess.input_size)).items():
+        print(f"engine throughput, batch {batch:>2}: {rate:,.0f} images/s")
+    elapsed = time.monotonic() - started
+    print(f"total {elapsed:.0f} s (budget {TIME_BUDGET_S} s)")
+    return 0 if elapsed <= TIME_BUDGET_S else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dry run (plan + CPU-only parts) or the full check."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--export", type=Path, default=Path("exports/efficientnet_lite0"))
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and run only what needs no GPU")
+    args = parser.parse_args(argv)
+    print(f"gate thresholds: {GateThresholds()}")
+    for index, step in enumerate(plan(args.export, Path("<tmp>/model_repository")), start=1):
+        print(f"{index}. {step}")
+    cpu_only_parts(args.export)
+    if args.dry_run:
+        return 0
+    return run(args.export)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

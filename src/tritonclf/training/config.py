@@ -1,0 +1,203 @@
+"""The training configuration: defaults < YAML file (``--config``) < command-line flags.
+
+    config = parse_config(["--config", "digits.yaml", "--epochs", "3"])
+    save_config(config, out / "config.yaml")       # the resolved values, beside every run
+
+Every option is a field of :class:`TrainConfig`; a YAML file uses the same names
+(``lr_head: 0.001``), the command line the dashed ones (``--lr-head 0.001``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import yaml
+
+from tritonclf.files import write_atomic
+from tritonclf.training.augment import AUGMENTATIONS
+from tritonclf.training.mixing import Mixer
+from tritonclf.training.model import INITS
+from tritonclf.training.strategies import STRATEGIES
+
+AMP_MODES = ("none", "fp16", "bf16")
+
+
+class ConfigError(ValueError):
+    """A config file or flag that cannot be used; one line for the user."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every training option, with its default."""
+
+    data: Path | None = None
+    output: Path | None = None
+    model: str = "efficientnet_lite0"
+    init: str = "auto"
+    weights: Path | None = None
+    strategy: str = "fine_tune_last"
+    unfreeze_every: int = 1
+    epochs: int = 10
+    batch_size: int = 32
+    lr_head: float = 1e-3
+    lr_backbone: float = 1e-4
+    lr_stage_decay: float = 1.0
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.01
+    label_smoothing: float = 0.1
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mixup_alpha: float = 0.2
+    cutmix_alpha: float = 1.0
+    aug: str = "light"
+    hflip: float = 0.5
+    input_size: int | None = None
+    amp: str = "none"
+    clip_grad: float = 0.0
+    patience: int = 0
+    ema_decay: float = 0.0
+    seed: int = 42
+    val_fraction: float = 0.2
+    workers: int = 2
+    threads: int = 0
+    device: str = "auto"
+    resume: str | None = None
+
+    def to_dict(self) -> dict:
+        """YAML-ready values (paths as strings)."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+
+
+_HELP = {
+    "data": "ImageFolder root: DIR/train/<class>/*, optionally DIR/val/<class>/*",
+    "output": "run folder: checkpoints, metrics, curves, resolved config",
+    "model": "timm architecture",
+    "init": f"backbone weights: {', '.join(INITS)} (auto = bundled for efficientnet_lite0)",
+    "weights": "backbone weights file (a timm or ImageNet checkpoint; its head is dropped)",
+    "strategy": f"which parameters train: {', '.join(STRATEGIES)}",
+    "unfreeze_every": "gradual_unfreeze: epochs between unfreezing one more stage",
+    "lr_head": "learning rate of the new head",
+    "lr_backbone": "learning rate of the last backbone stage",
+    "lr_stage_decay": "LR multiplier per stage below the last (1 = same LR for the whole backbone)",
+    "warmup_epochs": "linear LR warmup before the cosine decay (fractions allowed)",
+    "min_lr_ratio": "the cosine schedule ends at this fraction of each LR",
+    "mixup": "probability of mixup per batch",
+    "cutmix": "probability of CutMix per batch (mixup + cutmix <= 1)",
+    "aug": f"augmentation preset: {', '.join(AUGMENTATIONS)}",
+    "hflip": "horizontal flip probability (0 for text, digits, asymmetric objects)",
+    "input_size": "train and serve at this square size instead of the model's default",
+    "amp": "mixed precision: fp16 (CUDA, with GradScaler) or bf16 (CPU or CUDA)",
+    "clip_grad": "clip the gradient norm to this value (0 = off)",
+    "patience": "stop after this many epochs without a better val top-1 (0 = off)",
+    "ema_decay": "keep an EMA of the weights, validated and exported instead (e.g. 0.998; 0 = off)",
+    "val_fraction": "share of each class held out when there is no val/ folder",
+    "workers": "DataLoader worker processes",
+    "threads": "CPU threads for PyTorch (0 = the cores left after the workers)",
+    "device": "auto, cpu, cuda or cuda:N",
+    "resume": "continue from a checkpoint (no value: OUTPUT/last.pth)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A flag per field; flags left out stay absent so YAML values are not overridden by defaults."""
+    parser = argparse.ArgumentParser(
+        description="Fine-tune a timm classifier on an ImageFolder dataset.", allow_abbrev=False
+    )
+    parser.add_argument("--config", type=Path, help="YAML file with any of the options below; flags override it")
+    choices = {"strategy": STRATEGIES, "aug": AUGMENTATIONS, "init": INITS, "amp": AMP_MODES}
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        kwargs = {"default": argparse.SUPPRESS, "help": _HELP.get(field.name, "")}
+        default = field.default
+        if field.name == "resume":
+            kwargs.update(nargs="?", const="auto", metavar="CHECKPOINT")
+        elif field.name in choices:
+            kwargs["choices"] = choices[field.name]
+        else:
+            kwargs["type"] = _field_type(field)
+        if default is not None and field.name != "resume":
+            kwargs["help"] += f" (default: {default})"
+        parser.add_argument(flag, **kwargs)
+    return parser
+
+
+def _field_type(field: dataclasses.Field) -> type:
+    annotation = str(field.type)
+    for name, kind in (("Path", Path), ("int", int), ("float", float)):
+        if annotation.startswith(name):
+            return kind
+    return str
+
+
+def _coerce(values: dict, source: str) -> dict:
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{source}: unknown option {unknown[0]!r} (options: {', '.join(fields)})")
+    coerced = {}
+    for key, value in values.items():
+        kind = _field_type(fields[key])
+        try:
+            coerced[key] = None if value is None else kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: {key} must be a {kind.__name__}, got {value!r}") from None
+    return coerced
+
+
+def load_yaml(path: Path) -> dict:
+    """A YAML mapping of option names to values."""
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(err).split())[:200]}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of option: value")
+    return _coerce({str(k).replace("-", "_"): v for k, v in values.items()}, str(path))
+
+
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    """Resolve defaults < ``--config`` YAML < flags into a checked :class:`TrainConfig`."""
+    args = vars(build_parser().parse_args(argv))
+    config_file = args.pop("config", None)
+    values = load_yaml(config_file) if config_file else {}
+    values.update(_coerce(args, "command line"))
+    config = TrainConfig(**values)
+    check_config(config)
+    return config
+
+
+def check_config(config: TrainConfig) -> None:
+    """Reject values no training can use, before any work starts."""
+    if config.data is None or config.output is None:
+        raise ConfigError("--data and --output are required (on the command line or in --config)")
+    if config.strategy not in STRATEGIES:
+        raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, not {config.strategy!r}")
+    if config.aug not in AUGMENTATIONS:
+        raise ConfigError(f"aug must be one of {', '.join(AUGMENTATIONS)}, not {config.aug!r}")
+    if config.amp not in AMP_MODES:
+        raise ConfigError(f"amp must be one of {', '.join(AMP_MODES)}, not {config.amp!r}")
+    if config.epochs < 1 or config.batch_size < 1:
+        raise ConfigError("--epochs and --batch-size must be at least 1")
+    if min(config.workers, config.threads, config.patience) < 0 or config.unfreeze_every < 1:
+        raise ConfigError("--workers, --threads and --patience must be >= 0, --unfreeze-every >= 1")
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ConfigError(f"--ema-decay must be in [0, 1), got {config.ema_decay}")
+    if config.input_size is not None and config.input_size < 8:
+        raise ConfigError(f"--input-size must be at least 8 pixels, got {config.input_size}")
+    try:
+        Mixer(2, config.mixup, config.cutmix, config.mixup_alpha, config.cutmix_alpha, config.label_smoothing)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    """The resolved configuration, as YAML that ``--config`` reads back."""
+    values = {**config.to_dict(), "resume": None}  # rerunning the saved config starts a run, it does not resume
+    write_atomic(path, yaml.safe_dump(values, sort_keys=False))

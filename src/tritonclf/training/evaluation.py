@@ -1,0 +1,330 @@
+r"""Evaluate a classifier on labelled images: a checkpoint, an ONNX export or a model served by Triton.
+
+    python training/evaluate.py --data data/digits --checkpoint runs/digits/best.pth
+    python training/evaluate.py --data data/digits --onnx exports/digits/model.onnx
+    python training/evaluate.py --data data/digits --checkpoint runs/digits/best.pth \
+        --url localhost:8001 --model digits --json            # + how often served top-1 == PyTorch top-1
+
+``--data`` is a training folder (its ``val/``, or the same seeded split training
+made when there is none) or a plain ``DIR/<class>/*`` folder (every image). Each
+source reports top-1/top-5, per-class precision and recall, and a confusion-matrix
+PNG in ``--output``. With several sources, the share of images on which their top-1
+agrees is the train/serve skew detector: anything below 1.0 means the served model
+does not see what the checkpoint saw. ``--json`` prints one object whose ``top1``,
+``top5`` and ``n`` are those of the served model (else the ONNX file, else the
+checkpoint). ``--min-top1``/``--min-agreement`` turn the numbers into an exit code (3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import json
+import sys
+from collections.abc import Callable
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from tritonclf import contract
+from tritonclf.export_metadata import load_metadata
+from tritonclf.files import write_atomic
+from tritonclf.preprocess import DecodeLimits, ImageRejected, PreprocessSpec, preprocess_image
+from tritonclf.training.data import DataError, Sample, ScanReport, load_splits, scan_class_folders
+from tritonclf.training.weights import WeightsError
+
+SOURCES = ("checkpoint", "onnx", "url")  # order of preference for the headline numbers: last wins
+THRESHOLD_EXIT_CODE = 3
+
+
+class EvaluateError(RuntimeError):
+    """The evaluation cannot run as asked; one line for the user."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+    """Top-k labels per image (None where the source rejected the image)."""
+
+    source: str
+    topk: list[list[str] | None]
+
+
+def load_samples(data: Path, *, val_fraction: float, seed: int) -> tuple[tuple[str, ...], tuple[Sample, ...]]:
+    """(class names, samples): the validation split of a training folder, or every image of a class folder."""
+    data = Path(data)
+    if not data.is_dir():
+        raise DataError(f"data folder {data} does not exist")
+    if (data / "train").is_dir():
+        splits = load_splits(data, val_fraction=val_fraction, seed=seed)
+        return splits.class_names, splits.val
+    report = ScanReport()
+    classes = scan_class_folders(data, DecodeLimits(), report)
+    for line in report.warnings():
+        print(f"warning: {line}", file=sys.stderr)
+    names = tuple(classes)
+    samples = tuple(Sample(p, i) for i, name in enumerate(names) for p in classes[name])
+    if not samples:
+        raise DataError(f"{data} has no images in class folders: expected {data}/<class>/<image>")
+    return names, samples
+
+
+def _batched_topk(
+    samples: tuple[Sample, ...], spec: PreprocessSpec, labels: tuple[str, ...], run: Callable, batch_size: int = 32
+) -> list[list[str] | None]:
+    """Served preprocessing per image, ``run(batch) -> probabilities`` per batch, top-5 labels out."""
+    k = min(5, len(labels))
+    results: list[list[str] | None] = [None] * len(samples)
+    for start in range(0, len(samples), batch_size):
+        pixels, indices = [], []
+        for i in range(start, min(start + batch_size, len(samples))):
+            try:
+                pixels.append(preprocess_image(samples[i].path.read_bytes(), spec))
+                indices.append(i)
+            except (ImageRejected, OSError) as err:
+                print(f"warning: skipping {samples[i].path}: {err}", file=sys.stderr)
+        if pixels:
+            scores = run(np.stack(pixels))
+            for i, row in zip(indices, np.argsort(-scores, axis=1)[:, :k], strict=True):
+                results[i] = [labels[j] for j in row]
+    return results
+
+
+def predict_checkpoint(path: Path, samples: tuple[Sample, ...]) -> Predictions:
+    """A training/train.py checkpoint, on the CPU, with the weights the export would use."""
+    import timm
+    import torch
+
+    from tritonclf.training import weights as weights_lib
+    from tritonclf.training.checkpoint import load_card
+
+    card = load_card(path)
+    model = timm.create_model(card.model_name, num_classes=len(card.class_names))
+    weights_lib.load_weights_file(model, path)
+    model.eval()
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch.softmax(model(torch.from_numpy(batch)).float(), dim=-1).numpy()
+
+    return Predictions("checkpoint", _batched_topk(samples, card.preprocess, card.class_names, run))
+
+
+def predict_onnx(path: Path, samples: tuple[Sample, ...]) -> Predictions:
+    """An exported ``model.onnx`` with the labels and spec of the ``model.json`` beside it."""
+    import onnxruntime as ort
+
+    if not Path(path).is_file():
+        raise EvaluateError(f"no ONNX file at {path}")
+    metadata = load_metadata(Path(path).parent / contract.METADATA_FILENAME)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return session.run([metadata.output_name], {metadata.input_name: batch})[0]
+
+    return Predictions("onnx", _batched_topk(samples, metadata.preprocess, metadata.labels, run))
+
+
+def predict_served(
+    url: str, samples: tuple[Sample, ...], *, protocol: str, model: str | None, concurrency: int
+) -> Predictions:
+    """The served ensemble, one request per image (Triton batches them), ``concurrency`` in flight."""
+    from tritonclf.client.triton_client import ClassifierClient, ClientError, InferenceFailed
+
+    try:
+        client = ClassifierClient(url, protocol=protocol, model=model)
+    except ClientError as err:
+        raise EvaluateError(str(err)) from None
+
+    def classify(sample: Sample) -> list[str] | None:
+        try:
+            return [p.label for p in client.classify(sample.path.read_bytes(), top_k=5)]
+        except InferenceFailed as err:
+            print(f"warning: the server rejected {sample.path}: {err}", file=sys.stderr)
+            return None
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, concurrency)) as pool:
+        return Predictions("url", list(pool.map(classify, samples)))
+
+
+def score(predictions: Predictions, class_names: tuple[str, ...], samples: tuple[Sample, ...]) -> dict:
+    """Top-1/top-5, per-class precision/recall and the confusion matrix (last column: other labels)."""
+    index = {name: i for i, name in enumerate(class_names)}
+    confusion = np.zeros((len(class_names), len(class_names) + 1), dtype=np.int64)
+    top1 = top5 = n = 0
+    for sample, topk in zip(samples, predictions.topk, strict=True):
+        if topk is None:
+            continue
+        truth = class_names[sample.label]
+        n += 1
+        top1 += topk[0] == truth
+        top5 += truth in topk[:5]
+        confusion[sample.label, index.get(topk[0], len(class_names))] += 1
+    per_class = {}
+    for i, name in enumerate(class_names):
+        predicted, support = int(confusion[:, i].sum()), int(confusion[i].sum())
+        per_class[name] = {
+            "precision": round(float(confusion[i, i] / predicted), 6) if predicted else None,
+            "recall": round(float(confusion[i, i] / support), 6) if support else None,
+            "support": support,
+        }
+    return {
+        "n": n,
+        "top1": top1 / n if n else 0.0,
+        "top5": top5 / n if n else 0.0,
+        "failed": sum(t is None for t in predictions.topk),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+    }
+
+
+def agreement(a: Predictions, b: Predictions) -> float | None:
+    """Share of images both sources classified on which their top-1 labels are the same."""
+    pairs = [(x[0], y[0]) for x, y in zip(a.topk, b.topk, strict=True) if x is not None and y is not None]
+    return sum(x == y for x, y in pairs) / len(pairs) if pairs else None
+
+
+def plot_confusion(confusion: list[list[int]], class_names: tuple[str, ...], title: str, path: Path) -> None:
+    """The confusion matrix as a PNG (rows: true class, columns: predicted; last column: other labels)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(confusion)
+    if not matrix[:, -1].any():
+        matrix = matrix[:, :-1]
+    columns = [*class_names, "other"][: matrix.shape[1]]
+    size = min(4 + 0.4 * len(class_names), 30)
+    figure, axis = plt.subplots(figsize=(size, size * 0.85), constrained_layout=True)
+    axis.imshow(matrix, cmap="Blues")
+    axis.set_xticks(range(len(columns)), columns, rotation=90)
+    axis.set_yticks(range(len(class_names)), class_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title)
+    if len(class_names) <= 30:
+        threshold = matrix.max() / 2
+        for (row, col), value in np.ndenumerate(matrix):
+            if value:
+                color = "white" if value > threshold else "black"
+                axis.text(col, row, str(value), ha="center", va="center", color=color)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    write_atomic(path, buffer.getvalue())
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    """Predict with every source asked for, score each, compare them; returns the report."""
+    val_fraction, seed = args.val_fraction, args.seed
+    if args.checkpoint is not None:
+        from tritonclf.training.checkpoint import load_checkpoint
+
+        config = load_checkpoint(args.checkpoint).get("config") or {}
+        val_fraction = val_fraction if val_fraction is not None else config.get("val_fraction")
+        seed = seed if seed is not None else config.get("seed")
+    class_names, samples = load_samples(
+        args.data, val_fraction=0.2 if val_fraction is None else val_fraction, seed=42 if seed is None else seed
+    )
+    predictions = []
+    if args.checkpoint is not None:
+        predictions.append(predict_checkpoint(args.checkpoint, samples))
+    if args.onnx is not None:
+        predictions.append(predict_onnx(args.onnx, samples))
+    if args.url is not None:
+        predictions.append(
+            predict_served(args.url, samples, protocol=args.protocol, model=args.model, concurrency=args.concurrency)
+        )
+    sources = {p.source: score(p, class_names, samples) for p in predictions}
+    headline = predictions[-1].source
+    report = {
+        "data": str(args.data),
+        "source": headline,
+        "n": sources[headline]["n"],
+        "top1": sources[headline]["top1"],
+        "top5": sources[headline]["top5"],
+        "agreement": {f"{b.source}_vs_{a.source}": agreement(b, a) for a, b in combinations(predictions, 2)},
+        "class_names": list(class_names),
+        "sources": sources,
+    }
+    out = args.output or (args.checkpoint.parent / "eval" if args.checkpoint else Path("evaluation"))
+    for name, result in sources.items():
+        title = f"{name}: top-1 {result['top1']:.4f} on {result['n']} images"
+        plot_confusion(result["confusion"], class_names, title, out / f"confusion_{name}.png")
+    write_atomic(out / "report.json", json.dumps(report, indent=1) + "\n")
+    report["output"] = str(out)
+    return report
+
+
+def print_report(report: dict) -> None:
+    """Human-readable summary: one line per source, per-class table, agreement."""
+    for name, result in report["sources"].items():
+        failed = f", {result['failed']} rejected" if result["failed"] else ""
+        print(f"{name:>10}: top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  n {result['n']}{failed}")
+    headline = report["sources"][report["source"]]["per_class"]
+    print(f"\nper class ({report['source']}):  precision  recall  support")
+    for name, row in headline.items():
+        cells = [f"{row[k]:.3f}" if row[k] is not None else "  -  " for k in ("precision", "recall")]
+        print(f"  {name[:24]:<24} {cells[0]:>9} {cells[1]:>7} {row['support']:>8}")
+    for pair, value in report["agreement"].items():
+        print(f"top-1 agreement {pair.replace('_vs_', ' vs ')}: {value:.4f}" if value is not None else f"{pair}: -")
+    print(f"confusion matrices and report.json: {report['output']}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, required=True, help="training folder (uses val/) or DIR/<class>/*")
+    parser.add_argument("--checkpoint", type=Path, help="a training/train.py checkpoint (best.pth)")
+    parser.add_argument("--onnx", type=Path, help="an exported model.onnx (model.json beside it)")
+    parser.add_argument("--url", help="Triton gRPC/HTTP host:port serving the model")
+    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="default: %(default)s")
+    parser.add_argument("--model", help="served ensemble name (default: the server's only ensemble)")
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (default: %(default)s)")
+    parser.add_argument("--val-fraction", type=float, help="split of a folder without val/ (default: the run's)")
+    parser.add_argument("--seed", type=int, help="seed of that split (default: the checkpoint's, else 42)")
+    parser.add_argument("--output", type=Path, help="confusion PNGs and report.json (default: CHECKPOINT_DIR/eval)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+    parser.add_argument("--min-top1", type=float, help="exit 3 if the headline top-1 is below this")
+    parser.add_argument("--min-agreement", type=float, help="exit 3 if any top-1 agreement is below this")
+    args = parser.parse_args(argv)
+    if args.checkpoint is None and args.onnx is None and args.url is None:
+        parser.error("give at least one of --checkpoint, --onnx, --url")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Evaluate; one-line errors exit 1, missed thresholds exit 3."""
+    args = parse_args(argv)
+    try:
+        report = evaluate(args)
+    except (EvaluateError, DataError, WeightsError, FileNotFoundError, ValueError) as err:
+        print(f"evaluate: error: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k != "output"}))
+    else:
+        print_report(report)
+    missed = []
+    if args.min_top1 is not None and report["top1"] < args.min_top1:
+        missed.append(f"{report['source']} top-1 {report['top1']:.4f} < {args.min_top1}")
+    if args.min_agreement is not None:
+        missed += [
+            f"{pair} agreement {value:.4f} < {args.min_agreement}"
+            for pair, value in report["agreement"].items()
+            if value is None or value < args.min_agreement
+        ]
+    if missed:
+        print(f"evaluate: below threshold: {'; '.join(missed)}", file=sys.stderr)
+        return THRESHOLD_EXIT_CODE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
