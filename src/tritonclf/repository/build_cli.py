@@ -27,6 +27,14 @@ from tritonclf.samples import sample_dir
 SAMPLES = sample_dir()
 
 
+def batch_sizes(text: str) -> tuple[int, ...]:
+    """``"1,8"`` -> ``(1, 8)``; empty text -> ``()``."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated batch sizes, got {text!r}") from None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options; defaults come from BuildOptions and DecodeLimits."""
     defaults, limits = BuildOptions(), DecodeLimits()
@@ -42,6 +50,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--classifier-instances", type=int, default=defaults.classifier_instances, help="default: %(default)s")
     add("--intra-op-threads", type=int, default=defaults.intra_op_threads, help="ONNX Runtime threads, 0 = its default")
     add("--max-queue-delay-us", type=int, default=defaults.max_queue_delay_microseconds, help="dynamic batching delay")
+    add(
+        "--preferred-batch-sizes",
+        type=batch_sizes,
+        default=(),
+        metavar="N,N",
+        help="dynamic batching's preferred batch sizes (default: none)",
+    )
     add(
         "--max-queue-size",
         type=int,
@@ -61,6 +76,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--no-jpeg-draft", action="store_true", help="always decode JPEGs at full size (slower, bit-exact with timm)")
     add("--no-warmup", action="store_true", help="do not generate model_warmup (first requests will be slow)")
+    add(
+        "--warmup-batch-sizes",
+        type=batch_sizes,
+        default=(),
+        metavar="N,N",
+        help="classifier warmup batch sizes (default: 1, max and a TensorRT engine's opt); "
+        "1 for Model Analyzer, whose search lowers max_batch_size but keeps the warmup",
+    )
     add("--keep-versions", type=int, default=defaults.keep_versions, help="default: %(default)s")
     add("--onnx-tensorrt-fp16", action="store_true", help="onnx backend on GPU: ONNX Runtime's TensorRT EP in FP16")
     add("--ort-trt-cache-dir", default=defaults.ort_trt_cache_dir, help="engine cache of --onnx-tensorrt-fp16")
@@ -103,6 +126,7 @@ def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | No
         classifier_instances=args.classifier_instances,
         intra_op_threads=args.intra_op_threads,
         max_queue_delay_microseconds=args.max_queue_delay_us,
+        preferred_batch_sizes=args.preferred_batch_sizes,
         max_queue_size=args.max_queue_size,
         queue_timeout_microseconds=args.queue_timeout_us,
         limits=DecodeLimits(
@@ -113,6 +137,7 @@ def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | No
         ),
         keep_versions=args.keep_versions,
         warmup=not args.no_warmup,
+        warmup_batch_sizes=args.warmup_batch_sizes,
         onnx_tensorrt_fp16=args.onnx_tensorrt_fp16,
         ort_trt_cache_dir=args.ort_trt_cache_dir,
         engine=engine_options(args),

@@ -48,6 +48,7 @@ class BuildOptions:
     # every core whose threads spin during that run only (unloaded latency; the model's memory twice).
     single_image_spinning: bool = True
     max_queue_delay_microseconds: int = 0
+    preferred_batch_sizes: tuple[int, ...] = ()  # dynamic batching's preferred sizes (empty: none)
     # Past capacity, clients get a fast UNAVAILABLE instead of unbounded latency: at most
     # this many requests wait in each model's queue, none longer than the timeout (0 = no bound).
     max_queue_size: int = 128
@@ -55,6 +56,10 @@ class BuildOptions:
     limits: DecodeLimits = dataclasses.field(default_factory=DecodeLimits)
     keep_versions: int = 2
     warmup: bool = True
+    # The classifier's warmup batch sizes; empty = 1 and max_batch_size (and the engine's opt batch).
+    # Model Analyzer copies model_warmup into every config it tries, including ones with a smaller
+    # max_batch_size, which then fail to load: analyze builds with (1,), valid under any of them.
+    warmup_batch_sizes: tuple[int, ...] = ()
     # onnx backend: ONNX Runtime's TensorRT execution accelerator in FP16, engines cached on disk.
     onnx_tensorrt_fp16: bool = False
     ort_trt_cache_dir: str = "/tmp/tritonclf-ort-trt-cache"
@@ -74,11 +79,22 @@ class BuildOptions:
             raise ValueError("the engine's max batch size must equal the model's max_batch_size")
         if self.onnx_tensorrt_fp16 and (self.backend != "onnx" or self.device != "gpu"):
             raise ValueError("the TensorRT accelerator needs --backend onnx --device gpu")
+        if any(not 1 <= size <= self.max_batch_size for size in self.preferred_batch_sizes):
+            raise ValueError(
+                f"preferred batch sizes {list(self.preferred_batch_sizes)} must lie in 1..max_batch_size "
+                f"({self.max_batch_size})"
+            )
+        if any(not 1 <= size <= self.max_batch_size for size in self.warmup_batch_sizes):
+            raise ValueError(
+                f"warmup batch sizes {list(self.warmup_batch_sizes)} must lie in 1..max_batch_size "
+                f"({self.max_batch_size})"
+            )
 
     def dynamic_batching(self) -> DynamicBatching:
         """Batching and queue policy of the preprocessing model and the classifier (ensembles have no queue)."""
         return DynamicBatching(
             self.max_queue_delay_microseconds,
+            preferred_batch_sizes=tuple(sorted(set(self.preferred_batch_sizes))),
             max_queue_size=self.max_queue_size or None,
             default_timeout_microseconds=self.queue_timeout_microseconds or None,
         )
@@ -88,8 +104,10 @@ class BuildOptions:
         """Triton instance kind of the classifier."""
         return "KIND_GPU" if self.backend == "trt" or self.device == "gpu" else "KIND_CPU"
 
-    def warmup_batch_sizes(self) -> tuple[int, ...]:
-        """Batch sizes the classifier is warmed with: every shape of the engine profile, or 1 and max."""
+    def classifier_warmup_batch_sizes(self) -> tuple[int, ...]:
+        """Batch sizes the classifier is warmed with: the chosen ones, else 1, max and a TensorRT engine's opt."""
+        if self.warmup_batch_sizes:
+            return tuple(sorted(set(self.warmup_batch_sizes)))
         sizes = {1, self.max_batch_size}
         if self.backend == "trt":
             sizes.add(self.engine.resolved_opt_batch)
@@ -133,7 +151,9 @@ def _classifier_warmup(metadata: ExportMetadata, options: BuildOptions) -> tuple
     if not options.warmup:
         return ()
     pixels = WarmupInput("TYPE_FP32", _pixels(metadata).dims, "random")
-    return tuple(WarmupSample(f"batch_{b}", b, {contract.PIXELS: pixels}) for b in options.warmup_batch_sizes())
+    return tuple(
+        WarmupSample(f"batch_{b}", b, {contract.PIXELS: pixels}) for b in options.classifier_warmup_batch_sizes()
+    )
 
 
 def _backend_fields(options: BuildOptions, cc_model_filenames: Mapping[str, str]) -> dict:
