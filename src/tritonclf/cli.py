@@ -33,7 +33,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "engine": ("tritonclf.repository.engine_cli", "TensorRT FP16 engine by trtexec in NVIDIA's container"),
     "preflight": ("tritonclf.repository.preflight_cli", "check a repository before Triton loads it"),
     "upload": ("tritonclf.repository.upload_cli", "upload a repository to S3-compatible storage"),
-    "tune": ("tritonclf.repository.tune_cli", "sweep instances/threads/batching, build the fastest"),
     # serving
     "demo": ("tritonclf.serving.demo", "start the server, classify the sample photos over gRPC and HTTP, stop"),
     # benchmarks
@@ -42,6 +41,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "perf": ("tritonclf.bench.perf_sweep_cli", "perf_analyzer sweep on the ensemble and the classifier"),
     "perf-input": ("tritonclf.bench.perf_input_cli", "perf_analyzer --input-data JSON from photos"),
     "perf-tools": ("tritonclf.bench.install_perf_analyzer", "put perf_analyzer 2.41.1 next to this Python"),
+    "analyze": (
+        "tritonclf.bench.analyze_cli",
+        "Model Analyzer's search of the classifier and ensemble -> build options",
+    ),
+    "analyzer-tools": ("tritonclf.bench.install_model_analyzer", "install Model Analyzer into .venv-analyzer"),
     # long-running checks
     "soak": ("tritonclf.tools.soak", "soak the real server at saturation with good and hostile images"),
     "fuzz": ("tritonclf.tools.fuzz_preprocess", "fuzz the preprocessing with hypothesis"),
