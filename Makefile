@@ -18,7 +18,6 @@ PYTEST_ARGS ?=
 # Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort.
 BACKEND ?= auto
 BUILD_ARGS ?=
-TUNE_ARGS ?=
 # NVIDIA's Triton container tag is pinned once, in deploy/triton.env.
 TRITON_TAG ?= $(shell sed -n 's/^TRITON_TAG=//p' deploy/triton.env)
 IMAGE ?= triton-image-classifier:$(TRITON_TAG)
@@ -32,9 +31,13 @@ BENCH_REPOSITORY2 ?= benchmarks/repository-$(BENCH_MODEL2)
 BENCH_ARGS2 ?= --concurrency 1,4,8 --protocols grpc
 BENCH_RESULTS ?= benchmarks/results
 PERF_ARGS ?=
+# make analyze: NVIDIA's Model Analyzer in its own venv (numpy 2), the search's wall time in seconds.
+ANALYZER_VENV ?= .venv-analyzer
+ANALYZE_BUDGET_S ?= 1200
+ANALYZE_ARGS ?=
 
-.PHONY: help setup lock export repository engine tune preflight serve demo test test-unit test-integration lint format bench clean
-.PHONY: upload image compose-up lock-image perf-tools perf
+.PHONY: help setup lock export repository engine preflight serve demo test test-unit test-integration lint format bench clean
+.PHONY: upload image compose-up lock-image perf-tools perf analyzer-tools analyze
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,9 +64,6 @@ repository: export ## Build model_repository/ from the export (BACKEND=auto|trt|
 engine: export ## TensorRT FP16 engine via trtexec in NVIDIA's Triton container (TRITON_TAG; needs Docker + GPU)
 	$(CLF) engine --export $(EXPORT_DIR) --triton-tag $(TRITON_TAG)
 
-tune: export ## Sweep instances/threads/batching on this machine, build the fastest within the p99 budget (TUNE_ARGS)
-	$(CLF) tune --export $(EXPORT_DIR) --repository $(REPOSITORY) $(TUNE_ARGS)
-
 preflight: setup ## Check the repository: configs, files and hashes, ensemble wiring, engine compatibility
 	$(CLF) preflight --repository $(REPOSITORY)
 
@@ -75,13 +75,13 @@ demo: repository ## Set up, build, start the server, classify the sample photos 
 	$(CLF) demo --repository $(REPOSITORY) --model $(MODEL) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
-test: setup perf-tools ## Run every test: tests/unit then tests/integration (real server; perf_analyzer included)
+test: setup perf-tools analyzer-tools ## Run every test: tests/unit then tests/integration (real server; perf_analyzer included)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup ## The fast loop: tests/unit only (no server, no export), under 2 minutes
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: setup perf-tools ## tests/integration only: the real server, real exports, real clients
+test-integration: setup perf-tools analyzer-tools ## tests/integration only: the real server, real exports, real clients
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 lint: setup ## ruff: lint and format check
@@ -111,6 +111,15 @@ $(VENV)/bin/perf_analyzer: $(SETUP_STAMP) src/tritonclf/bench/install_perf_analy
 
 perf: perf-tools repository ## perf_analyzer sweep on the ensemble and the classifier alone; CSVs in benchmarks/results/
 	$(CLF) perf --repository $(REPOSITORY) --export $(EXPORT_DIR) --model $(MODEL) $(PERF_ARGS)
+
+analyzer-tools: $(ANALYZER_VENV)/bin/model-analyzer ## Install NVIDIA's Model Analyzer (pinned) into .venv-analyzer
+$(ANALYZER_VENV)/bin/model-analyzer: $(SETUP_STAMP) src/tritonclf/bench/analyzer-requirements.txt
+	$(CLF) analyzer-tools --venv $(ANALYZER_VENV)
+	@touch $@
+
+analyze: analyzer-tools perf-tools export ## Model Analyzer on the classifier and the ensemble; reports in benchmarks/analyzer/; prints the build (ANALYZE_ARGS=--apply builds it)
+	$(CLF) analyze --export $(EXPORT_DIR) --repository $(REPOSITORY) --budget-s $(ANALYZE_BUDGET_S) \
+		--model-analyzer $(ANALYZER_VENV)/bin/model-analyzer $(ANALYZE_ARGS)
 
 upload: setup ## Upload the repository to S3 storage, complete versions only (S3_URL=s3://[host:port/]bucket/path)
 	@test -n "$(S3_URL)" || { echo "upload: set S3_URL, e.g. make upload S3_URL=s3://bucket/path (AWS_* variables for credentials)"; exit 1; }

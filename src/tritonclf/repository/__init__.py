@@ -1,1 +1,1 @@
-"""Turn an export into a Triton model repository: configs, engines, accuracy gate, preflight, upload, tuning."""
+"""Turn an export into a Triton model repository: configs, engines, accuracy gate, preflight, upload."""
