@@ -19,6 +19,7 @@ Needs ``make analyzer-tools`` (Model Analyzer's venv) and ``make perf-tools``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -101,23 +102,34 @@ def run_model_analyzer(command: list[str], log_path: Path, budget_s: float) -> i
     # The launcher's folder first: its tritonserver finds this venv's python3 for the stubs.
     env = {**os.environ, "PATH": server_dir + os.pathsep + os.environ.get("PATH", "")}
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=log_path.parent)
+        # Its own process group: whatever it leaves behind (perf_analyzer, tritonserver) goes with it.
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=log_path.parent, start_new_session=True
+        )
         try:
-            return process.wait(timeout=budget_s)
-        except subprocess.TimeoutExpired:
-            print(f"  budget of {budget_s:.0f} s spent: stopping after the current measurement", flush=True)
+            return _wait(process, budget_s)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def _wait(process: subprocess.Popen, budget_s: float) -> int:
+    try:
+        return process.wait(timeout=budget_s)
+    except subprocess.TimeoutExpired:
+        print(f"  budget of {budget_s:.0f} s spent: stopping after the current measurement", flush=True)
+        process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(timeout=GRACE_S)
+    except subprocess.TimeoutExpired:
+        for _ in range(2):
             process.send_signal(signal.SIGINT)
-        try:
-            return process.wait(timeout=GRACE_S)
-        except subprocess.TimeoutExpired:
-            for _ in range(2):
-                process.send_signal(signal.SIGINT)
-                time.sleep(1)
-            try:
-                return process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                return process.wait()
+            time.sleep(1)
+    try:
+        return process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def profile(target: str, args: argparse.Namespace, repository: Path, inputs: dict[str, Path], budget_s: float) -> Path:
