@@ -60,14 +60,22 @@ def test_rows_are_read_with_their_config_and_numbers(tmp_path):
     rows = measurements(tmp_path)
     assert len(rows) == 4
     assert rows[0] == Measurement(
-        "efficientnet_lite0_model", ("efficientnet_lite0_model_config_default",), 1, 15.1, 112.9, True
+        model="efficientnet_lite0_model",
+        config_name="efficientnet_lite0_model_config_default",
+        config_names=("efficientnet_lite0_model_config_default",),
+        concurrency=1,
+        throughput=15.1,
+        latency_p99_ms=112.9,
+        satisfies_constraints=True,
     )
 
 
 def test_an_ensemble_row_names_every_composing_config(tmp_path):
-    names = "efficientnet_lite0_preprocess_config_2,efficientnet_lite0_model_config_1"
+    # As Model Analyzer 1.58 writes an ensemble's row (result_table_manager: "NAME: a, b").
+    names = "efficientnet_lite0_config_3: efficientnet_lite0_preprocess_config_2, efficientnet_lite0_model_config_1"
     row = f'efficientnet_lite0,1,4,"{names}",x,4,Yes,30,90,1'
     (only,) = measurements(tmp_path, f"{HEADER}\n{row}\n")
+    assert only.config_name == "efficientnet_lite0_config_3"
     assert only.config_names == ("efficientnet_lite0_preprocess_config_2", "efficientnet_lite0_model_config_1")
 
 
@@ -83,8 +91,7 @@ def test_no_row_within_the_constraints_is_an_error(tmp_path):
 
 
 def test_every_measured_configuration_is_listed_once_in_order(tmp_path):
-    names = [n for (n,) in distinct_configs(measurements(tmp_path))]
-    assert names == [
+    assert distinct_configs(measurements(tmp_path)) == [
         "efficientnet_lite0_model_config_default",
         "efficientnet_lite0_model_config_1",
         "efficientnet_lite0_model_config_0",

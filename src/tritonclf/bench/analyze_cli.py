@@ -177,13 +177,11 @@ def summarize(target: str, output: Path, name: str) -> tuple[Measurement, list[s
     measurements = read_measurements(output / RESULTS_CSV)
     chosen = best(measurements)
     lines = [f"| {target} config | best infer/s | at concurrency | p99 ms |", "| --- | ---: | ---: | ---: |"]
-    for names in distinct_configs(measurements):
-        rows = [m for m in measurements if m.config_names == names]
-        top = max(rows, key=lambda m: m.throughput)
-        mark = " **best**" if names == chosen.config_names else ""
-        lines.append(
-            f"| {', '.join(names)}{mark} | {top.throughput:.1f} | {top.concurrency} | {top.latency_p99_ms:.1f} |"
-        )
+    for config in distinct_configs(measurements):
+        top = max((m for m in measurements if m.config_name == config), key=lambda m: m.throughput)
+        label = config if top.config_names == (config,) else f"{config} ({', '.join(top.config_names)})"
+        mark = " **best**" if config == chosen.config_name else ""
+        lines.append(f"| {label}{mark} | {top.throughput:.1f} | {top.concurrency} | {top.latency_p99_ms:.1f} |")
     repository = output / "output_model_repository"
     configs = {config_role(n, name): read_config(repository / n / "config.pbtxt") for n in chosen.config_names}
     return chosen, build_arguments(configs), lines
@@ -248,7 +246,7 @@ def analyze(args: argparse.Namespace) -> list[str]:
         for target in args.targets:
             output = profile(target, args, repository, inputs, budget_s)
             top = best(read_measurements(output / RESULTS_CSV))
-            report(output, list(top.config_names), args.model_analyzer)
+            report(output, [top.config_name], args.model_analyzer)
     summary, chosen_arguments = [], None
     for target in args.targets:
         chosen, arguments, table = summarize(target, args.output_dir / target, args.name)

@@ -33,15 +33,22 @@ class Measurement:
     """One row of Model Analyzer's inference results."""
 
     model: str
-    config_names: tuple[str, ...]  # the model's config, or the composing models' configs of an ensemble
+    config_name: str  # the measured model's config (an ensemble's own variant for an ensemble)
+    config_names: tuple[str, ...]  # the configs with serving options: the model's, or an ensemble's composing ones
     concurrency: int
     throughput: float  # inferences/s
     latency_p99_ms: float
     satisfies_constraints: bool
 
 
-def _split_names(text: str) -> tuple[str, ...]:
-    return tuple(name.strip() for name in text.replace("[", "").replace("]", "").split(",") if name.strip())
+def split_config_path(text: str) -> tuple[str, tuple[str, ...]]:
+    """``"ens_config_3: pre_config_2, model_config_1"`` -> ``("ens_config_3", ("pre_config_2", "model_config_1"))``.
+
+    That is how Model Analyzer names an ensemble's row; any other model's row is its config name.
+    """
+    name, _, composing = text.partition(":")
+    names = tuple(n.strip() for n in composing.split(",") if n.strip())
+    return name.strip(), names or (name.strip(),)
 
 
 def read_measurements(csv_path: Path) -> list[Measurement]:
@@ -53,10 +60,12 @@ def read_measurements(csv_path: Path) -> list[Measurement]:
     measurements = []
     for row in rows:
         try:
+            config_name, config_names = split_config_path(row["Model Config Path"])
             measurements.append(
                 Measurement(
                     model=row["Model"].strip(),
-                    config_names=_split_names(row["Model Config Path"]),
+                    config_name=config_name,
+                    config_names=config_names,
                     concurrency=int(row["Concurrency"]),
                     throughput=float(row[THROUGHPUT]),
                     latency_p99_ms=float(row[LATENCY_P99]),
@@ -76,9 +85,9 @@ def best(measurements: Iterable[Measurement]) -> Measurement:
     return max(eligible, key=lambda m: (round(m.throughput, 1), -m.latency_p99_ms))
 
 
-def distinct_configs(measurements: Iterable[Measurement]) -> list[tuple[str, ...]]:
+def distinct_configs(measurements: Iterable[Measurement]) -> list[str]:
     """The configurations that were measured, in order of first appearance."""
-    return list(dict.fromkeys(m.config_names for m in measurements))
+    return list(dict.fromkeys(m.config_name for m in measurements))
 
 
 @dataclasses.dataclass(frozen=True)
