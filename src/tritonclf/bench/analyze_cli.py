@@ -247,7 +247,7 @@ def analyze(args: argparse.Namespace) -> list[str]:
             output = profile(target, args, repository, inputs, budget_s)
             top = best(read_measurements(output / RESULTS_CSV))
             report(output, [top.config_name], args.model_analyzer)
-    summary, chosen_arguments = [], None
+    summary, chosen_arguments = [], {}
     for target in args.targets:
         chosen, arguments, table = summarize(target, args.output_dir / target, args.name)
         command = build_command(args.export, args.repository, args.backend, arguments)
@@ -260,12 +260,12 @@ def analyze(args: argparse.Namespace) -> list[str]:
             f"    {command}",
             "",
         ]
-        # The ensemble's result includes the preprocessing: it is what clients get, so it wins.
-        chosen_arguments = arguments
+        chosen_arguments[target] = arguments
     text = "\n".join(summary)
     (args.output_dir / "summary.md").write_text(text)
     print(text)
-    return chosen_arguments or []
+    # The ensemble's result includes the preprocessing: it is what clients get, so it wins.
+    return chosen_arguments.get("ensemble") or chosen_arguments["classifier"]
 
 
 def main(argv: list[str] | None = None) -> int:
