@@ -75,7 +75,7 @@ demo: repository ## Set up, build, start the server, classify the sample photos 
 	$(CLF) demo --repository $(REPOSITORY) --model $(MODEL) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
-test: setup perf-tools analyzer-tools ## Run every test: tests/unit then tests/integration (real server; perf_analyzer included)
+test: setup perf-tools analyzer-tools ## Run every test: tests/unit then tests/integration (real server; perf_analyzer and Model Analyzer included)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup ## The fast loop: tests/unit only (no server, no export), under 2 minutes
