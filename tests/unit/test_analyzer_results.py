@@ -84,6 +84,13 @@ def test_best_is_the_fastest_row_that_satisfies_the_constraints(tmp_path):
     assert chosen.config_names == ("efficientnet_lite0_model_config_default",)
 
 
+def test_repeated_measurements_of_one_config_and_concurrency_are_averaged(tmp_path):
+    repeat = "efficientnet_lite0_model,1,1,efficientnet_lite0_model_config_default,2:CPU,32,Yes,5.1,132.9,18.0\n"
+    chosen = best(measurements(tmp_path, CSV + repeat))
+    assert chosen.config_name == "efficientnet_lite0_model_config_1"  # 13.4 beats (15.1 + 5.1) / 2
+    assert chosen.throughput == pytest.approx(13.4)
+
+
 def test_no_row_within_the_constraints_is_an_error(tmp_path):
     rows = [m for m in measurements(tmp_path) if not m.satisfies_constraints]
     with pytest.raises(ResultError, match="satisfies the constraints"):
