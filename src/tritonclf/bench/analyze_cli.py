@@ -33,6 +33,7 @@ from tritonclf.bench import perf_input_cli as perf_input
 from tritonclf.bench.analyzer_config import TARGETS, Endpoints, Search, profile_config, report_config
 from tritonclf.bench.analyzer_results import (
     RESULTS_CSV,
+    ChosenConfig,
     Measurement,
     ResultError,
     averaged,
@@ -177,17 +178,22 @@ def summarize(target: str, output: Path, name: str) -> tuple[Measurement, list[s
     """Best measurement, the build options it implies, and a table of every configuration measured."""
     measurements = read_measurements(output / RESULTS_CSV)
     chosen = best(measurements)
+    repository = output / "output_model_repository"
+
+    def serving(names: tuple[str, ...]) -> dict[str, ChosenConfig]:
+        return {config_role(n, name): read_config(repository / n / "config.pbtxt") for n in names}
+
     lines = [
-        f"| {target} config | best infer/s (repeats averaged) | at concurrency | p99 ms |",
-        "| --- | ---: | ---: | ---: |",
+        f"| {target} config | instances, max batch | best infer/s (repeats averaged) | at concurrency | p99 ms |",
+        "| --- | --- | ---: | ---: | ---: |",
     ]
     for config in distinct_configs(measurements):
         top = max((m for m in averaged(measurements) if m.config_name == config), key=lambda m: m.throughput)
-        label = config if top.config_names == (config,) else f"{config} ({', '.join(top.config_names)})"
+        shape = "; ".join(f"{role} {c.instances}, {c.max_batch_size}" for role, c in serving(top.config_names).items())
         mark = " **best**" if config == chosen.config_name else ""
-        lines.append(f"| {label}{mark} | {top.throughput:.1f} | {top.concurrency} | {top.latency_p99_ms:.1f} |")
-    repository = output / "output_model_repository"
-    configs = {config_role(n, name): read_config(repository / n / "config.pbtxt") for n in chosen.config_names}
+        row = f"| {config}{mark} | {shape} | {top.throughput:.1f} | {top.concurrency} | {top.latency_p99_ms:.1f} |"
+        lines.append(row)
+    configs = serving(chosen.config_names)
     return chosen, build_arguments(configs), lines
 
 
