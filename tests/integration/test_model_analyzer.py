@@ -75,7 +75,8 @@ def test_every_config_model_analyzer_derives_loads_and_is_measured(analyzed, tar
 def test_summary_prints_the_build_command_for_each_target(analyzed):
     summary = (analyzed[0] / "summary.md").read_text()
     assert summary.count("tritonclf build --export") == 2
-    assert "efficientnet_lite0_preprocess_config" in summary  # the ensemble's composing configs
+    assert "; classifier " in summary  # an ensemble row: both composing models' instances and batch size
+    assert "--preprocess-instances" in summary
 
 
 def test_apply_rebuilds_the_repository_with_the_ensembles_winner_and_full_warmup(analyzed):
