@@ -63,7 +63,9 @@ def configs_measured(run: Path) -> tuple[list[str], set[int]]:
 def test_every_config_model_analyzer_derives_loads_and_is_measured(analyzed, target):
     run = analyzed[0] / target
     log = (run / "model-analyzer.log").read_text() + (run / "tritonserver.log").read_text()
-    assert "failed to run warmup sample" not in log
+    # With the default warmup (1 and max) the configs with a smaller max_batch_size fail here
+    # ("Model ..._config_0 load failed") and only the default is measured.
+    assert "failed to run warmup sample" not in log and "load failed" not in log
     configs, batch_sizes = configs_measured(run)
     assert len(configs) >= 2 and any(not c.endswith("_config_default") for c in configs), configs
     # The search lowered max_batch_size below the scratch build's 2, and those configs loaded.
