@@ -84,9 +84,13 @@ test-unit: setup ## The fast loop: tests/unit only (no server, no export), under
 test-integration: setup perf-tools ## tests/integration only: the real server, real exports, real clients
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-lint: setup ## ruff: lint and format check
+# NVIDIA's 24.10 container runs the build tools and backend models on Python 3.10.
+PY310_SOURCES := src build clients training deploy
+
+lint: setup ## ruff (lint, format) and vermin: everything outside tests/ runs on Python 3.10+
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/vermin --target=3.10- --no-tips --violations -q $(PY310_SOURCES)
 
 format: setup ## ruff: apply formatting and safe fixes
 	$(VENV)/bin/ruff format .

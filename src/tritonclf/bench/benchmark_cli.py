@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import os
 import platform
 import subprocess
@@ -59,6 +58,7 @@ from tritonclf.files import write_atomic, write_json_atomic
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec
 from tritonclf.samples import sample_dir
 from tritonclf.serving.process import ServerStartError, TritonProcess
+from tritonclf.versions import installed_versions
 
 SAMPLES_DIR = sample_dir()
 DEFAULT_LEVELS = (1, 2, 4, 8, 16)
@@ -200,12 +200,9 @@ def run_served(args: argparse.Namespace, images: list, metadata: ExportMetadata,
 
 def environment() -> dict:
     """Versions, machine and commit, so results from different runs can be told apart."""
-    versions = {}
-    for package in ("numpy", "pillow", "onnxruntime", "opencv-python-headless", "tritonclient", "nvidia-pytriton"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
+    versions = installed_versions(
+        ("numpy", "pillow", "onnxruntime", "opencv-python-headless", "tritonclient", "nvidia-pytriton")
+    )
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
@@ -358,7 +355,7 @@ def print_report(result: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run everything, print the report, write JSON, CSV and PNG."""
     args = parse_args(argv)
-    started = datetime.datetime.now(datetime.UTC)
+    started = datetime.datetime.now(datetime.timezone.utc)
     stamp = f"benchmark-{started.strftime('%Y%m%dT%H%M%SZ')}"
     begin = time.monotonic()
     # Other work on the machine takes cores from the server and the references alike: say so in the record.

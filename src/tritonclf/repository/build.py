@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import importlib.metadata
 import io
 import json
 import os
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import tritonclf
 from tritonclf import contract
 from tritonclf import preprocess as preprocess_module
 from tritonclf.export_metadata import ExportMetadata, load_metadata
@@ -128,9 +128,9 @@ def _read_manifest(version_dir: Path) -> dict:
 
 def _build_info() -> dict[str, str]:
     return {
-        "builder": f"triton-image-classifier {importlib.metadata.version('triton-image-classifier')}",
+        "builder": f"triton-image-classifier {tritonclf.__version__}",
         "python": platform.python_version(),
-        "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
 

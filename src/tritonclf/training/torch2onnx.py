@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import os
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from tritonclf.preprocess import PreprocessSpec, preprocess_image
 from tritonclf.samples import sample_dir
 from tritonclf.training import weights as weights_lib
 from tritonclf.training.checkpoint import ModelCard, read_model_card
+from tritonclf.versions import installed_versions
 
 SAMPLES_DIR = sample_dir()
 DEFAULT_OPSET = 17
@@ -165,10 +165,10 @@ def check_against_torch(model: nn.Module, onnx_path: Path, batch: np.ndarray) ->
     )
 
 
-def package_versions() -> dict[str, str]:
+def package_versions() -> dict[str, str | None]:
     """Versions of what shaped the exported graph."""
     names = ("torch", "timm", "onnx", "onnxruntime", "numpy", "pillow")
-    return {n: importlib.metadata.version(n) for n in names}
+    return installed_versions(names)
 
 
 def export(
