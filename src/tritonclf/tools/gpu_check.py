@@ -1,13 +1,14 @@
 """GPU check: engine build, FP16 gate, serving and throughput on a machine with a GPU and TensorRT.
 
 Not part of CI (CI has no GPU). Run it in NVIDIA's Triton container of the pinned
-release, with this checkout and an export made on any machine (``make export``):
+release, with this checkout used in place (``PYTHONPATH=src``, no install) and an export
+made on any machine (``make export``):
 
     docker run --rm --gpus all -v "$PWD:/src" -w /src nvcr.io/nvidia/tritonserver:24.10-py3 bash -c \
       "pip install -q 'numpy<2' pillow onnx onnxruntime polygraphy 'tritonclient[grpc]' tensorrt-cu12==10.5.0 \
-       && python3 tests/gpu/check_gpu.py --export exports/efficientnet_lite0"
+       && PYTHONPATH=src python3 -m tritonclf gpu-check --export exports/efficientnet_lite0"
 
-    python tests/gpu/check_gpu.py --export exports/efficientnet_lite0 --dry-run   # anywhere: plan + CPU-only parts
+    tritonclf gpu-check --export exports/efficientnet_lite0 --dry-run   # anywhere: plan + CPU-only parts
 
 Steps (under 8 minutes on one data-center GPU): build the engine with the TensorRT
 Python API (timed) and gate it against the FP32 ONNX model; build a ``--backend trt``
