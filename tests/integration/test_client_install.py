@@ -110,3 +110,18 @@ def test_client_only_install_classifies_a_sample_photo_against_the_server(client
     assert top1, result.stdout
     assert int(top1.group(2)) in CAT_CLASSES, result.stdout
     assert re.search(r"tabby|tiger|Egyptian", top1.group(1)), result.stdout
+
+
+def test_client_only_install_names_the_missing_package_for_other_jobs(client_venv):
+    result = subprocess.run(
+        [str(client_venv / "bin/tritonclf"), "export", "--help"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=client_venv.parent,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "tritonclf export: needs" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
