@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import os
 import platform
 import subprocess
@@ -57,6 +56,7 @@ from tritonclf.client.triton_client import ClientError
 from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import write_atomic, write_json_atomic
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec
+from tritonclf.provenance import distribution_version
 from tritonclf.samples import sample_dir
 from tritonclf.serving.process import ServerStartError, TritonProcess
 
@@ -202,10 +202,7 @@ def environment() -> dict:
     """Versions, machine and commit, so results from different runs can be told apart."""
     versions = {}
     for package in ("numpy", "pillow", "onnxruntime", "opencv-python-headless", "tritonclient", "nvidia-pytriton"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
+        versions[package] = distribution_version(package)
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
@@ -358,7 +355,7 @@ def print_report(result: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run everything, print the report, write JSON, CSV and PNG."""
     args = parse_args(argv)
-    started = datetime.datetime.now(datetime.UTC)
+    started = datetime.datetime.now(datetime.timezone.utc)
     stamp = f"benchmark-{started.strftime('%Y%m%dT%H%M%SZ')}"
     begin = time.monotonic()
     # Other work on the machine takes cores from the server and the references alike: say so in the record.

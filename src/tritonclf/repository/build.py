@@ -20,9 +20,7 @@ and for engines how they were built and how they passed the accuracy gate.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hashlib
-import importlib.metadata
 import io
 import json
 import os
@@ -40,6 +38,7 @@ from tritonclf import contract
 from tritonclf import preprocess as preprocess_module
 from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import sha256_file, write_atomic, write_json_atomic
+from tritonclf.provenance import project_version, utc_timestamp
 from tritonclf.repository.models import (
     ENGINE_FILENAME,
     WARMUP_IMAGE_FILE,
@@ -128,9 +127,9 @@ def _read_manifest(version_dir: Path) -> dict:
 
 def _build_info() -> dict[str, str]:
     return {
-        "builder": f"triton-image-classifier {importlib.metadata.version('triton-image-classifier')}",
+        "builder": f"triton-image-classifier {project_version()}",
         "python": platform.python_version(),
-        "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "built_at": utc_timestamp(),
     }
 
 

@@ -9,7 +9,6 @@ an identical engine.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from tritonclf import contract
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.files import sha256_file, write_atomic, write_json_atomic
+from tritonclf.provenance import utc_timestamp
 from tritonclf.repository.accuracy_gate import (
     GateThresholds,
     compare,
@@ -68,7 +68,7 @@ def container_build_record(engine_dir: Path, triton_tag: str, options: EngineOpt
         "tensorrt_version": parse_trtexec_version(read("trtexec.log")),
         **gpu_record(gpu),
         "builder_flags": options.to_manifest(),
-        "built_at": _now(),
+        "built_at": utc_timestamp(),
     }
 
 
@@ -141,7 +141,7 @@ def prepare_engine(
         **build,
         **gpu_record(gpu),
         "builder_flags": options.to_manifest(),
-        "built_at": _now(),
+        "built_at": utc_timestamp(),
         "accuracy_gate": gate,
     }
     write_atomic(plan, engine)  # only a gated engine is ever cached
@@ -177,7 +177,3 @@ def _prepared_from_file(
         # The gate needs TensorRT and a GPU; an engine from `make engine` was gated in its container.
         record["accuracy_gate"] = {"status": "not run", "reason": "no TensorRT or GPU where the repository was built"}
     return PreparedEngine(plan, record, extra)
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

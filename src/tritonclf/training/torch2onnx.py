@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import os
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from tritonclf import contract
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.files import readable_by_all, sha256_file, write_json_atomic
 from tritonclf.preprocess import PreprocessSpec, preprocess_image
+from tritonclf.provenance import distribution_version
 from tritonclf.samples import sample_dir
 from tritonclf.training import weights as weights_lib
 from tritonclf.training.checkpoint import ModelCard, read_model_card
@@ -168,7 +168,7 @@ def check_against_torch(model: nn.Module, onnx_path: Path, batch: np.ndarray) ->
 def package_versions() -> dict[str, str]:
     """Versions of what shaped the exported graph."""
     names = ("torch", "timm", "onnx", "onnxruntime", "numpy", "pillow")
-    return {n: importlib.metadata.version(n) for n in names}
+    return {n: distribution_version(n) or "not installed" for n in names}
 
 
 def export(
