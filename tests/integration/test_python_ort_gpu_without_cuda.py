@@ -48,7 +48,9 @@ def test_served_python_ort_gpu_model_fails_to_load_with_the_one_line(export_dir,
     build_repository(export_dir, repository, BuildOptions(device="gpu", warmup=False))
     log = tmp_path / "tritonserver.log"
     # Keep the server up past the failed load, so its reason can be read back over HTTP.
-    with TritonProcess(repository, log_path=log, extra_args=("--exit-on-error=false", "--strict-readiness=false")) as server:
+    with TritonProcess(
+        repository, log_path=log, extra_args=("--exit-on-error=false", "--strict-readiness=false")
+    ) as server:
         states = {entry["name"]: entry for entry in repository_index(server)}
     classifier = states[contract.classifier_model_name(metadata.model_name)]
     assert classifier["state"] == "UNAVAILABLE"

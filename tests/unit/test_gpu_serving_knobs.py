@@ -42,7 +42,9 @@ def classifier_config(options: BuildOptions):
 
 
 def trt(**options) -> BuildOptions:
-    return BuildOptions(backend="trt", max_batch_size=32, engine=EngineOptions(max_batch_size=32, opt_batch_size=8), **options)
+    return BuildOptions(
+        backend="trt", max_batch_size=32, engine=EngineOptions(max_batch_size=32, opt_batch_size=8), **options
+    )
 
 
 def test_trt_classifier_captures_cuda_graphs_for_every_profile_batch_size():
@@ -70,7 +72,9 @@ def test_gpu_classifiers_wait_a_little_to_batch_and_cpu_ones_do_not_by_default()
 
 
 def test_an_explicit_classifier_queue_delay_wins():
-    assert classifier_config(trt(classifier_queue_delay_microseconds=0)).dynamic_batching.max_queue_delay_microseconds == 0
+    assert (
+        classifier_config(trt(classifier_queue_delay_microseconds=0)).dynamic_batching.max_queue_delay_microseconds == 0
+    )
     cpu = BuildOptions(max_queue_delay_microseconds=50, classifier_queue_delay_microseconds=700)
     assert classifier_config(cpu).dynamic_batching.max_queue_delay_microseconds == 700
     with pytest.raises(ValueError, match="queue delay"):

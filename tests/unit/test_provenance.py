@@ -56,6 +56,12 @@ def test_no_module_uses_datetime_utc_or_asks_importlib_metadata_directly():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and node.attr == "UTC":
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} datetime.UTC (Python 3.11+)")
-            if isinstance(node, ast.Attribute) and node.attr == "metadata" and getattr(node.value, "id", "") == "importlib":
-                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} importlib.metadata (use tritonclf.provenance)")
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "metadata"
+                and getattr(node.value, "id", "") == "importlib"
+            ):
+                offenders.append(
+                    f"{path.relative_to(ROOT)}:{node.lineno} importlib.metadata (use tritonclf.provenance)"
+                )
     assert not offenders, "\n".join(offenders)

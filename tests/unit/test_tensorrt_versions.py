@@ -92,8 +92,10 @@ def test_python_api_build_refuses_same_compute_capability_on_10_5(monkeypatch, t
     fake = types.ModuleType("tensorrt")
     fake.__version__ = "10.5.0"
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
-    with pytest.raises(UnsupportedTensorRT, match="needs TensorRT 10.9"):
-        build_engine(tmp_path / "model.onnx", "pixel_values", EngineOptions(hardware_compatibility="same-compute-capability"))
+    with pytest.raises(UnsupportedTensorRT, match=r"needs TensorRT 10\.9"):
+        build_engine(
+            tmp_path / "model.onnx", "pixel_values", EngineOptions(hardware_compatibility="same-compute-capability")
+        )
 
 
 def test_timing_cache_is_mounted_and_passed_as_the_containers_path(tmp_path):
@@ -125,7 +127,10 @@ def test_make_engine_refuses_an_unknown_tag_without_a_tensorrt_version(export_di
     code = engine_cli.main(["--export", str(export_dir), "--triton-tag", "99.01-py3", "--dry-run"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "--tensorrt-version" in err
-    assert engine_cli.main(
-        ["--export", str(export_dir), "--triton-tag", "99.01-py3", "--tensorrt-version", "11.0", "--dry-run"]
-    ) == 1
+    assert (
+        engine_cli.main(
+            ["--export", str(export_dir), "--triton-tag", "99.01-py3", "--tensorrt-version", "11.0", "--dry-run"]
+        )
+        == 1
+    )
     assert "TensorRT 10" in capsys.readouterr().err

@@ -90,8 +90,17 @@ def parse_extra_engines(values: list[str]) -> dict[str, Path]:
 
 def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | None]:
     """Options and, for trt, the prepared engine."""
-    gpu, tensorrt_version = (probe_gpu(), probe_tensorrt()) if args.backend == "auto" else (None, None)
-    backend, why = choose_backend(args.backend, gpu, tensorrt_version)
+    gpu, tensorrt_version, prebuilt, plan = None, None, None, None
+    if args.backend == "auto":
+        from tritonclf.repository.engine_build import matching_engine
+
+        gpu, tensorrt_version = probe_gpu(), probe_tensorrt()
+        metadata = load_metadata(args.export / "model.json")
+        plan, engine_note = matching_engine(args.export, metadata.onnx_sha256, gpu)
+        prebuilt = engine_note if plan else None
+        if engine_note and not plan and gpu is not None:
+            print(f"not serving {engine_note}")
+    backend, why = choose_backend(args.backend, gpu, tensorrt_version, prebuilt_engine=prebuilt)
     if args.backend == "auto":
         print(f"backend: {backend} ({why})")
     options = BuildOptions(
@@ -121,7 +130,7 @@ def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | No
         return options, None
     from tritonclf.repository.engine_build import ENGINE_DIR, prepare_engine
 
-    engine_file = args.engine
+    engine_file = args.engine or (plan if prebuilt else None)
     default_engine = args.export / ENGINE_DIR / "model.plan"
     if engine_file is None and default_engine.is_file() and probe_tensorrt() is None:
         engine_file = default_engine

@@ -24,7 +24,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         "--hardware-compatibility",
         choices=HARDWARE_COMPATIBILITY_LEVELS,
         default=engine.hardware_compatibility,
-        help="ampere+: one engine for all Ampere-or-newer GPUs, slightly slower (default: %(default)s)",
+        help="ampere+: one engine for all Ampere-or-newer GPUs, slightly slower; same-compute-capability: "
+        "TensorRT 10.9+ only, not 24.10's 10.5 (default: %(default)s)",
     )
     group.add_argument("--timing-cache", type=Path, help="reuse and update this TensorRT timing cache file")
     group.add_argument(
