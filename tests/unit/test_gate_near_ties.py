@@ -43,7 +43,7 @@ def test_the_near_tie_margin_is_a_threshold_of_its_own():
     assert compare(reference, candidate, near_tie_margin=0.05).near_tie_flips == 0
 
 
-def test_when_every_image_is_a_near_tie_agreement_is_not_invented():
+def test_with_only_near_ties_top1_agreement_has_nothing_to_fail_on():
     reference, candidate = batch_with_one_flip(0.401, 0.399, images=1)
     report = compare(reference, candidate)
     assert report.decisive_images == 0 and report.near_tie_flips == 1 and report.top1_agreement == 1.0

@@ -148,7 +148,8 @@ def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | No
     gate = engine.record.get("accuracy_gate", {})
     if gate.get("status") == "passed":
         agreement, delta = gate["top1_agreement"], gate["mean_abs_delta"]
-        print(f"FP16 accuracy gate passed: top-1 agreement {agreement:.2%}, mean |delta| {delta:.1e}")
+        ties = f", {gate['near_tie_flips']} near-tie flips apart" if gate.get("near_tie_flips") else ""
+        print(f"FP16 accuracy gate passed: top-1 agreement {agreement:.2%}, mean |delta| {delta:.1e}{ties}")
     else:
         print(f"warning: FP16 accuracy gate {gate.get('status', 'unknown')}: {gate.get('reason', '')}", file=sys.stderr)
     return options, engine

@@ -34,6 +34,13 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-mean-delta", type=float, default=gate.max_mean_abs_delta, help="FP16 gate (default: %(default)s)"
     )
+    group.add_argument(
+        "--near-tie-margin",
+        type=float,
+        default=gate.near_tie_margin,
+        help="FP16 gate: a top-1 flip counts only where FP32's top two classes differ by this much; "
+        "closer ones are reported apart (default: %(default)s)",
+    )
 
 
 def engine_options(args: argparse.Namespace) -> EngineOptions:
@@ -49,4 +56,8 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
 
 def gate_thresholds(args: argparse.Namespace) -> GateThresholds:
     """GateThresholds from parsed arguments."""
-    return GateThresholds(min_top1_agreement=args.min_top1_agreement, max_mean_abs_delta=args.max_mean_delta)
+    return GateThresholds(
+        min_top1_agreement=args.min_top1_agreement,
+        max_mean_abs_delta=args.max_mean_delta,
+        near_tie_margin=args.near_tie_margin,
+    )

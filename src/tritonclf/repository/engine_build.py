@@ -120,11 +120,12 @@ def run_gate(
         max_batch_size,
     )
     candidate = run_in_batches(tensorrt_runner(engine, contract.PIXELS, contract.PROBABILITIES), pixels, max_batch_size)
-    report = compare(reference, candidate)
+    report = compare(reference, candidate, thresholds.near_tie_margin)
     record = {"status": "passed", **report.__dict__, "thresholds": thresholds.__dict__}
     failures = report.failures(thresholds)
     if failures:
-        raise BuildError(f"FP16 accuracy gate failed on {report.images} images: {'; '.join(failures)}")
+        counted = f"{report.images} images ({report.decisive_images} decisive, {report.near_tie_flips} near-tie flips)"
+        raise BuildError(f"FP16 accuracy gate failed on {counted}: {'; '.join(failures)}")
     return record
 
 
