@@ -21,7 +21,7 @@ from tritonclf.preprocess import DecodeLimits
 from tritonclf.repository.backends import BACKENDS, choose_backend, probe_gpu, probe_tensorrt
 from tritonclf.repository.build import BuildError, BuildOptions, PreparedEngine, build_repository
 from tritonclf.repository.engine_args import add_engine_arguments, engine_options, gate_thresholds
-from tritonclf.repository.models import DEVICES
+from tritonclf.repository.models import DEVICES, GPU_QUEUE_DELAY_US
 from tritonclf.samples import sample_dir
 
 SAMPLES = sample_dir()
@@ -42,6 +42,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--classifier-instances", type=int, default=defaults.classifier_instances, help="default: %(default)s")
     add("--intra-op-threads", type=int, default=defaults.intra_op_threads, help="ONNX Runtime threads, 0 = its default")
     add("--max-queue-delay-us", type=int, default=defaults.max_queue_delay_microseconds, help="dynamic batching delay")
+    add(
+        "--classifier-queue-delay-us",
+        type=int,
+        help=f"the classifier's batching delay (default: {GPU_QUEUE_DELAY_US} on a GPU, else --max-queue-delay-us)",
+    )
+    add(
+        "--no-cuda-graphs",
+        dest="cuda_graphs",
+        action="store_false",
+        help="trt: do not capture CUDA graphs for the profile's batch sizes (default: captured)",
+    )
     add(
         "--max-queue-size",
         type=int,
@@ -112,6 +123,8 @@ def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | No
         classifier_instances=args.classifier_instances,
         intra_op_threads=args.intra_op_threads,
         max_queue_delay_microseconds=args.max_queue_delay_us,
+        classifier_queue_delay_microseconds=args.classifier_queue_delay_us,
+        cuda_graphs=args.cuda_graphs,
         max_queue_size=args.max_queue_size,
         queue_timeout_microseconds=args.queue_timeout_us,
         limits=DecodeLimits(
