@@ -198,7 +198,12 @@ def write_model(
 def _classifier_files(options: BuildOptions, onnx_path: Path, engine: PreparedEngine | None) -> tuple[dict, dict]:
     """(version files, cc_model_filenames) of the classifier for the chosen backend."""
     if options.backend == "python-ort":
-        return {"model.py": _BACKEND_MODELS / "onnx_classifier_model.py", contract.ONNX_FILENAME: onnx_path}, {}
+        files = {
+            "model.py": _BACKEND_MODELS / "onnx_classifier_model.py",
+            "ort_providers.py": _BACKEND_MODELS / "ort_providers.py",
+            contract.ONNX_FILENAME: onnx_path,
+        }
+        return files, {}
     if options.backend == "onnx":
         return {contract.ONNX_FILENAME: onnx_path}, {}
     if engine is None:
