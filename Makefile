@@ -22,6 +22,8 @@ TUNE_ARGS ?=
 # NVIDIA's Triton container tag is pinned once, in deploy/triton.env.
 TRITON_TAG ?= $(shell sed -n 's/^TRITON_TAG=//p' deploy/triton.env)
 IMAGE ?= triton-image-classifier:$(TRITON_TAG)
+# onnxruntime-gpu in the image only for python-ort --device gpu (make image PYTHON_ORT=gpu).
+PYTHON_ORT ?= cpu
 S3_URL ?=
 UPLOAD_ARGS ?=
 BENCH_ARGS ?=
@@ -133,13 +135,13 @@ upload: setup ## Upload the repository to S3 storage, complete versions only (S3
 	@test -n "$(S3_URL)" || { echo "upload: set S3_URL, e.g. make upload S3_URL=s3://bucket/path (AWS_* variables for credentials)"; exit 1; }
 	$(CLF) upload $(REPOSITORY) $(S3_URL) $(UPLOAD_ARGS)
 
-image: ## Build the serving image: NVIDIA's Triton (deploy/triton.env) + our Python-backend packages (needs Docker)
-	docker build --build-arg TRITON_TAG=$(TRITON_TAG) -f deploy/Dockerfile -t $(IMAGE) .
+image: ## Build the serving image: NVIDIA's Triton (deploy/triton.env) + our Python-backend packages (needs Docker; PYTHON_ORT=gpu adds onnxruntime-gpu)
+	docker build --build-arg TRITON_TAG=$(TRITON_TAG) --build-arg PYTHON_ORT=$(PYTHON_ORT) -f deploy/Dockerfile -t $(IMAGE) .
 
 compose-up: ## Serve model_repository/ in that image on this GPU host (needs Docker + NVIDIA Container Toolkit)
-	TRITON_TAG=$(TRITON_TAG) docker compose -f deploy/compose.yaml up -d --build
+	TRITON_TAG=$(TRITON_TAG) PYTHON_ORT=$(PYTHON_ORT) docker compose -f deploy/compose.yaml up -d --build
 
-lock-image: setup ## Re-pin deploy/requirements.txt (hashes, the container's Python 3.10) from deploy/requirements.in
+lock-image: setup ## Re-pin deploy/requirements.txt and requirements-gpu.txt (hashes, the container's Python 3.10) from their .in files
 	$(PY) deploy/lock_requirements.py
 
 # Reliability (docs/RELIABILITY.md): the long runs of what make test runs briefly.

@@ -133,9 +133,9 @@ def dockerfile_cmd() -> list[str]:
 def dockerfile_copied_file(destination: str) -> Path:
     """The file of the build context that a COPY puts at ``destination``."""
     for copy in dockerfile_instructions("COPY"):
-        source, target = copy.split()
-        if target == destination:
-            return ROOT / source
+        *sources, target = copy.split()
+        if target == destination and len(sources) == 1:
+            return ROOT / sources[0]
     raise AssertionError(f"no COPY puts a file at {destination}")
 
 

@@ -10,7 +10,6 @@ import ast
 import re
 import sys
 
-import tomllib
 import yaml
 
 from .conftest import ROOT
@@ -19,7 +18,10 @@ DEPLOY = ROOT / "deploy"
 PACKAGE = ROOT / "src" / "tritonclf"
 BACKEND_SOURCES = [*sorted((PACKAGE / "serving" / "backend_models").glob("*.py")), PACKAGE / "preprocess.py"]
 # Import name -> the distribution the container installs for it.
-DISTRIBUTIONS = {"numpy": "numpy", "PIL": "pillow", "onnxruntime": "onnxruntime-gpu"}
+DISTRIBUTIONS = {"numpy": "numpy", "PIL": "pillow", "onnxruntime": "onnxruntime"}
+# The PYTHON_ORT=gpu image: the same, with the CUDA build of ONNX Runtime.
+GPU_DISTRIBUTIONS = {**DISTRIBUTIONS, "onnxruntime": "onnxruntime-gpu"}
+LOCKS = {"requirements.in": "requirements.txt", "requirements-gpu.in": "requirements-gpu.txt"}
 # Provided inside Triton (the backend's utilities) or copied beside model.py by the build.
 NOT_INSTALLED = {"triton_python_backend_utils", "preprocess"}
 TAG = re.compile(r"\b\d\d\.\d\d-py3\b")
@@ -53,25 +55,28 @@ def test_dockerfile_builds_on_nvidias_triton_image_as_non_root_with_a_readiness_
     assert instructions[1] == "FROM nvcr.io/nvidia/tritonserver:${TRITON_TAG}"
     assert "USER triton-server" in instructions
     assert re.search(r"HEALTHCHECK .*\n?.*/v2/health/ready", text)
-    assert "--require-hashes -r /tmp/requirements.txt" in text
+    assert '--require-hashes -r "$lock"' in text
+    assert "cpu) lock=/tmp/requirements.txt" in text and "gpu) lock=/tmp/requirements-gpu.txt" in text
 
 
 def test_image_packages_match_the_project_pins():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    project_pins = pins("\n".join(project["dependencies"]))
-    wanted = pins((DEPLOY / "requirements.in").read_text())
-    assert set(wanted) == set(DISTRIBUTIONS.values())
-    for name in ("numpy", "pillow"):
-        assert wanted[name] == project_pins[name], f"deploy/requirements.in pins {name} apart from pyproject.toml"
-    assert int(wanted["numpy"].split(".")[0]) < 2  # the Python backend breaks BYTES tensors with numpy 2
+    # pyproject.toml gives ranges; the exact versions the server environment runs are in constraints.txt.
+    project_pins = pins((ROOT / "constraints.txt").read_text())
+    for source, distributions in (("requirements.in", DISTRIBUTIONS), ("requirements-gpu.in", GPU_DISTRIBUTIONS)):
+        wanted = pins((DEPLOY / source).read_text())
+        assert set(wanted) == set(distributions.values())
+        for name in ("numpy", "pillow"):
+            assert wanted[name] == project_pins[name], f"deploy/{source} pins {name} apart from constraints.txt"
+        assert int(wanted["numpy"].split(".")[0]) < 2  # the Python backend breaks BYTES tensors with numpy 2
 
 
 def test_locked_requirements_pin_every_package_with_a_hash():
-    wanted = pins((DEPLOY / "requirements.in").read_text())
-    lines = [line for line in (DEPLOY / "requirements.txt").read_text().splitlines() if not line.startswith("#")]
-    locked = pins("\n".join(lines))
-    assert wanted.items() <= locked.items(), "deploy/requirements.txt is stale: run make lock-image"
-    assert all(re.search(r" --hash=sha256:[0-9a-f]{64}$", line) for line in lines)
+    for source, target in LOCKS.items():
+        wanted = pins((DEPLOY / source).read_text())
+        lines = [line for line in (DEPLOY / target).read_text().splitlines() if not line.startswith("#")]
+        locked = pins("\n".join(lines))
+        assert wanted.items() <= locked.items(), f"deploy/{target} is stale: run make lock-image"
+        assert all(re.search(r" --hash=sha256:[0-9a-f]{64}$", line) for line in lines)
 
 
 def test_image_packages_cover_every_import_of_the_python_backend_models():
@@ -102,4 +107,4 @@ def test_compose_serves_the_repository_read_only_on_one_gpu_with_room_in_shared_
 
 def test_docker_build_context_carries_only_the_requirements():
     ignored = (ROOT / ".dockerignore").read_text().split()
-    assert ignored[-2:] == ["*", "!deploy/requirements.txt"]
+    assert ignored[-3:] == ["*", "!deploy/requirements.txt", "!deploy/requirements-gpu.txt"]

@@ -57,9 +57,9 @@ from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import write_atomic, write_json_atomic
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec
 from tritonclf.progress import Progress
+from tritonclf.provenance import installed_versions
 from tritonclf.samples import sample_dir
 from tritonclf.serving.process import ServerStartError, TritonProcess
-from tritonclf.versions import installed_versions
 
 SAMPLES_DIR = sample_dir()
 DEFAULT_LEVELS = (1, 2, 4, 8, 16)

@@ -20,7 +20,6 @@ and for engines how they were built and how they passed the accuracy gate.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hashlib
 import io
 import json
@@ -35,12 +34,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-import tritonclf
 from tritonclf import contract
 from tritonclf import preprocess as preprocess_module
 from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import sha256_file, write_atomic, write_json_atomic
 from tritonclf.progress import Progress
+from tritonclf.provenance import project_version, utc_timestamp
 from tritonclf.repository.models import (
     ENGINE_FILENAME,
     WARMUP_IMAGE_FILE,
@@ -130,9 +129,9 @@ def _read_manifest(version_dir: Path) -> dict:
 
 def _build_info() -> dict[str, str]:
     return {
-        "builder": f"triton-image-classifier {tritonclf.__version__}",
+        "builder": f"triton-image-classifier {project_version()}",
         "python": platform.python_version(),
-        "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "built_at": utc_timestamp(),
     }
 
 
@@ -201,7 +200,12 @@ def write_model(
 def _classifier_files(options: BuildOptions, onnx_path: Path, engine: PreparedEngine | None) -> tuple[dict, dict]:
     """(version files, cc_model_filenames) of the classifier for the chosen backend."""
     if options.backend == "python-ort":
-        return {"model.py": _BACKEND_MODELS / "onnx_classifier_model.py", contract.ONNX_FILENAME: onnx_path}, {}
+        files = {
+            "model.py": _BACKEND_MODELS / "onnx_classifier_model.py",
+            "ort_providers.py": _BACKEND_MODELS / "ort_providers.py",
+            contract.ONNX_FILENAME: onnx_path,
+        }
+        return files, {}
     if options.backend == "onnx":
         return {contract.ONNX_FILENAME: onnx_path}, {}
     if engine is None:

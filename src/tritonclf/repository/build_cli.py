@@ -22,7 +22,7 @@ from tritonclf.progress import Progress
 from tritonclf.repository.backends import BACKENDS, choose_backend, probe_gpu, probe_tensorrt
 from tritonclf.repository.build import BUILD_STEPS, BuildError, BuildOptions, PreparedEngine, build_repository
 from tritonclf.repository.engine_args import add_engine_arguments, engine_options, gate_thresholds
-from tritonclf.repository.models import DEVICES
+from tritonclf.repository.models import DEVICES, GPU_QUEUE_DELAY_US
 from tritonclf.samples import sample_dir
 
 SAMPLES = sample_dir()
@@ -43,6 +43,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--classifier-instances", type=int, default=defaults.classifier_instances, help="default: %(default)s")
     add("--intra-op-threads", type=int, default=defaults.intra_op_threads, help="ONNX Runtime threads, 0 = its default")
     add("--max-queue-delay-us", type=int, default=defaults.max_queue_delay_microseconds, help="dynamic batching delay")
+    add(
+        "--classifier-queue-delay-us",
+        type=int,
+        help=f"the classifier's batching delay (default: {GPU_QUEUE_DELAY_US} on a GPU, else --max-queue-delay-us)",
+    )
+    add(
+        "--no-cuda-graphs",
+        dest="cuda_graphs",
+        action="store_false",
+        help="trt: do not capture CUDA graphs for the profile's batch sizes (default: captured)",
+    )
     add(
         "--max-queue-size",
         type=int,
@@ -92,8 +103,17 @@ def parse_extra_engines(values: list[str]) -> dict[str, Path]:
 def resolve(args: argparse.Namespace, progress: Progress | None = None) -> tuple[BuildOptions, PreparedEngine | None]:
     """Options and, for trt, the prepared engine."""
     progress = progress or Progress.quiet()
-    gpu, tensorrt_version = (probe_gpu(), probe_tensorrt()) if args.backend == "auto" else (None, None)
-    backend, why = choose_backend(args.backend, gpu, tensorrt_version)
+    gpu, tensorrt_version, prebuilt, plan = None, None, None, None
+    if args.backend == "auto":
+        from tritonclf.repository.engine_build import matching_engine
+
+        gpu, tensorrt_version = probe_gpu(), probe_tensorrt()
+        metadata = load_metadata(args.export / "model.json")
+        plan, engine_note = matching_engine(args.export, metadata.onnx_sha256, gpu)
+        prebuilt = engine_note if plan else None
+        if engine_note and not plan and gpu is not None:
+            print(f"not serving {engine_note}")
+    backend, why = choose_backend(args.backend, gpu, tensorrt_version, prebuilt_engine=prebuilt)
     if args.backend == "auto":
         progress.write(f"backend: {backend} ({why})")
     options = BuildOptions(
@@ -105,6 +125,8 @@ def resolve(args: argparse.Namespace, progress: Progress | None = None) -> tuple
         classifier_instances=args.classifier_instances,
         intra_op_threads=args.intra_op_threads,
         max_queue_delay_microseconds=args.max_queue_delay_us,
+        classifier_queue_delay_microseconds=args.classifier_queue_delay_us,
+        cuda_graphs=args.cuda_graphs,
         max_queue_size=args.max_queue_size,
         queue_timeout_microseconds=args.queue_timeout_us,
         limits=DecodeLimits(
@@ -123,7 +145,7 @@ def resolve(args: argparse.Namespace, progress: Progress | None = None) -> tuple
         return options, None
     from tritonclf.repository.engine_build import ENGINE_DIR, prepare_engine
 
-    engine_file = args.engine
+    engine_file = args.engine or (plan if prebuilt else None)
     default_engine = args.export / ENGINE_DIR / "model.plan"
     if engine_file is None and default_engine.is_file() and probe_tensorrt() is None:
         engine_file = default_engine
@@ -141,7 +163,8 @@ def resolve(args: argparse.Namespace, progress: Progress | None = None) -> tuple
     gate = engine.record.get("accuracy_gate", {})
     if gate.get("status") == "passed":
         agreement, delta = gate["top1_agreement"], gate["mean_abs_delta"]
-        progress.write(f"FP16 accuracy gate passed: top-1 agreement {agreement:.2%}, mean |delta| {delta:.1e}")
+        ties = f", {gate['near_tie_flips']} near-tie flips apart" if gate.get("near_tie_flips") else ""
+        progress.write(f"FP16 accuracy gate passed: top-1 agreement {agreement:.2%}, mean |delta| {delta:.1e}{ties}")
     else:
         warning = f"warning: FP16 accuracy gate {gate.get('status', 'unknown')}: {gate.get('reason', '')}"
         progress.write(warning, stream=sys.stderr)

@@ -32,6 +32,7 @@ from tritonclf.repository.accuracy_gate import GateThresholds, gate_images
 from tritonclf.repository.models import BuildOptions, classifier_spec
 from tritonclf.repository.pbtxt import render, to_model_config
 from tritonclf.repository.tensorrt import EngineOptions, fp32_node_names, trtexec_command
+from tritonclf.repository.tensorrt_versions import PINNED_TAG, container_tensorrt_version
 from tritonclf.samples import sample_dir
 
 SAMPLES = sample_dir()
@@ -67,6 +68,7 @@ def cpu_only_parts(export: Path) -> None:
         input_chw=(3, height, width),
         options=options.engine,
         fp32_layers=fp32_node_names(export / metadata.onnx_filename),
+        tensorrt_version=container_tensorrt_version(PINNED_TAG),
     )
     print("equivalent trtexec: " + shlex.join(command))
 

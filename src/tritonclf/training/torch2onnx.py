@@ -41,10 +41,10 @@ from tritonclf.export_metadata import ExportMetadata
 from tritonclf.files import readable_by_all, sha256_file, write_json_atomic
 from tritonclf.preprocess import PreprocessSpec, preprocess_image
 from tritonclf.progress import Progress
+from tritonclf.provenance import installed_versions
 from tritonclf.samples import sample_dir
 from tritonclf.training import weights as weights_lib
 from tritonclf.training.checkpoint import ModelCard, read_model_card
-from tritonclf.versions import installed_versions
 
 SAMPLES_DIR = sample_dir()
 DEFAULT_OPSET = 17
@@ -170,7 +170,7 @@ def check_against_torch(model: nn.Module, onnx_path: Path, batch: np.ndarray) ->
 def package_versions() -> dict[str, str | None]:
     """Versions of what shaped the exported graph."""
     names = ("torch", "timm", "onnx", "onnxruntime", "numpy", "pillow")
-    return installed_versions(names)
+    return {n: v or "not installed" for n, v in installed_versions(names).items()}
 
 
 def export(
