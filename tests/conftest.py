@@ -87,3 +87,11 @@ def photo(name: str = "chelsea") -> Image.Image:
 def top1(session: ort.InferenceSession, pixels: np.ndarray) -> int:
     """Class index the exported model gives one preprocessed image."""
     return int(session.run(None, {"pixel_values": pixels[None]})[0].argmax())
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test under tests/integration, so ``-m "not integration"`` works from any path."""
+    integration = Path(__file__).parent / "integration"
+    for item in items:
+        if integration in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.integration)
