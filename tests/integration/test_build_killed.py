@@ -2,12 +2,14 @@
 
 The repository starts with versions 1 and 2 of each model; the killed build makes
 version 3 and prunes version 1 (``--keep-versions 2``). It is killed with SIGKILL at
-every file operation in turn (tritonclf/tools/kill_build_at.py) and at random moments of the real
-command. After each kill: every file Triton or a user would load (no path component
-starting with a dot) is complete, its old content or the finished build's; version 2
-is byte for byte what it was; version 1 is whole or gone; leftovers are dot-named only;
-preflight finds no error (it warns about the one interrupted state that can remain: the
-new config.pbtxt beside the old version); and the next build completes the repository.
+every file operation in turn (tritonclf/tools/kill_build_at.py) and at random moments of
+the real command while it writes (after its first staging folder appears, before it
+exits: each kill must find the build still running). After each kill: every file Triton
+or a user would load (no path component starting with a dot) is complete, its old
+content or the finished build's; version 2 is byte for byte what it was; version 1 is
+whole or gone; leftovers are dot-named only; preflight finds no error (it warns about
+the one interrupted state that can remain: the new config.pbtxt beside the old
+version); and the next build completes the repository.
 """
 
 from __future__ import annotations
@@ -124,18 +126,47 @@ def test_build_killed_at_every_file_operation_leaves_a_loadable_repository(expor
     assert interrupted == len(MODELS)
 
 
+def start_build(export_dir: Path, repository: Path) -> tuple[subprocess.Popen, float]:
+    """Start the real build command; return it once it has begun writing (its first staging folder exists)."""
+    command = [sys.executable, "build/build_repository.py", "--export", str(export_dir), *BUILD_ARGS]
+    process = subprocess.Popen([*command, "--repository", str(repository)], cwd=ROOT, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not any(repository.parent.glob(f".{repository.name}-staging-*")):
+        assert process.poll() is None, "the build ended before a staging folder was seen"
+        assert time.monotonic() < deadline, "no staging folder within 60 s"
+        time.sleep(0.002)
+    return process, time.monotonic()
+
+
+def timed_build(export_dir: Path, repository: Path) -> float:
+    """Seconds from the build's first staging folder to its exit."""
+    process, began = start_build(export_dir, repository)
+    assert process.wait(120) == 0
+    return time.monotonic() - began
+
+
 def test_build_command_killed_at_random_moments_leaves_a_loadable_repository(export_dir, states, tmp_path):
     start, before, finished = states
+    # How long the build writes, from its first staging folder to its exit (the faster of two runs, the first
+    # one reading a cold cache): every kill lands in the first 40% of that window.
+    writing_seconds = min(timed_build(export_dir, fresh_copy(start, tmp_path / f"timing-{i}")) for i in range(2))
     rng = random.Random(6)
-    command = [sys.executable, "build/build_repository.py", "--export", str(export_dir), *BUILD_ARGS]
+    changed = 0
     for attempt in range(8):
         where = tmp_path / f"attempt-{attempt}"
         repository = fresh_copy(start, where)
-        process = subprocess.Popen([*command, "--repository", str(repository)], cwd=ROOT, stdout=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 1.5))  # imports take about half a second, the build about as long
+        process, _ = start_build(export_dir, repository)
+        time.sleep(rng.uniform(0, 0.4 * writing_seconds))
         process.send_signal(signal.SIGKILL)
-        process.wait(60)
+        # Killed, not exited: the build was still running, and it had begun writing (a staging folder existed).
+        code = process.wait(60)
+        assert code == -signal.SIGKILL, f"attempt {attempt}: the build ended before the kill ({writing_seconds:.2f} s)"
+        assert visible_files(repository) != finished or hidden_paths(where), f"attempt {attempt}: build was complete"
+        changed += visible_files(repository) != before
         assert_consistent_after_kill(repository, before, finished)
         assert all(path.startswith(".") or "/." in path for path in hidden_paths(where))
         assert_next_build_completes(export_dir, repository, finished)
         shutil.rmtree(where)
+    print(f"{changed} of 8 kills after a visible change; {writing_seconds:.2f} s of writing")
+    # Some kills must land after the build changed what a loader sees, not only inside staging.
+    assert changed >= 1, f"every kill landed before the first visible change ({writing_seconds:.2f} s of writing)"
