@@ -11,16 +11,22 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import threading
 import time
+import urllib.error
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
 
 from tritonclf.bench.procmem import descendants, parent_pids
 from tritonclf.repository.build import BuildOptions, build_repository
 from tritonclf.serving.process import TritonProcess
 from tritonclf.tools.bad_images import encode, photo
-from tritonclf.tools.load import OK, BackgroundLoad
+from tritonclf.tools.load import OK, BackgroundLoad, Outcome
+from tritonclf.tools.soak import pending_requests, read_metrics
 
 from ..conftest import CAT_CLASSES, SAMPLES
 
@@ -31,12 +37,23 @@ PHOTOS = [(path.stem, path.read_bytes()) for path in sorted(SAMPLES.glob("*.jpg"
 SLOW_PNG = ("chelsea-3000x2000-png", encode(photo().resize((3000, 2000)), "PNG", compress_level=1))
 EXIT_TIMEOUT_S = 10
 DEAD_STUB_EXIT_TIMEOUT_S = 3
+# A lone request waits this long in each model's dynamic batcher for company: long enough to be
+# sure it sits in the preprocessing queue when the signal comes.
+HOLD_US = 2_000_000
+STOPPING = "Server is stopping, scheduler for model has stopped accepting new inference requests"
 
 
 @pytest.fixture(scope="module")
 def fault_repository(export_dir, tmp_path_factory):
     repo = tmp_path_factory.mktemp("faults") / "model_repository"
     build_repository(export_dir, repo, BuildOptions(max_queue_delay_microseconds=1_000))
+    return repo
+
+
+@pytest.fixture(scope="module")
+def holding_repository(export_dir, tmp_path_factory):
+    repo = tmp_path_factory.mktemp("faults-hold") / "model_repository"
+    build_repository(export_dir, repo, BuildOptions(max_queue_delay_microseconds=HOLD_US))
     return repo
 
 
@@ -65,6 +82,35 @@ def process_state(pid: int) -> str | None:
     except OSError:
         return None
     return text[text.rfind(")") + 2]
+
+
+def send_one(url: str, name: str, data: bytes) -> Outcome:
+    """One request, blocking until its answer."""
+    client = grpcclient.InferenceServerClient(url)
+    tensor = grpcclient.InferInput("image", [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([data], dtype=np.object_).reshape(1, 1))
+    start = time.monotonic()
+    try:
+        result = client.infer(MODEL, [tensor], client_timeout=30)
+    except InferenceServerException as err:
+        status = str(err.status() or "UNKNOWN").removeprefix("StatusCode.")
+        return Outcome(name, start, time.monotonic(), status, " ".join(str(err.message()).split()))
+    finally:
+        client.close()
+    return Outcome(name, start, time.monotonic(), OK, top1=int(result.as_numpy("probabilities").argmax()))
+
+
+def wait_until_queued(server: TritonProcess, model: str, timeout_s: float = 10) -> None:
+    """Until Triton's metrics count one request pending in ``model``'s queue."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:  # the metrics service can start a moment after readiness
+            if pending_requests(read_metrics(server.metrics_url)).get(model) == 1:
+                return
+        except urllib.error.URLError:
+            pass
+        time.sleep(0.01)
+    raise AssertionError(f"no request pending in {model} after {timeout_s} s")
 
 
 def wait_for_exit(server: TritonProcess, timeout_s: float) -> tuple[int | None, float, float | None]:
@@ -129,10 +175,10 @@ def test_sigterm_under_load_answers_or_refuses_every_request_and_exits_in_time(f
     # steps included): the reason the Kubernetes preStop delay drains traffic before the signal.
     # Whether any request straddles the signal is up to timing (none on a quiet machine now and
     # then); those that do must be answered or refused as below.
+    # test_sigterm_refuses_a_request_held_in_the_queue makes one straddle it for sure.
     in_flight = [o for o in load.outcomes if o.start < term_at - 0.02 and o.end > term_at]
-    stopping = "Server is stopping, scheduler for model has stopped accepting new inference requests"
     refused = [o for o in in_flight if o.status != OK]
-    assert all(o.status == "UNAVAILABLE" and stopping in o.message for o in refused), refused
+    assert all(o.status == "UNAVAILABLE" and STOPPING in o.message for o in refused), refused
     # Requests sent after it are refused at once, never left hanging.
     late = [o for o in load.outcomes if o.start > term_at]
     assert {o.status for o in late} <= {OK, "UNAVAILABLE", "NOT_FOUND", "CANCELLED"}
@@ -142,3 +188,27 @@ def test_sigterm_under_load_answers_or_refuses_every_request_and_exits_in_time(f
         f"not ready after {not_ready_after:.3f} s; "
         f"exit 0 after {exit_s:.1f} s; later requests: {dict(collections.Counter(o.status for o in late))}"
     )
+
+
+def test_sigterm_refuses_a_request_held_in_the_queue_retryably_and_waits_for_it(holding_repository, tmp_path):
+    server = start_server(holding_repository, tmp_path, EXIT_TIMEOUT_S)
+    held: list[Outcome] = []
+    try:
+        sender = threading.Thread(target=lambda: held.append(send_one(server.grpc_url, *PHOTOS[0])))
+        sender.start()
+        # The request is in the preprocessing model's queue (its batcher waits HOLD_US for company).
+        wait_until_queued(server, f"{MODEL}_preprocess")
+        term_at = time.monotonic()
+        code, exit_s, not_ready_after = wait_for_exit(server, EXIT_TIMEOUT_S + 20)
+        sender.join(30)
+    finally:
+        server.stop()
+    [outcome] = held
+    assert outcome.start < term_at < outcome.end
+    # Triton waits for it: preprocessing runs once the batcher's delay is over, then the classifier's
+    # scheduler, stopped by the signal, refuses the second step at once and retryably.
+    assert outcome.status == "UNAVAILABLE" and STOPPING in outcome.message, outcome
+    assert outcome.end - outcome.start == pytest.approx(HOLD_US / 1e6, abs=1.0)
+    assert not_ready_after is not None and not_ready_after < 0.5
+    assert code == 0 and exit_s < EXIT_TIMEOUT_S
+    assert "model versions that have in-flight inferences" in (tmp_path / "tritonserver.log").read_text()
