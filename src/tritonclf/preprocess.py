@@ -5,7 +5,7 @@ model (this file is copied into its version directory) and the client-side
 fallback all call the functions below, so the numbers a model sees are the same
 offline and online. The geometry reproduces timm's eval transform
 (``timm.data.transforms_imagenet_eval``) for the model's ``pretrained_cfg``;
-``tests/test_preprocess.py`` checks it against timm on real photos.
+``tests/unit/test_preprocess.py`` checks it against timm on real photos.
 
 Only the standard library, numpy and Pillow are imported: this file runs inside
 Triton's Python backend, where neither torch nor this project is installed.

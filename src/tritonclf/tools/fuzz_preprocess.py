@@ -1,6 +1,6 @@
 """Fuzz ``preprocess_image`` with hypothesis: random bytes and mutated real images.
 
-    python tests/fuzz_preprocess.py --seconds 60          # what CI runs (tests/test_fuzz_preprocess.py)
+    python tests/fuzz_preprocess.py --seconds 60          # what CI runs (tests/integration/test_fuzz_preprocess.py)
     python tests/fuzz_preprocess.py --seconds 3600        # the long run; FUZZ_SECONDS=3600 make test does the same
 
 A finding is any input for which ``preprocess_image`` (served defaults: ``DecodeLimits()``)
@@ -47,7 +47,7 @@ from tritonclf.samples import sample_photo
 SPEC = PreprocessSpec(input_size=(224, 224))
 LIMITS = DecodeLimits()
 MAX_CPU_S_PER_INPUT = 1.0
-# tests/test_preprocess_memory.py: no accepted image needs more than 17 bytes per pixel.
+# tests/integration/test_preprocess_memory.py: no accepted image needs more than 17 bytes per pixel.
 MAX_BYTES_PER_PIXEL = 17
 HEADROOM_BYTES = 256 * 1024 * 1024  # hypothesis' own bookkeeping, interpreter growth
 MAX_WARNING_REGISTRY_ENTRIES = 10
