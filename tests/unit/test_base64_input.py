@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -138,3 +140,31 @@ def test_base64_of_a_disallowed_format_is_named():
 @pytest.mark.parametrize("name", ["base64", "base64-url-safe-lines", "data-url"])
 def test_catalogue_base64_images_are_the_cat_photo(name):
     assert unwrap_base64(ODD_IMAGES[name][1]()) == (SAMPLES / "chelsea.jpg").read_bytes()
+
+
+UNWRAP_PEAK = """
+import base64, sys
+from tritonclf.preprocess import DecodeLimits, unwrap_base64
+
+def status(field):
+    with open("/proc/self/status") as lines:
+        return next(int(line.split()[1]) * 1024 for line in lines if line.startswith(field + ":"))
+
+# The costliest shape at the size limit: a data URL whose base64 has CRLF line breaks.
+raw = b"\\xff\\xd8\\xff" + bytes(DecodeLimits().max_image_bytes - 3)
+text = b"data:image/jpeg;base64," + base64.encodebytes(raw).replace(b"\\n", b"\\r\\n")
+del raw
+with open("/proc/self/clear_refs", "w") as refs:
+    refs.write("5")  # resets VmHWM: the peak from here on
+before = status("VmRSS")
+unwrap_base64(text)
+print(len(text), status("VmHWM") - before)
+"""
+
+
+def test_unwrapping_the_largest_base64_needs_at_most_three_times_its_size():
+    # A fresh process: VmHWM, not ru_maxrss, which a child inherits from pytest.
+    done = subprocess.run([sys.executable, "-c", UNWRAP_PEAK], capture_output=True, text=True, check=True)
+    size, peak_growth = map(int, done.stdout.split())
+    assert size <= DecodeLimits().max_base64_bytes
+    assert peak_growth <= 3 * size
