@@ -22,7 +22,7 @@ TINY = ["--mix", "96x64:0.5,160x120:0.5", "--count", "4", "--warmup-s", "0", "--
 
 
 def test_benchmark_writes_report_csv_and_plot_with_every_reference(server, export_dir, tmp_path, capsys):
-    """Every transfer (gRPC, gRPC + shared memory, HTTP), two levels, all three references; JSON = tables."""
+    """Every transfer (gRPC, gRPC + shared memory, HTTP, HTTP JSON), two levels, all three references; JSON = tables."""
     args = [*TINY, "--concurrency", "1,2", "--reference-duration-s", "0.3", "--output-dir", str(tmp_path)]
     args += ["--grpc-url", server.grpc_url, "--http-url", server.http_url, "--server-pid", str(server.process.pid)]
     args += ["--export", str(export_dir), "--model", "efficientnet_lite0"]
@@ -38,6 +38,8 @@ def test_benchmark_writes_report_csv_and_plot_with_every_reference(server, expor
         ("grpc-shm", 2),
         ("http", 1),
         ("http", 2),
+        ("http-json", 1),
+        ("http-json", 2),
     ]
     for level in result["served"]:
         assert level["images"] > 0 and level["errors"] == 0
@@ -53,11 +55,15 @@ def test_benchmark_writes_report_csv_and_plot_with_every_reference(server, expor
     assert [run["batch_size"] for run in references["inprocess"]] == [8, 1]
     assert result["comparison"]["served_vs_limit"] > 0
     rows = list(csv.DictReader(report.with_suffix(".csv").open()))
-    assert len(rows) == 6 + 1 + 2 + 1  # served levels, limit, in-process x2, naive
+    # Base64 in JSON: the same images a third larger on the wire (plus the JSON around them).
+    sizes = {lv["protocol"]: lv["request_bytes"] for lv in result["served"] if lv["concurrency"] == 1}
+    assert sizes["grpc"] is None and 1.2 < sizes["http-json"] / sizes["http"] < 1.4
+    assert len(rows) == 8 + 1 + 2 + 1  # served levels, limit, in-process x2, naive
     assert report.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out
     assert "served gRPC best" in out and "targets:" in out and "server time per request" in out
     assert "served gRPC + system shared memory best" in out
+    assert "served HTTP, base64 in plain JSON, best" in out
     # The image region was unregistered and freed: nothing left on the server or in /dev/shm.
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:

@@ -249,7 +249,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--protocols",
         type=parse_protocols,
         default=BENCH_PROTOCOLS,
-        help="default: grpc,grpc-shm,http (grpc-shm: image bytes in system shared memory, same host only)",
+        help="default: grpc,grpc-shm,http,http-json (grpc-shm: image bytes in system shared memory, same host only; "
+        "http-json: base64 in plain JSON)",
     )
     load.add_argument("--duration-s", type=float, default=10.0, help="measured s per run (default: %(default)s)")
     load.add_argument("--warmup-s", type=float, default=2.0, help="unmeasured s before each (default: %(default)s)")

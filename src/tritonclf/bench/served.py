@@ -122,6 +122,7 @@ def level_record(
         "other_errors": load.other_errors,
         "errors_by_status": load.errors,
         "first_error": load.first_error,
+        "request_bytes": load.request_bytes,
         **cpu,
         "server_rss_bytes": server_rss,
         "server_stats": list(timings),
@@ -163,7 +164,7 @@ def measure_sweep(
         progress.write(
             f"served {endpoint.protocol} c={concurrency} {subset}: {record['images_per_s']:.1f} images/s, "
             f"p50 {_fmt(record['latency']['p50_ms'])} ms, p99 {_fmt(record['latency']['p99_ms'])} ms, "
-            f"{record['errors']} errors ({record['unavailable']} unavailable); cores: server "
+            f"{record['errors']} errors ({record['unavailable']} unavailable){_request_size(load)}; cores: server "
             f"{cpu['server_cpu_cores']:.2f}, client {cpu['client_cpu_cores']:.2f}, others {cpu['other_cpu_cores']:.2f}"
         )
 
@@ -182,6 +183,10 @@ def measure_sweep(
     finally:
         stats_client.close()
     return records
+
+
+def _request_size(load: LoadResult) -> str:
+    return "" if load.request_bytes is None else f", {load.request_bytes / 1024:.0f} KiB/request"
 
 
 def _fmt(value: float | None) -> str:
