@@ -11,6 +11,10 @@ with the stub for this interpreter, and this environment's ``python3`` first on
 ``PATH`` (the stub imports the packages of the ``python3`` it finds there).
 We run the binary, not PyTriton's Python API: the repository stays a plain Triton
 repository that the container serves as it is.
+
+Triton runs as a child under a watchdog (serving/supervisor.py) that reloads a model,
+or restarts the server, when one of its Python-backend stubs dies: Triton itself no
+longer does. ``TRITONCLF_STUB_CHECK_S=0`` turns it off and ``exec``s Triton instead.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+from tritonclf.serving import supervisor
 
 
 class EmbeddedServerError(RuntimeError):
@@ -104,14 +110,14 @@ def server_command(args: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Replace this process with tritonserver, so signals and the exit code are Triton's own."""
+    """Run tritonserver under the stub watchdog; signals go to Triton and its exit code is ours."""
     args = sys.argv[1:] if argv is None else argv
     try:
         command = server_command(args)
         env = server_environment()
-    except EmbeddedServerError as err:
+        sys.exit(supervisor.run(command, env))
+    except (EmbeddedServerError, ValueError) as err:
         sys.exit(f"tritonserver: {err}")
-    os.execve(command[0], command, env)
 
 
 if __name__ == "__main__":
