@@ -54,7 +54,10 @@ def test_dockerfile_builds_on_nvidias_triton_image_as_non_root_with_a_readiness_
     assert instructions[0] == "ARG TRITON_TAG"  # no default: triton.env is the one pin
     assert instructions[1] == "FROM nvcr.io/nvidia/tritonserver:${TRITON_TAG}"
     assert "USER triton-server" in instructions
-    assert re.search(r"HEALTHCHECK .*\n?.*/v2/health/ready", text)
+    assert re.search(r"HEALTHCHECK .*\n?.*stub_health.py.*--ready", text)
+    # The script the healthcheck and the Kubernetes probes run is in the image and in the build context.
+    assert "COPY src/tritonclf/serving/stub_health.py /opt/tritonclf/stub_health.py" in text
+    assert "!src/tritonclf/serving/stub_health.py" in (ROOT / ".dockerignore").read_text()
     assert '--require-hashes -r "$lock"' in text
     assert "cpu) lock=/tmp/requirements.txt" in text and "gpu) lock=/tmp/requirements-gpu.txt" in text
 

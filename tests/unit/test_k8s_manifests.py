@@ -91,9 +91,10 @@ def test_probes_use_triton_health_endpoints_and_the_service_exposes_every_port(r
     docs = rendered["base"]
     deployment, service = one(docs, "Deployment"), one(docs, "Service")
     triton = container(deployment)
-    assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert triton["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    # Liveness and readiness also fail on a dead Python stub (tests/integration/test_stub_healing.py runs them).
+    assert "/opt/tritonclf/stub_health.py" in triton["livenessProbe"]["exec"]["command"]
+    assert "--ready" in triton["readinessProbe"]["exec"]["command"]
     ports = {p["name"]: p["containerPort"] for p in triton["ports"]}
     assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
     assert {p["targetPort"] for p in service["spec"]["ports"]} == set(ports)
