@@ -16,9 +16,7 @@ ONNX = {"name": "o", "backend": "onnxruntime", "instance_group": [{"count": 2}]}
 
 
 def test_expected_stubs_are_named_like_triton_names_python_instances():
-    expected = stub_health.expected_stubs(
-        {"m_preprocess": PREPROCESS, "m_model": CLASSIFIER, "m": ENSEMBLE, "o": ONNX}
-    )
+    expected = stub_health.expected_stubs({"m_preprocess": PREPROCESS, "m_model": CLASSIFIER, "m": ENSEMBLE, "o": ONNX})
     assert expected == {
         "m_preprocess": ["m_preprocess_0_0", "m_preprocess_0_1"],
         "m_model": ["m_model_0_0", "m_model_1_0", "m_model_1_1"],

@@ -28,8 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tritonclf.serving.admin_apis import open_api_notice
 from tritonclf.serving import supervisor
+from tritonclf.serving.admin_apis import open_api_notice
 
 
 class EmbeddedServerError(RuntimeError):
