@@ -108,6 +108,14 @@ def test_compose_serves_the_repository_read_only_on_one_gpu_with_room_in_shared_
     assert any(arg.startswith("--model-repository=") for arg in service["command"])
 
 
-def test_docker_build_context_carries_only_the_requirements():
-    ignored = (ROOT / ".dockerignore").read_text().split()
-    assert ignored[-3:] == ["*", "!deploy/requirements.txt", "!deploy/requirements-gpu.txt"]
+def test_docker_build_context_carries_only_what_the_image_copies():
+    lines = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
+    assert lines[0] == "*"
+    assert sorted(lines[1:]) == sorted(
+        [
+            "!deploy/requirements.txt",
+            "!deploy/requirements-gpu.txt",
+            "!deploy/tritonserver-secure",
+            "!src/tritonclf/serving/stub_health.py",
+        ]
+    )
