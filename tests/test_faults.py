@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tritonclf.bench.load import BackgroundLoad
 from tritonclf.bench.procmem import descendants, parent_pids
+from tritonclf.client.status import OK
 from tritonclf.repository.build import BuildOptions, build_repository
 from tritonclf.serving.process import TritonProcess
 from tritonclf.tools.bad_images import encode, photo
-from tritonclf.tools.load import OK, BackgroundLoad
 
 from .conftest import CAT_CLASSES, SAMPLES
 
@@ -84,7 +85,7 @@ def test_killed_preprocessing_stub_fails_its_requests_and_is_not_restarted_by_tr
     try:
         before = stubs(server)
         victim = next(pid for pid, name in before.items() if name == f"{MODEL}_preprocess_0_0")
-        with BackgroundLoad(server.grpc_url, PHOTOS, threads=4) as load:
+        with BackgroundLoad(server.grpc_url, PHOTOS, concurrency=4) as load:
             time.sleep(1.5)
             killed_at = time.monotonic()
             os.kill(victim, signal.SIGKILL)
@@ -94,7 +95,7 @@ def test_killed_preprocessing_stub_fails_its_requests_and_is_not_restarted_by_tr
         assert earlier and all(o.status == OK for o in earlier)
         # The other instance keeps answering, correctly...
         answered = [o for o in later if o.status == OK]
-        assert answered and all(o.top1 in CAT_CLASSES for o in answered if o.name == "chelsea")
+        assert answered and all(o.value.top1 in CAT_CLASSES for o in answered if o.name == "chelsea")
         # ...while every batch routed to the dead one fails after Triton's 1 s health check.
         failed = [o for o in later if o.status != OK]
         assert failed, "a request reached the killed instance's replacement: Triton restarts stubs now, update the docs"
@@ -115,7 +116,7 @@ def test_killed_preprocessing_stub_fails_its_requests_and_is_not_restarted_by_tr
 def test_sigterm_under_load_answers_or_refuses_every_request_and_exits_in_time(fault_repository, tmp_path):
     server = start_server(fault_repository, tmp_path, EXIT_TIMEOUT_S)
     try:
-        with BackgroundLoad(server.grpc_url, [*PHOTOS, SLOW_PNG], threads=8) as load:
+        with BackgroundLoad(server.grpc_url, [*PHOTOS, SLOW_PNG], concurrency=8) as load:
             time.sleep(2.0)
             term_at = time.monotonic()
             code, exit_s, not_ready_after = wait_for_exit(server, EXIT_TIMEOUT_S + 20)

@@ -13,43 +13,32 @@ it chose from is printed; the winner is built into ``--repository`` (skip with
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
-import io
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image
-
-from tritonclf.client.triton_client import ClassifierClient
+from tritonclf.bench.images import BenchImage, generate_mix
+from tritonclf.bench.load import run_levels
+from tritonclf.bench.served import resolve_endpoint
+from tritonclf.bench.stats import latency_summary, rate
 from tritonclf.repository.build import BuildError, build_repository
 from tritonclf.repository.models import BuildOptions
-from tritonclf.repository.tuning import (
-    TrialConfig,
-    TrialResult,
-    choose,
-    closed_loop,
-    format_table,
-    percentile,
-    sweep,
-)
-from tritonclf.samples import sample_dir
+from tritonclf.repository.tuning import TrialConfig, TrialResult, choose, format_table, sweep
+from tritonclf.samples import sample_photos
 from tritonclf.serving.process import ServerStartError, TritonProcess
 
-SAMPLES = sample_dir()
 # What phones and cameras send: mostly VGA and 1.2 MP, some 12 MP.
-PHOTO_SIZES = ((640, 480), (640, 480), (1280, 960), (4032, 3024))
+PHOTO_MIX = (((640, 480), 0.5), ((1280, 960), 0.25), ((4032, 3024), 0.25))
+PHOTOS_PER_SAMPLE = 4
 
 
-def photo_mix() -> list[bytes]:
+def photo_mix() -> list[BenchImage]:
     """The sample photos re-encoded at typical upload sizes (real content, real JPEG work)."""
-    images = []
-    for path in sorted(SAMPLES.glob("*.jpg")):
-        for size in PHOTO_SIZES:
-            buffer = io.BytesIO()
-            Image.open(path).convert("RGB").resize(size, Image.Resampling.BICUBIC).save(buffer, "JPEG", quality=90)
-            images.append(buffer.getvalue())
-    return images
+    sources = [path.read_bytes() for path in sample_photos()]
+    return generate_mix(sources, PHOTO_MIX, count=PHOTOS_PER_SAMPLE * len(sources))
 
 
 def options_for(config: TrialConfig, base: BuildOptions) -> BuildOptions:
@@ -64,22 +53,31 @@ def options_for(config: TrialConfig, base: BuildOptions) -> BuildOptions:
     )
 
 
-def run_trial(export: Path, config: TrialConfig, images: list[bytes], args: argparse.Namespace) -> TrialResult:
+def run_trial(export: Path, config: TrialConfig, images: Sequence[BenchImage], args: argparse.Namespace) -> TrialResult:
     """Build, serve, warm, measure."""
     with tempfile.TemporaryDirectory(prefix="tune-") as scratch:
         repository = Path(scratch) / "model_repository"
         build_repository(export, repository, options_for(config, BuildOptions()))
         with TritonProcess(repository, log_path=Path(scratch) / "server.log") as server:
-            client = ClassifierClient(server.grpc_url, "grpc")
-            classify = lambda image: client.classify(image, top_k=5)  # noqa: E731
-            closed_loop(classify, images, args.concurrency, min(2.0, args.duration_s))  # warm caches and threads
-            rate, latencies, errors = closed_loop(classify, images, args.concurrency, args.duration_s)
+            endpoint = resolve_endpoint(server.grpc_url, "grpc", None)
+            (load,) = asyncio.run(
+                run_levels(
+                    endpoint,
+                    images,
+                    [args.concurrency],
+                    duration_s=args.duration_s,
+                    warmup_s=min(2.0, args.duration_s),  # warm caches and threads
+                    between=lambda *_: None,
+                    timeout_s=args.timeout_s,
+                )
+            )
+    latency = latency_summary(load.latencies_s)
     return TrialResult(
         config=config,
-        images_per_s=rate,
-        p50_ms=percentile(latencies, 50) * 1000,
-        p99_ms=percentile(latencies, 99) * 1000,
-        errors=errors,
+        images_per_s=rate(len(load.latencies_s), load.elapsed_s),
+        p50_ms=latency["p50_ms"] if latency["p50_ms"] is not None else float("nan"),
+        p99_ms=latency["p99_ms"] if latency["p99_ms"] is not None else float("nan"),
+        errors=sum(load.errors.values()),
     )
 
 
