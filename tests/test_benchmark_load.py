@@ -13,7 +13,6 @@ from tritonclf.bench.cpu import CpuSnapshot, cores_used, machine_busy_s, process
 from tritonclf.bench.images import BenchImage
 from tritonclf.bench.load import closed_loop, drive
 from tritonclf.bench.procmem import descendants, parent_pids, tree_rss_bytes
-from tritonclf.client.status import one_line, status_name
 
 IMAGES = [BenchImage(b"ok", 64, 48), BenchImage(b"busy", 128, 96), BenchImage(b"ok", 64, 48), BenchImage(b"bad", 9, 9)]
 
@@ -66,32 +65,6 @@ def test_closed_loop_counts_a_client_bug_and_a_timeout_instead_of_dying():
     result = asyncio.run(closed_loop(send, IMAGES, concurrency=2, duration_s=0.05, timeout_s=0.1))
     assert result.errors.keys() == {"KeyError", "DEADLINE_EXCEEDED"}
     assert result.elapsed_s < 1.0 and not result.latencies_s
-
-
-@pytest.mark.parametrize(
-    ("status", "expected"),
-    [
-        ("StatusCode.UNAVAILABLE", "UNAVAILABLE"),
-        ("503", "UNAVAILABLE"),
-        ("StatusCode.INVALID_ARGUMENT", "INVALID_ARGUMENT"),
-        ("400", "INVALID_ARGUMENT"),
-        ("500", "INTERNAL"),
-        ("504", "DEADLINE_EXCEEDED"),
-        (None, "InferenceServerException"),
-    ],
-)
-def test_status_name_names_both_protocols_alike(status, expected):
-    """gRPC's StatusCode names and HTTP's codes end up as the same gRPC status names."""
-    assert status_name(InferenceServerException("x", status=status)) == expected
-
-
-def test_status_name_and_message_of_client_side_failures():
-    """A timeout is DEADLINE_EXCEEDED, anything else its type; messages are one line without the status."""
-    assert status_name(TimeoutError()) == "DEADLINE_EXCEEDED"
-    assert status_name(ConnectionRefusedError("refused")) == "ConnectionRefusedError"
-    err = InferenceServerException("in ensemble 'm',\n  not a decodable image", status="StatusCode.INVALID_ARGUMENT")
-    assert one_line(err) == "in ensemble 'm', not a decodable image"
-    assert one_line(KeyError("label")) == "'label'"
 
 
 def test_drive_runs_until_stopped_and_keeps_every_outcome_with_its_answer():

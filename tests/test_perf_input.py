@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
+from tritonclient.utils import deserialize_bytes_tensor
 
 from tritonclf.bench import perf_input_cli as perf_input
 from tritonclf.bench import perf_sweep_cli as perf_sweep
@@ -15,7 +15,6 @@ from tritonclf.bench.perf_data import (
     bytes_entry,
     decode_entry,
     input_data,
-    serialize_bytes_tensor,
     tensor_entry,
 )
 from tritonclf.export_metadata import ExportMetadata
@@ -26,13 +25,10 @@ from tritonclf.samples import sample_dir
 SAMPLES = sample_dir()
 
 
-def test_serialized_bytes_tensor_is_what_tritonclient_sends():
-    """A 4-byte little-endian length before each element, byte for byte as tritonclient serializes."""
-    elements = [b"\xff\xd8\xff\xe0jpeg", b"", b"x" * 300]
-    ours = serialize_bytes_tensor(elements)
-    assert ours == serialize_byte_tensor(np.array(elements, dtype=np.object_)).item()
-    assert ours[:4] == (8).to_bytes(4, "little")
-    assert list(deserialize_bytes_tensor(ours)) == elements
+def test_bytes_entry_is_a_little_endian_length_then_the_bytes():
+    """perf_analyzer sends the decoded b64 as is: the server needs the 4-byte length prefix before the image."""
+    for data in (b"\xff\xd8\xff\xe0jpeg", b"", b"x" * 300):
+        assert decode_entry(bytes_entry("image", data), "image") == len(data).to_bytes(4, "little") + data
 
 
 def test_bytes_entry_round_trips_a_real_jpeg_through_triton_deserialization():

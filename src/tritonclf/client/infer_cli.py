@@ -16,7 +16,7 @@ import argparse
 import concurrent.futures
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from tritonclf.client.triton_client import (
@@ -26,29 +26,11 @@ from tritonclf.client.triton_client import (
     InferenceFailed,
     Prediction,
 )
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
+from tritonclf.image_files import ImageFilesError, image_paths
 
 
 class UsageError(ValueError):
     """A problem with the command line's inputs."""
-
-
-def collect_images(paths: Iterable[str]) -> list[Path]:
-    """Files as given, folders expanded to their image files (sorted, recursive)."""
-    images: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {path}")
-            images.extend(found)
-        elif path.is_file():
-            images.append(path)
-        else:
-            raise UsageError(f"no such file or folder: {path}")
-    return images
 
 
 def format_text(path: Path, predictions: list[Prediction]) -> str:
@@ -109,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     """Classify and print; see the module docstring for exit codes."""
     args = parse_args(argv)
     try:
-        images = collect_images(args.images)
+        images = image_paths(args.images)
         client = ClassifierClient(args.url, args.protocol, args.model, timeout_s=args.timeout_s)
-    except (UsageError, ClientError) as err:
+    except (ImageFilesError, ClientError) as err:
         print(f"infer: error: {err}", file=sys.stderr)
         return 2
     failures = 0

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from tritonclf.export_metadata import load_metadata
+from tritonclf.image_files import list_images
 from tritonclf.preprocess import DecodeLimits
 from tritonclf.repository.backends import BACKENDS, choose_backend, probe_gpu, probe_tensorrt
 from tritonclf.repository.build import BuildError, BuildOptions, PreparedEngine, build_repository
@@ -126,7 +127,7 @@ def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | No
     if engine_file is None and default_engine.is_file() and probe_tensorrt() is None:
         engine_file = default_engine
     metadata = load_metadata(args.export / "model.json")
-    photos = sorted(p for p in args.gate_images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    photos = list_images(args.gate_images, recursive=False)
     engine = prepare_engine(
         args.export,
         metadata,
