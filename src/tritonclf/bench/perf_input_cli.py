@@ -22,6 +22,7 @@ from pathlib import Path
 from tritonclf import contract
 from tritonclf.bench.images import generate_mix
 from tritonclf.bench.perf_data import bytes_entry, input_data, tensor_entry
+from tritonclf.cli_options import EXIT_OK, fail
 from tritonclf.export_metadata import load_metadata
 from tritonclf.files import write_atomic
 from tritonclf.image_files import ImageFilesError, image_paths
@@ -93,11 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         document, count = build_document(args)
     except (InputError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return fail("perf-input", err)
     write_atomic(args.output, json.dumps(document))
     print(f"wrote {args.output}: {count} entries, {args.output.stat().st_size / 1e6:.1f} MB")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -136,6 +136,7 @@ def measure_sweep(
     warmup_s: float,
     subset: str = "mix",
     server_pid: int | None = None,
+    timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> list[dict]:
     """Closed loop at each concurrency level, with Triton's statistics diffed around each measured run."""
     stats_client = ClassifierClient(endpoint.url, wire_protocol(endpoint.protocol), endpoint.model)
@@ -173,7 +174,7 @@ def measure_sweep(
                 duration_s=duration_s,
                 warmup_s=warmup_s,
                 between=between,
-                timeout_s=REQUEST_TIMEOUT_S,
+                timeout_s=timeout_s,
             )
         )
     finally:

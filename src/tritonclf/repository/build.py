@@ -130,7 +130,7 @@ def _build_info() -> dict[str, str]:
     return {
         "builder": f"triton-image-classifier {importlib.metadata.version('triton-image-classifier')}",
         "python": platform.python_version(),
-        "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
 

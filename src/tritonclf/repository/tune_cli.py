@@ -7,7 +7,7 @@ Every trial builds a repository in a temporary folder, starts the real server on
 free loopback ports, warms it, and runs a closed loop of real JPEGs (the sample
 photos at phone-camera sizes) at ``--concurrency`` for ``--duration-s``. The table
 it chose from is printed; the winner is built into ``--repository`` (skip with
-``--dry-run``).
+``--dry-run``). Exit 1 when no trial met the budget, 2 when nothing could be measured.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from tritonclf.bench.images import BenchImage, generate_mix
 from tritonclf.bench.load import run_levels
 from tritonclf.bench.served import resolve_endpoint
 from tritonclf.bench.stats import latency_summary, rate
+from tritonclf.cli_options import EXIT_FAILED, EXIT_OK, add_concurrency, add_timeout, fail, int_list
+from tritonclf.client.triton_client import ClientError
 from tritonclf.repository.build import BuildError, build_repository
 from tritonclf.repository.models import BuildOptions
 from tritonclf.repository.tuning import TrialConfig, TrialResult, choose, format_table, sweep
@@ -81,14 +83,6 @@ def run_trial(export: Path, config: TrialConfig, images: Sequence[BenchImage], a
     )
 
 
-def int_list(text: str) -> tuple[int, ...]:
-    """``"1,2"`` -> ``(1, 2)``."""
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -99,7 +93,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int_list, default=(1, 2), help="ONNX Runtime intra-op threads")
     parser.add_argument("--max-batch-sizes", type=int_list, default=(16,))
     parser.add_argument("--queue-delays-us", type=int_list, default=(0, 2000))
-    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (default: %(default)s)")
+    add_concurrency(parser, 8)
+    add_timeout(parser)
     parser.add_argument("--duration-s", type=float, default=6.0, help="per trial (default: %(default)s)")
     parser.add_argument("--p99-budget-ms", type=float, default=250.0, help="latency budget (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="measure and print, write nothing")
@@ -121,21 +116,19 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             print(f"[{number}/{len(configs)}] {config.label()}: {result.images_per_s:.1f} images/s, "
                   f"p99 {result.p99_ms:.0f} ms, {result.errors} errors", flush=True)  # fmt: skip
-    except (BuildError, ServerStartError, FileNotFoundError) as err:
-        print(f"tune: error: {err}", file=sys.stderr)
-        return 1
+    except (BuildError, ServerStartError, FileNotFoundError, ClientError) as err:
+        return fail("tune", str(err).splitlines()[0])
     chosen = choose(results, args.p99_budget_ms)
     print("\n" + format_table(results, chosen, args.p99_budget_ms))
     if chosen is None:
-        print(f"tune: no trial met the p99 budget of {args.p99_budget_ms:.0f} ms without errors", file=sys.stderr)
-        return 1
+        return fail("tune", f"no trial met the p99 budget of {args.p99_budget_ms:.0f} ms without errors", EXIT_FAILED)
     if not args.dry_run:
         built = build_repository(args.export, args.repository, options_for(chosen.config, BuildOptions()))
         print(
             f"\nwrote {chosen.config.label()} into {args.repository} "
             + ", ".join(f"{b.name}/{b.version}" for b in built)
         )
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ import numpy as np
 
 from tritonclf.bench.load import MODEL, BackgroundLoad, Outcome
 from tritonclf.bench.procmem import descendants, parent_pids
+from tritonclf.cli_options import EXIT_FAILED, EXIT_OK, add_concurrency
 from tritonclf.client.status import OK
 from tritonclf.samples import sample_dir
 from tritonclf.tools.bad_images import BAD_INPUTS, ODD_IMAGES
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export", type=Path, default=default_export, help="default: %(default)s")
     parser.add_argument("--seconds", type=float, default=75.0, help="measured load (default: %(default)s)")
     parser.add_argument("--round-seconds", type=float, default=15.0, help="load between idle checks (default: 15)")
-    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (default: %(default)s)")
+    add_concurrency(parser, 16)
     parser.add_argument("--output", type=Path, help="also write the report here (JSON)")
     args = parser.parse_args(argv)
 
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.output:
         args.output.write_text(text + "\n")
-    return 1 if result["problems"] else 0
+    return EXIT_FAILED if result["problems"] else EXIT_OK
 
 
 if __name__ == "__main__":
