@@ -99,4 +99,3 @@ def test_commands_that_talk_to_a_server_spell_the_flags_alike(module, argv, flag
     with pytest.raises(SystemExit):
         importlib.import_module(module).main(argv)
     assert set(flags) <= set(seen)
-
