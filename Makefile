@@ -29,7 +29,7 @@ BENCH_ARGS ?=
 BENCH_MODEL2 ?= resnet50
 BENCH_EXPORT2 ?= exports/$(BENCH_MODEL2)
 BENCH_REPOSITORY2 ?= benchmarks/repository-$(BENCH_MODEL2)
-BENCH_ARGS2 ?= --concurrency 1,4,8 --protocols grpc
+BENCH_ARGS2 ?= --concurrency 1,4,8 --protocol grpc
 BENCH_RESULTS ?= benchmarks/results
 PERF_ARGS ?=
 
