@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tritonclf.cli_options import fail
 from tritonclf.export_metadata import load_metadata
 from tritonclf.image_files import list_images
 from tritonclf.preprocess import DecodeLimits
@@ -154,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         built = build_repository(args.export, args.repository, options, engine)
         metadata = load_metadata(args.export / "model.json")
     except (BuildError, FileNotFoundError, ValueError) as err:
-        print(f"build_repository: error: {err}", file=sys.stderr)
-        return 1
+        return fail("build", err)
     for model in built:
         state = "written" if model.changed else "up to date"
         print(f"{args.repository}/{model.name}/{model.version}: {state}")

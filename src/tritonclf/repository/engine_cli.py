@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from tritonclf import contract
+from tritonclf.cli_options import fail
 from tritonclf.export_metadata import load_metadata
 from tritonclf.files import write_json_atomic
 from tritonclf.repository.build import BuildError
@@ -96,16 +97,14 @@ def main(argv: list[str] | None = None) -> int:
                 engine_dir / ENGINE_RECORD, container_build_record(engine_dir, args.triton_tag, engine_options(args))
             )
     except (BuildError, FileNotFoundError, ValueError) as err:
-        print(f"onnx2trt: error: {err}", file=sys.stderr)
-        return 1
+        return fail("engine", err)
     except subprocess.CalledProcessError as err:
         where = (
             "docker could not start the container (Docker daemon running? NVIDIA Container Toolkit installed?)"
             if err.returncode == 125  # docker's own failure, before anything ran inside
             else f"see {engine_dir}/trtexec.log"
         )
-        print(f"onnx2trt: error: the container build failed (exit {err.returncode}): {where}", file=sys.stderr)
-        return 1
+        return fail("engine", f"the container build failed (exit {err.returncode}): {where}")
     print(f"engine: {engine_dir}/model.plan (record: {engine_dir}/{ENGINE_RECORD})")
     print(f"next: python build/build_repository.py --export {args.export} --backend trt")
     return 0

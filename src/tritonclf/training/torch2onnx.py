@@ -38,6 +38,7 @@ from timm.data import ImageNetInfo, resolve_data_config
 from torch import nn
 
 from tritonclf import contract
+from tritonclf.cli_options import fail
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.files import readable_by_all, sha256_file, write_json_atomic
 from tritonclf.preprocess import PreprocessSpec, preprocess_image
@@ -275,8 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             opset=args.opset,
         )
     except (ExportError, weights_lib.WeightsError, FileNotFoundError) as err:
-        print(f"export: error: {err}", file=sys.stderr)
-        return 1
+        return fail("export", err)
     print(
         f"exported {metadata.model_name} ({metadata.num_classes} classes, weights {metadata.weights}) "
         f"to {output / metadata.onnx_filename}\n"

@@ -27,6 +27,7 @@ import torch
 from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from tritonclf.cli_options import EXIT_INTERRUPTED, fail
 from tritonclf.files import write_atomic
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec
 from tritonclf.training import checkpoint as ckpt
@@ -386,16 +387,15 @@ def train(config: TrainConfig) -> Progress:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Train; expected failures print one line and return 1."""
+    """Train; expected failures print one line and return 2 (``tritonclf.cli_options``)."""
     try:
         config = parse_config(argv)
         train(config)
     except (ConfigError, DataError, ModelError, StrategyError, WeightsError, TrainError, ValueError) as err:
-        print(f"train: error: {err}", file=sys.stderr)
-        return 1
+        return fail("train", err)
     except KeyboardInterrupt:
         print("train: interrupted; continue with --resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return 0
 
 
