@@ -94,16 +94,13 @@ def _batched_topk(
 
 def predict_checkpoint(path: Path, samples: tuple[Sample, ...]) -> Predictions:
     """A training/train.py checkpoint, on the CPU, with the weights the export would use."""
-    import timm
     import torch
 
-    from tritonclf.training import weights as weights_lib
     from tritonclf.training.checkpoint import load_card
+    from tritonclf.training.model import create_model
 
     card = load_card(path)
-    model = timm.create_model(card.model_name, num_classes=len(card.class_names))
-    weights_lib.load_weights_file(model, path)
-    model.eval()
+    model = create_model(card.model_name, len(card.class_names), weights=path, head="keep").eval()
 
     def run(batch: np.ndarray) -> np.ndarray:
         with torch.no_grad():

@@ -38,7 +38,7 @@ from tritonclf.training.data import DataError, EvalDataset, Splits, TrainDataset
 from tritonclf.training.distributed import Distributed, init_distributed, shutdown, wrap_model
 from tritonclf.training.loop import CosineSchedule, Step, train_one_epoch, validate
 from tritonclf.training.mixing import Mixer
-from tritonclf.training.model import ModelError, create_model, resolve_spec
+from tritonclf.training.model import ModelError, NoWeights, create_model, resolve_spec
 from tritonclf.training.strategies import (
     Stages,
     StrategyError,
@@ -187,7 +187,10 @@ def create_run(config: TrainConfig, dist: Distributed) -> Run:
         for warning in splits.warnings:
             print(f"warning: {warning}", flush=True)
     num_classes = len(splits.class_names)
-    model = create_model(config.model, num_classes, init=config.init, weights=config.weights).to(device)
+    try:
+        model = create_model(config.model, num_classes, init=config.init, weights=config.weights).to(device)
+    except NoWeights as err:
+        raise ModelError(f"{err}; pass --weights FILE, --init hub (needs timm's hub) or --init random") from None
     spec = resolve_spec(model, config.input_size)
     stages = find_stages(model)
     train_set = TrainDataset(splits.train, spec, TrainTransform(spec, config.aug, config.hflip), DecodeLimits())
