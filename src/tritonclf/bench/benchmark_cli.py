@@ -67,10 +67,9 @@ from tritonclf.client.triton_client import ClientError
 from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import write_atomic, write_json_atomic
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec
-from tritonclf.samples import sample_dir
+from tritonclf.samples import sample_dir, sample_photos
 from tritonclf.serving.process import ServerStartError, TritonProcess
 
-SAMPLES_DIR = sample_dir()
 DEFAULT_LEVELS = (1, 2, 4, 8, 16)
 
 
@@ -112,9 +111,9 @@ def load_images(args: argparse.Namespace) -> list[bench_images.BenchImage]:
             return bench_images.load_folder(args.images)
         except FileNotFoundError as err:
             raise BenchmarkError(str(err)) from None
-    sources = sorted(SAMPLES_DIR.glob("*.jpg"))
+    sources = sample_photos()
     if not sources:
-        raise BenchmarkError(f"no sample photos in {SAMPLES_DIR}: reinstall the package or pass --images")
+        raise BenchmarkError(f"no sample photos in {sample_dir()}: reinstall the package or pass --images")
     try:
         return bench_images.generate_mix([p.read_bytes() for p in sources], args.mix, args.count, args.seed)
     except ValueError as err:

@@ -27,9 +27,7 @@ from tritonclf.export_metadata import load_metadata
 from tritonclf.files import write_atomic
 from tritonclf.image_files import ImageFilesError, image_paths
 from tritonclf.preprocess import DecodeLimits, ImageRejected, preprocess_image
-from tritonclf.samples import sample_dir
-
-SAMPLES_DIR = sample_dir()
+from tritonclf.samples import sample_photos
 
 
 class InputError(RuntimeError):
@@ -68,7 +66,7 @@ def classifier_document(images: Sequence[tuple[str, bytes]], export: Path, input
 def build_document(args: argparse.Namespace) -> tuple[dict, int]:
     """The JSON document and how many images it holds."""
     if args.generated_mix:
-        sources = [p.read_bytes() for p in sorted(SAMPLES_DIR.glob("*.jpg"))]
+        sources = [p.read_bytes() for p in sample_photos()]
         images = [(f"mix-{i}", image.data) for i, image in enumerate(generate_mix(sources, count=args.generated_mix))]
     else:
         images = read_images(args.images)

@@ -24,6 +24,7 @@ from tritonclf import contract
 from tritonclf.cli_options import fail
 from tritonclf.export_metadata import load_metadata
 from tritonclf.files import write_json_atomic
+from tritonclf.image_files import list_images
 from tritonclf.repository.build import BuildError
 from tritonclf.repository.engine_args import add_engine_arguments, engine_options, gate_thresholds
 from tritonclf.repository.engine_build import ENGINE_DIR, ENGINE_RECORD, container_build_record, prepare_engine
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"would build {engine_dir}/model.plan with the TensorRT Python API, then run the FP16 gate")
                 return 0
             metadata = load_metadata(args.export / contract.METADATA_FILENAME)
-            photos = sorted(args.gate_images.glob("*.jpg"))
+            photos = list_images(args.gate_images, recursive=False)
             prepared = prepare_engine(args.export, metadata, engine_options(args), gate_thresholds(args), photos)
             engine_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(prepared.plan, engine_dir / "model.plan")

@@ -43,10 +43,9 @@ from tritonclf.bench.load import MODEL, BackgroundLoad, Outcome
 from tritonclf.bench.procmem import descendants, parent_pids
 from tritonclf.cli_options import EXIT_FAILED, EXIT_OK, add_concurrency
 from tritonclf.client.status import OK
-from tritonclf.samples import sample_dir
+from tritonclf.samples import sample_photos
 from tritonclf.tools.bad_images import BAD_INPUTS, ODD_IMAGES
 
-SAMPLES = sample_dir()
 MODELS = (MODEL, f"{MODEL}_preprocess", f"{MODEL}_model")
 # Triton 2.51 counts a failed ensemble request twice in nv_inference_request_failure (and in the
 # statistics extension): its own L0_model_queue test expects an increase of 2 per failure.
@@ -65,7 +64,7 @@ MAX_GROWTH_BYTES = {
 
 def soak_images() -> tuple[list[tuple[str, bytes]], dict[str, str]]:
     """(every (name, bytes) to send, {bad name: exact expected message}); names are unique."""
-    good = [(path.stem, path.read_bytes()) for path in sorted(SAMPLES.glob("*.jpg"))]
+    good = [(path.stem, path.read_bytes()) for path in sample_photos()]
     good += [(f"odd-{name}", make()) for name, (_, make) in ODD_IMAGES.items()]
     bad = [(f"bad-{item.name}", item.make()) for item in BAD_INPUTS]
     messages = {name: f"in ensemble '{MODEL}', {item.message}" for (name, _), item in zip(bad, BAD_INPUTS, strict=True)}

@@ -41,12 +41,11 @@ from tritonclf.cli_options import fail
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.files import readable_by_all, sha256_file, write_json_atomic
 from tritonclf.preprocess import PreprocessSpec, preprocess_image
-from tritonclf.samples import sample_dir
+from tritonclf.samples import sample_photos
 from tritonclf.training import weights as weights_lib
 from tritonclf.training.checkpoint import ModelCard, read_model_card
 from tritonclf.training.model import ModelError, NoWeights, create_model, resolve_spec
 
-SAMPLES_DIR = sample_dir()
 DEFAULT_OPSET = 17
 MAX_ABS_DIFF = 1e-4
 
@@ -196,7 +195,7 @@ def export(
     # The spec validation used in training (it may have another input size) wins over the model's default.
     spec = card.preprocess if card else resolve_spec(model)
     labels = resolve_labels(model.num_classes, labels_file, card)
-    samples = samples or sorted(SAMPLES_DIR.glob("*.jpg"))
+    samples = samples or sample_photos()
     output.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkstemp(prefix=".model.", suffix=".onnx", dir=output)[1])
     try:
