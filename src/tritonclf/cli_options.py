@@ -124,16 +124,20 @@ def add_concurrency(
     if levels:
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         help_text = f"levels: 8, 1,2,4,8 or 1:8[:step] (default: {shown})"
-        parser.add_argument("--concurrency", type=concurrency_levels, default=default, help=help_text)
+        parser.add_argument("--concurrency", type=concurrency_levels, default=default, metavar="LEVELS", help=help_text)
     else:
         help_text = "requests in flight (default: %(default)s)"
-        parser.add_argument("--concurrency", type=positive_int, default=default, help=help_text)
+        parser.add_argument("--concurrency", type=positive_int, default=default, metavar="N", help=help_text)
 
 
 def add_timeout(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: float = 60.0) -> None:
     """``--timeout-s``: per request."""
     parser.add_argument(
-        "--timeout-s", type=positive_float, default=default, help="per-request timeout (default: %(default)s)"
+        "--timeout-s",
+        type=positive_float,
+        default=default,
+        metavar="S",
+        help="per-request timeout (default: %(default)s)",
     )
 
 
