@@ -38,7 +38,7 @@ def test_backend_trt_fails_in_seconds_with_one_line_here(export_dir, tmp_path):
         timeout=120,
         check=False,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "cannot build a TensorRT engine here" in result.stderr
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 30

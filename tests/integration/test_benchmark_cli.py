@@ -24,7 +24,7 @@ TINY = ["--mix", "96x64:0.5,160x120:0.5", "--count", "4", "--warmup-s", "0", "--
 def test_benchmark_writes_report_csv_and_plot_with_every_reference(server, export_dir, tmp_path, capsys):
     """Every transfer (gRPC, gRPC + shared memory, HTTP, HTTP JSON), two levels, all three references; JSON = tables."""
     args = [*TINY, "--concurrency", "1,2", "--reference-duration-s", "0.3", "--output-dir", str(tmp_path)]
-    args += ["--grpc-url", server.grpc_url, "--http-url", server.http_url, "--server-pid", str(server.process.pid)]
+    args += ["--url", server.grpc_url, "--http-url", server.http_url, "--server-pid", str(server.process.pid)]
     args += ["--export", str(export_dir), "--model", "efficientnet_lite0"]
 
     assert benchmark.main(args) == 0
@@ -75,7 +75,7 @@ def test_benchmark_writes_report_csv_and_plot_with_every_reference(server, expor
 
 def test_benchmark_served_only_against_one_protocol(server, export_dir, tmp_path):
     """``--no-references`` for tuning loops: no references, no comparison, still a report."""
-    args = [*TINY, "--concurrency", "1", "--protocols", "grpc", "--grpc-url", server.grpc_url, "--no-references"]
+    args = [*TINY, "--concurrency", "1", "--protocol", "grpc", "--url", server.grpc_url, "--no-references"]
     assert benchmark.main([*args, "--export", str(export_dir), "--output-dir", str(tmp_path)]) == 0
     result = json.loads(next(tmp_path.glob("benchmark-*.json")).read_text())
     assert result["references"] == {} and "comparison" not in result
@@ -87,9 +87,9 @@ def test_benchmark_served_only_against_one_protocol(server, export_dir, tmp_path
 )
 def test_perf_sweep_writes_perf_analyzers_csv_for_ensemble_and_classifier(server, export_dir, tmp_path):
     """Real photos through the ensemble, preprocessed tensors through the classifier: no errors, a CSV each."""
-    args = ["--grpc-url", server.grpc_url, "--export", str(export_dir), "--images", str(SAMPLES)]
+    args = ["--url", server.grpc_url, "--export", str(export_dir), "--images", str(SAMPLES)]
     # Plumbing, not a measurement: accept any window, as other tests share the cores.
-    args += ["--concurrency-range", "1:1:1", "--perf-args", "-p 500 -r 10 -s 100", "--output-dir", str(tmp_path)]
+    args += ["--concurrency", "1", "--perf-args", "-p 500 -r 10 -s 100", "--output-dir", str(tmp_path)]
     assert perf_sweep.main(args) == 0
     for model in ("efficientnet_lite0", "efficientnet_lite0_model"):
         (path,) = tmp_path.glob(f"perf-*-{model}.csv")

@@ -22,11 +22,12 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from tritonclf.bench.load import BackgroundLoad, Outcome
 from tritonclf.bench.procmem import descendants, parent_pids
+from tritonclf.client.status import OK, one_line, status_name
 from tritonclf.repository.build import BuildOptions, build_repository
 from tritonclf.serving.process import TritonProcess
 from tritonclf.tools.bad_images import encode, photo
-from tritonclf.tools.load import OK, BackgroundLoad, Outcome
 from tritonclf.tools.soak import pending_requests, read_metrics
 
 from ..conftest import CAT_CLASSES, SAMPLES
@@ -96,11 +97,10 @@ def send_one(url: str, name: str, data: bytes) -> Outcome:
     try:
         result = client.infer(MODEL, [tensor], client_timeout=30)
     except InferenceServerException as err:
-        status = str(err.status() or "UNKNOWN").removeprefix("StatusCode.")
-        return Outcome(name, start, time.monotonic(), status, " ".join(str(err.message()).split()))
+        return Outcome(name, start, time.monotonic(), status_name(err), one_line(err))
     finally:
         client.close()
-    return Outcome(name, start, time.monotonic(), OK, top1=int(result.as_numpy("probabilities").argmax()))
+    return Outcome(name, start, time.monotonic(), OK, value=int(result.as_numpy("probabilities").argmax()))
 
 
 def wait_until_queued(server: TritonProcess, model: str, timeout_s: float = 10) -> None:
@@ -133,7 +133,7 @@ def test_killed_preprocessing_stub_fails_its_requests_and_is_not_restarted_by_tr
     try:
         before = stubs(server)
         victim = next(pid for pid, name in before.items() if name == f"{MODEL}_preprocess_0_0")
-        with BackgroundLoad(server.grpc_url, PHOTOS, threads=4) as load:
+        with BackgroundLoad(server.grpc_url, PHOTOS, concurrency=4) as load:
             time.sleep(1.5)
             killed_at = time.monotonic()
             os.kill(victim, signal.SIGKILL)
@@ -143,7 +143,7 @@ def test_killed_preprocessing_stub_fails_its_requests_and_is_not_restarted_by_tr
         assert earlier and all(o.status == OK for o in earlier)
         # The other instance keeps answering, correctly...
         answered = [o for o in later if o.status == OK]
-        assert answered and all(o.top1 in CAT_CLASSES for o in answered if o.name == "chelsea")
+        assert answered and all(o.value.top1 in CAT_CLASSES for o in answered if o.name == "chelsea")
         # ...while every batch routed to the dead one fails after Triton's 1 s health check.
         failed = [o for o in later if o.status != OK]
         assert failed, "a request reached the killed instance's replacement: Triton restarts stubs now, update the docs"
@@ -164,7 +164,7 @@ def test_killed_preprocessing_stub_fails_its_requests_and_is_not_restarted_by_tr
 def test_sigterm_under_load_answers_or_refuses_every_request_and_exits_in_time(fault_repository, tmp_path):
     server = start_server(fault_repository, tmp_path, EXIT_TIMEOUT_S)
     try:
-        with BackgroundLoad(server.grpc_url, [*PHOTOS, SLOW_PNG], threads=8) as load:
+        with BackgroundLoad(server.grpc_url, [*PHOTOS, SLOW_PNG], concurrency=8) as load:
             time.sleep(2.0)
             term_at = time.monotonic()
             code, exit_s, not_ready_after = wait_for_exit(server, EXIT_TIMEOUT_S + 20)

@@ -134,7 +134,7 @@ def test_cli_uploads_once_then_finds_the_store_up_to_date(s3_endpoint, repositor
 
 def test_cli_reports_a_missing_bucket_in_one_line(s3_endpoint, repository):
     result = run_upload(str(repository), f"s3://{s3_endpoint}/no-such-bucket/x")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "does not exist" in result.stderr
 
 

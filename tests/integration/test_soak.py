@@ -17,7 +17,7 @@ from tritonclf.tools.soak import expected_probabilities, soak, soak_images
 
 pytestmark = pytest.mark.integration
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "75"))
-SOAK_THREADS = int(os.environ.get("SOAK_THREADS", "16"))
+SOAK_CONCURRENCY = int(os.environ.get("SOAK_CONCURRENCY", "16"))
 SOAK_ROUND_SECONDS = float(os.environ.get("SOAK_ROUND_SECONDS", "15"))
 
 
@@ -33,7 +33,7 @@ def test_soak_at_saturation_loses_nothing_answers_everything_right_and_does_not_
             bad_messages,
             expected,
             seconds=SOAK_SECONDS,
-            threads=SOAK_THREADS,
+            concurrency=SOAK_CONCURRENCY,
             round_s=SOAK_ROUND_SECONDS,
         )
     print(json.dumps(result, indent=2))

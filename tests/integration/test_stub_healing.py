@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tritonclf.bench.load import BackgroundLoad
 from tritonclf.bench.procmem import descendants, parent_pids
+from tritonclf.client.status import OK
 from tritonclf.serving import stub_health
 from tritonclf.serving.process import TritonProcess
-from tritonclf.tools.load import OK, BackgroundLoad
 
 from ..conftest import ROOT, SAMPLES
 
@@ -101,7 +102,7 @@ def test_a_stub_killed_under_load_heals_within_30_s(repository, tmp_path, instan
     with TritonProcess(repository, log_path=tmp_path / "triton.log", extra_args=explicit, env=env) as server:
         server_pid = triton_pid(server)
         images = [("chelsea", (SAMPLES / "chelsea.jpg").read_bytes())]
-        with BackgroundLoad(server.grpc_url, images, threads=4, timeout_s=30, error_pause_s=0.05) as load:
+        with BackgroundLoad(server.grpc_url, images, concurrency=4, timeout_s=30, error_pause_s=0.05) as load:
             time.sleep(2)
             killed_at = time.monotonic()
             os.kill(stub_pids(server)[instance], signal.SIGKILL)

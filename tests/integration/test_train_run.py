@@ -128,7 +128,7 @@ def test_early_stopping_ends_the_run_after_patience_epochs_without_progress(data
 
 def test_resuming_another_models_checkpoint_is_refused(data, run, tmp_path, capsys):
     args = ["--data", str(data), "--output", str(tmp_path), *TRAIN_ARGS, "--input-size", "48"]
-    assert train_main([*args, "--resume", str(run / "last.pth")]) == 1
+    assert train_main([*args, "--resume", str(run / "last.pth")]) == 2
     assert "another model, classes or preprocessing" in capsys.readouterr().err
 
 
@@ -144,7 +144,7 @@ def test_export_cli_names_its_output_after_the_run_and_refuses_a_contradicting_m
     run, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)
-    assert export_main(["--weights", str(run / "best.pth"), "--model", "resnet50"]) == 1
+    assert export_main(["--weights", str(run / "best.pth"), "--model", "resnet50"]) == 2
     assert "holds a resnet18, not a resnet50" in capsys.readouterr().err
     assert export_main(["--weights", str(run / "best.pth")]) == 0
     assert (tmp_path / "exports" / "colours" / "model.onnx").is_file()

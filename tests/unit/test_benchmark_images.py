@@ -143,20 +143,21 @@ def test_describe_counts_shares_and_bytes_per_size():
     }
 
 
-def test_load_folder_reads_jpegs_sorted_with_their_orientation(tmp_path):
-    """Only .jpg/.jpeg, by name; the EXIF orientation is noticed."""
+def test_load_folder_reads_images_sorted_with_their_orientation(tmp_path):
+    """Image files only, by name; the EXIF orientation is noticed."""
     Image.new("RGB", (40, 30), "red").save(tmp_path / "b.jpg")
     exif = Image.Exif()
     exif[EXIF_ORIENTATION_TAG] = ROTATE_90_CW
     Image.new("RGB", (40, 30), "blue").save(tmp_path / "a.JPEG", exif=exif.tobytes())
+    Image.new("RGB", (20, 10), "green").save(tmp_path / "c.png")
     (tmp_path / "notes.txt").write_text("not an image")
     images = load_folder(tmp_path)
-    assert [(i.size_label, i.exif_rotated) for i in images] == [("40x30", True), ("40x30", False)]
+    assert [(i.size_label, i.exif_rotated) for i in images] == [("40x30", True), ("40x30", False), ("20x10", False)]
 
 
-def test_load_folder_without_jpegs_says_so(tmp_path):
+def test_load_folder_without_images_says_so(tmp_path):
     """Missing folder and empty folder are one-line errors."""
     with pytest.raises(FileNotFoundError, match="no image folder"):
         load_folder(tmp_path / "missing")
-    with pytest.raises(FileNotFoundError, match=r"no \.jpg"):
+    with pytest.raises(FileNotFoundError, match=r"no images \(\.jpg, \.jpeg"):
         load_folder(tmp_path)

@@ -11,7 +11,7 @@ from tritonclient.utils import InferenceServerException
 
 from tritonclf.bench.cpu import CpuSnapshot, cores_used, machine_busy_s, process_cpu_s, snapshot
 from tritonclf.bench.images import BenchImage
-from tritonclf.bench.load import closed_loop, error_status
+from tritonclf.bench.load import closed_loop, drive
 from tritonclf.bench.procmem import descendants, parent_pids, tree_rss_bytes
 
 IMAGES = [BenchImage(b"ok", 64, 48), BenchImage(b"busy", 128, 96), BenchImage(b"ok", 64, 48), BenchImage(b"bad", 9, 9)]
@@ -67,20 +67,34 @@ def test_closed_loop_counts_a_client_bug_and_a_timeout_instead_of_dying():
     assert result.elapsed_s < 1.0 and not result.latencies_s
 
 
-@pytest.mark.parametrize(
-    ("status", "expected"),
-    [
-        ("StatusCode.UNAVAILABLE", "UNAVAILABLE"),
-        ("503", "UNAVAILABLE"),
-        ("StatusCode.INVALID_ARGUMENT", "INVALID_ARGUMENT"),
-        ("400", "INVALID_ARGUMENT"),
-        ("500", "INTERNAL"),
-        (None, "InferenceServerException"),
-    ],
-)
-def test_error_status_names_both_protocols_alike(status, expected):
-    """gRPC's StatusCode names and HTTP's codes end up as the same gRPC status names."""
-    assert error_status(InferenceServerException("x", status=status)) == expected
+def test_drive_runs_until_stopped_and_keeps_every_outcome_with_its_answer():
+    """The background mode: requests named and timed, answers kept, the ones in flight at the stop finished."""
+    outcomes = []
+    stop = asyncio.Event()
+
+    async def send(index: int) -> str:
+        await asyncio.sleep(0.01)
+        if index == 1:
+            raise InferenceServerException("queue full", status="StatusCode.UNAVAILABLE")
+        return f"answer {index}"
+
+    def record(outcome) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) == 20:
+            stop.set()
+
+    async def run():
+        await drive(send, ["a", "b", "c"], 3, running=lambda: not stop.is_set(), record=record)
+
+    asyncio.run(asyncio.wait_for(run(), 5))
+    assert len(outcomes) == 20 + 2  # the other two senders' requests in flight end; none starts after
+    assert {o.name for o in outcomes} == {"a", "b", "c"}
+    for outcome in outcomes:
+        assert outcome.end >= outcome.start + 0.009 and outcome.latency_s == outcome.end - outcome.start
+        if outcome.name == "b":
+            assert (outcome.status, outcome.message, outcome.value) == ("UNAVAILABLE", "queue full", None)
+        else:
+            assert outcome.status == "OK" and outcome.value == f"answer {'abc'.index(outcome.name)}"
 
 
 def test_tree_rss_sums_a_process_and_its_descendants(tmp_path):

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from tritonclf.bench.stats import compute_limit, latency_summary, percentile, ratio, usable_cores
+from tritonclf.bench.stats import compute_limit, latency_summary, ratio, usable_cores
 from tritonclf.bench.triton_stats import diff_model_stats, diff_statistics, request_counts, stats_by_model
 
 
@@ -37,17 +37,14 @@ def _entry(name: str, requests: int, inferences: int, executions: int, ms: dict[
 PHASES_1MS = {"success": 10.0, "queue": 1.0, "compute_input": 0.5, "compute_infer": 8.0, "compute_output": 0.5}
 
 
-def test_percentile_matches_numpy_linear_interpolation():
-    """Same numbers as numpy's default method, whatever the order of the input."""
-    values = [random.Random(seed).uniform(0, 100) for seed in range(37)]
-    for q in (0, 1, 50, 90, 99, 100):
-        assert percentile(values, q) == pytest.approx(np.percentile(values, q))
-
-
-def test_percentile_of_one_value_and_of_nothing():
-    """One sample is every percentile; an empty run has none (None, since JSON has no NaN)."""
-    assert percentile([0.25], 99) == 0.25
-    assert percentile([], 50) is None
+def test_latency_summary_is_numpys_percentile_in_milliseconds_whatever_the_order():
+    """numpy's default (linear) percentiles of the seconds, reported in ms; order and ties change nothing."""
+    values = [random.Random(seed).uniform(0, 1) for seed in range(37)]
+    summary = latency_summary(values)
+    for q in (50, 90, 99):
+        assert summary[f"p{q}_ms"] == pytest.approx(np.percentile(values, q) * 1e3)
+    assert latency_summary(sorted(values, reverse=True)) == pytest.approx(summary)
+    assert latency_summary([0.25])["p99_ms"] == pytest.approx(250.0)
 
 
 def test_latency_summary_reports_milliseconds():
@@ -56,13 +53,6 @@ def test_latency_summary_reports_milliseconds():
     assert summary["p50_ms"] == pytest.approx(20.0)
     assert summary["mean_ms"] == pytest.approx(20.0)
     assert latency_summary([]) == {"p50_ms": None, "p90_ms": None, "p99_ms": None, "mean_ms": None}
-
-
-def test_percentile_is_robust_to_duplicates_and_order():
-    """Ties and reversed input change nothing; p0 and p100 are the extremes."""
-    values = [5.0, 1.0, 1.0, 3.0, 5.0]
-    assert percentile(values, 0) == 1.0 and percentile(values, 100) == 5.0
-    assert percentile(values, 50) == percentile(sorted(values, reverse=True), 50) == 3.0
 
 
 def test_ratio_is_none_when_either_side_is_missing_or_zero():

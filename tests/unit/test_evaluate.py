@@ -56,15 +56,15 @@ def test_cli_needs_a_source_and_reports_missing_files_in_one_line(tmp_path, caps
         main(["--data", str(tmp_path)])
     assert "give at least one of --checkpoint, --onnx, --url" in capsys.readouterr().err
     write_colour_dataset(tmp_path / "d", train_per_class=2, val_per_class=1)
-    assert main(["--data", str(tmp_path / "d"), "--onnx", str(tmp_path / "none.onnx")]) == 1
+    assert main(["--data", str(tmp_path / "d"), "--onnx", str(tmp_path / "none.onnx")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no ONNX file at" in err
-    assert main(["--data", str(tmp_path / "d"), "--checkpoint", str(tmp_path / "none.pth")]) == 1
+    assert main(["--data", str(tmp_path / "d"), "--checkpoint", str(tmp_path / "none.pth")]) == 2
     assert "no weights file at" in capsys.readouterr().err
 
 
 def test_unreachable_server_is_a_one_line_error(tmp_path, capsys):
     write_colour_dataset(tmp_path / "d", train_per_class=2, val_per_class=1)
-    assert main(["--data", str(tmp_path / "d"), "--url", "127.0.0.1:1", "--output", str(tmp_path / "e")]) == 1
+    assert main(["--data", str(tmp_path / "d"), "--url", "127.0.0.1:1", "--output", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot reach Triton" in err

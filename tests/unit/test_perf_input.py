@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
+from tritonclient.utils import deserialize_bytes_tensor
 
 from tritonclf.bench import perf_input_cli as perf_input
 from tritonclf.bench import perf_sweep_cli as perf_sweep
@@ -14,7 +14,6 @@ from tritonclf.bench.perf_data import (
     bytes_entry,
     decode_entry,
     input_data,
-    serialize_bytes_tensor,
     tensor_entry,
 )
 from tritonclf.samples import sample_dir
@@ -22,13 +21,10 @@ from tritonclf.samples import sample_dir
 SAMPLES = sample_dir()
 
 
-def test_serialized_bytes_tensor_is_what_tritonclient_sends():
-    """A 4-byte little-endian length before each element, byte for byte as tritonclient serializes."""
-    elements = [b"\xff\xd8\xff\xe0jpeg", b"", b"x" * 300]
-    ours = serialize_bytes_tensor(elements)
-    assert ours == serialize_byte_tensor(np.array(elements, dtype=np.object_)).item()
-    assert ours[:4] == (8).to_bytes(4, "little")
-    assert list(deserialize_bytes_tensor(ours)) == elements
+def test_bytes_entry_is_a_little_endian_length_then_the_bytes():
+    """perf_analyzer sends the decoded b64 as is: the server needs the 4-byte length prefix before the image."""
+    for data in (b"\xff\xd8\xff\xe0jpeg", b"", b"x" * 300):
+        assert decode_entry(bytes_entry("image", data), "image") == len(data).to_bytes(4, "little") + data
 
 
 def test_bytes_entry_round_trips_a_real_jpeg_through_triton_deserialization():
@@ -73,20 +69,36 @@ def test_command_writes_one_bytes_entry_per_image_of_a_folder(tmp_path):
 
 
 def test_command_errors_are_one_line(tmp_path, capsys):
-    """A missing folder or export: exit 1, one line, no traceback."""
-    assert perf_input.main([str(tmp_path / "nope"), "--output", str(tmp_path / "x.json")]) == 1
-    assert perf_input.main([str(SAMPLES), "--pixels", "--export", str(tmp_path), "--output", "x.json"]) == 1
+    """A missing folder or export: exit 2 (nothing written), one line, no traceback."""
+    assert perf_input.main([str(tmp_path / "nope"), "--output", str(tmp_path / "x.json")]) == 2
+    assert perf_input.main([str(SAMPLES), "--pixels", "--export", str(tmp_path), "--output", "x.json"]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 2 and "Traceback" not in err
     assert not (tmp_path / "x.json").exists()
 
 
-@pytest.mark.parametrize(
-    ("text", "levels"), [("1:8:1", list(range(1, 9))), ("1:8", list(range(1, 9))), ("1:8:3", [1, 4, 7]), ("4", [4])]
-)
-def test_perf_sweep_expands_the_concurrency_range_like_perf_analyzer(text, levels):
-    """start:end:step, end and step optional."""
-    assert perf_sweep.requested_levels(text) == levels
+def test_perf_sweep_passes_the_levels_as_perf_analyzers_range(tmp_path):
+    """--concurrency 1,2,3,4 (or 1:4) reaches perf_analyzer as --concurrency-range 1:4:1, over --protocol."""
+    command = perf_sweep.perf_command(
+        "pa",
+        "m",
+        "h:8000",
+        protocol="http",
+        input_file=None,
+        csv_path=tmp_path / "c.csv",
+        concurrency=(1, 2, 3, 4),
+        extra="",
+    )
+    assert command[command.index("--concurrency-range") + 1] == "1:4:1"
+    assert command[command.index("-i") + 1] == "http"
+
+
+def test_perf_sweep_refuses_levels_perf_analyzer_cannot_sweep(capsys):
+    """Uneven levels are a usage error (exit 2), not a sweep of something else."""
+    with pytest.raises(SystemExit) as exit_info:
+        perf_sweep.main(["--concurrency", "1,2,8"])
+    assert exit_info.value.code == 2
+    assert "evenly spaced" in capsys.readouterr().err
 
 
 def test_perf_sweep_reads_the_levels_perf_analyzer_measured(tmp_path):

@@ -91,19 +91,19 @@ def test_unusable_folders_are_one_line_errors(tmp_path, capsys, prepare, message
     with pytest.raises(DataError, match=message):
         load_splits(data)
     assert (
-        main(["--data", str(data), "--output", str(tmp_path / "out"), "--model", "resnet18", "--init", "random"]) == 1
+        main(["--data", str(data), "--output", str(tmp_path / "out"), "--model", "resnet18", "--init", "random"]) == 2
     )
     assert message in one_line_error(capsys)
 
 
 def test_unknown_model_is_a_one_line_error_with_suggestions(dataset, tmp_path, capsys):
-    assert main(["--data", str(dataset), "--output", str(tmp_path / "out"), "--model", "resnet_18"]) == 1
+    assert main(["--data", str(dataset), "--output", str(tmp_path / "out"), "--model", "resnet_18"]) == 2
     err = one_line_error(capsys)
     assert "unknown timm model 'resnet_18'" in err
 
 
 def test_a_model_without_offline_weights_says_what_to_pass(dataset, tmp_path, capsys):
-    assert main(["--data", str(dataset), "--output", str(tmp_path / "out"), "--model", "resnet18"]) == 1
+    assert main(["--data", str(dataset), "--output", str(tmp_path / "out"), "--model", "resnet18"]) == 2
     assert "--init random" in one_line_error(capsys)
 
 

@@ -1,8 +1,8 @@
 """Benchmark the served classifier against the same work without a server, on the same images, in one run.
 
     python clients/benchmark.py                                   # starts tritonserver on model_repository
-    python clients/benchmark.py --duration-s 3 --concurrency 1,8 --protocols grpc
-    python clients/benchmark.py --images photos/ --grpc-url localhost:8001 --http-url localhost:8000
+    python clients/benchmark.py --duration-s 3 --concurrency 1,8 --protocol grpc
+    python clients/benchmark.py --images photos/ --url localhost:8001 --http-url localhost:8000
     python clients/benchmark.py --no-references --duration-s 5      # served numbers only (tuning loops)
 
 Served: a closed loop with asyncio gRPC and HTTP clients at each concurrency level
@@ -17,8 +17,9 @@ model, from single-threaded CPU time), ``in-process`` (one plain loop, batched) 
 ``naive`` (OpenCV full decode, squash resize, batch 1). Prints the ratios and the
 issue's targets; writes JSON, CSV and a throughput-vs-latency PNG to ``--output-dir``.
 
-Images: ``--images DIR`` (JPEGs), else ``--count`` photos in the ``--mix`` made
+Images: ``--images DIR`` (every image file in it), else ``--count`` photos in the ``--mix`` made
 from the sample photos shipped in ``tritonclf/samples``. Only loopback traffic unless URLs are given.
+Flags and exit codes as every command's (``tritonclf.cli_options``): 2 when nothing could be measured.
 """
 
 from __future__ import annotations
@@ -52,32 +53,29 @@ from tritonclf.bench.served import (
     served_model_configs,
 )
 from tritonclf.bench.stats import usable_cores
+from tritonclf.cli_options import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    add_concurrency,
+    add_server_arguments,
+    add_timeout,
+    fail,
+    positive_int,
+)
 from tritonclf.client.triton_client import ClientError
 from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import write_atomic, write_json_atomic
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec
 from tritonclf.progress import Progress
 from tritonclf.provenance import installed_versions
-from tritonclf.samples import sample_dir
+from tritonclf.samples import sample_dir, sample_photos
 from tritonclf.serving.process import ServerStartError, TritonProcess
 
-SAMPLES_DIR = sample_dir()
 DEFAULT_LEVELS = (1, 2, 4, 8, 16)
 
 
 class BenchmarkError(RuntimeError):
     """An expected setup problem; the message is one line for the user."""
-
-
-def parse_int_list(text: str) -> tuple[int, ...]:
-    """``"1,8"`` -> (1, 8); every value positive."""
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,8, not {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers like 1,8, not {text!r}")
-    return values
 
 
 def parse_mix(text: str) -> tuple:
@@ -114,9 +112,9 @@ def load_images(args: argparse.Namespace) -> list[bench_images.BenchImage]:
             return bench_images.load_folder(args.images)
         except FileNotFoundError as err:
             raise BenchmarkError(str(err)) from None
-    sources = sorted(SAMPLES_DIR.glob("*.jpg"))
+    sources = sample_photos()
     if not sources:
-        raise BenchmarkError(f"no sample photos in {SAMPLES_DIR}: reinstall the package or pass --images")
+        raise BenchmarkError(f"no sample photos in {sample_dir()}: reinstall the package or pass --images")
     try:
         return bench_images.generate_mix([p.read_bytes() for p in sources], args.mix, args.count, args.seed)
     except ValueError as err:
@@ -144,7 +142,7 @@ def start_server(args: argparse.Namespace, model: str | None, log_path: Path) ->
     """Start tritonserver on free loopback ports; with a model name, only that ensemble and its steps are loaded."""
     repository = args.repository
     if not repository.is_dir() or not any(repository.glob("*/config.pbtxt")):
-        raise BenchmarkError(f"no models in {repository}: run make repository first (or pass --grpc-url)")
+        raise BenchmarkError(f"no models in {repository}: run make repository first (or pass --url)")
     # Other models in the repository would hold memory and stub processes the numbers should not include.
     extra = ("--model-control-mode=explicit", f"--load-model={model}") if model else ()
     server = TritonProcess(repository, log_path=log_path, extra_args=extra)
@@ -184,7 +182,9 @@ def run_served(
     served = []
     timing = {"duration_s": args.duration_s, "warmup_s": args.warmup_s}
     for endpoint in endpoints.values():
-        served += measure_sweep(endpoint, images, args.concurrency, server_pid=pid, progress=progress, **timing)
+        served += measure_sweep(
+            endpoint, images, args.concurrency, server_pid=pid, timeout_s=args.timeout_s, progress=progress, **timing
+        )
     large_images = [image for image in images if image.is_large]
     served_large = None
     best = best_level(served, "grpc")
@@ -196,6 +196,7 @@ def run_served(
             [concurrency],
             subset="large",
             server_pid=pid,
+            timeout_s=args.timeout_s,
             progress=progress,
             **timing,
         )[0]
@@ -234,7 +235,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_argument_group("images")
-    source.add_argument("--images", type=Path, help="folder of JPEGs (default: the generated --mix)")
+    source.add_argument("--images", type=Path, help="folder of images (default: the generated --mix)")
     source.add_argument(
         "--mix",
         type=parse_mix,
@@ -244,23 +245,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source.add_argument("--count", type=int, default=40, help="generated images (default: %(default)s)")
     source.add_argument("--seed", type=int, default=0, help="generated images' seed (default: %(default)s)")
     load = parser.add_argument_group("load")
-    load.add_argument("--concurrency", type=parse_int_list, default=DEFAULT_LEVELS, help="levels (default: 1,2,4,8,16)")
+    add_concurrency(load, DEFAULT_LEVELS, levels=True)
     load.add_argument(
-        "--protocols",
+        "--protocol",
+        dest="protocols",
         type=parse_protocols,
         default=BENCH_PROTOCOLS,
-        help="default: grpc,grpc-shm,http,http-json (grpc-shm: image bytes in system shared memory, same host only; "
-        "http-json: base64 in plain JSON)",
+        help="comma-separated (default: grpc,grpc-shm,http,http-json; grpc-shm: image bytes in shared memory, "
+        "same host only; http-json: base64 in plain JSON)",
     )
     load.add_argument("--duration-s", type=float, default=10.0, help="measured s per run (default: %(default)s)")
     load.add_argument("--warmup-s", type=float, default=2.0, help="unmeasured s before each (default: %(default)s)")
-    load.add_argument("--large-concurrency", type=int, help="level of the 12 MP run (default: the best gRPC level)")
+    load.add_argument(
+        "--large-concurrency", type=positive_int, help="level of the 12 MP run (default: the best gRPC level)"
+    )
+    add_timeout(load)
     server = parser.add_argument_group("server")
     server.add_argument("--repository", type=Path, default=Path("model_repository"), help="default: %(default)s")
-    server.add_argument("--grpc-url", help="HOST:PORT of a running server (default: start one on --repository)")
-    server.add_argument("--http-url", help="HOST:PORT of the same server's HTTP endpoint")
+    add_server_arguments(
+        server,
+        url_help="gRPC HOST:PORT of a running server (default: start one on --repository)",
+        protocols=None,
+        model_help="ensemble (default: the export's model name, else the only ensemble)",
+    )
+    server.add_argument("--http-url", metavar="HOST:PORT", help="HTTP address of the same running server")
     server.add_argument("--server-pid", type=int, help="pid of that server, to report its memory")
-    server.add_argument("--model", help="ensemble (default: the export's model name, else the only ensemble)")
     refs = parser.add_argument_group("references")
     refs.add_argument("--export", type=Path, default=Path("exports/efficientnet_lite0"), help="default: %(default)s")
     refs.add_argument("--no-references", action="store_true", help="served numbers only")
@@ -270,14 +279,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.count < 1 or args.duration_s <= 0 or args.warmup_s < 0:
         parser.error("--count and --duration-s must be positive, --warmup-s not negative")
-    external = args.grpc_url or args.http_url
-    if external:
-        urls = {"grpc": args.grpc_url, "http": args.http_url}
-        missing = [p for p in args.protocols if not urls[wire_protocol(p)]]
+    if args.url or args.http_url:
+        missing = [p for p in args.protocols if not running_server_urls(args)[wire_protocol(p)]]
         if missing:
-            wire = wire_protocol(missing[0])
-            parser.error(f"with a running server, give --{wire}-url or leave {missing[0]} out of --protocols")
+            flag = "--url" if wire_protocol(missing[0]) == "grpc" else "--http-url"
+            parser.error(f"with a running server, give {flag} or leave {missing[0]} out of --protocol")
     return args
+
+
+def running_server_urls(args: argparse.Namespace) -> dict[str, str | None]:
+    """{wire protocol: address} of the running server the user named."""
+    return {"grpc": args.url, "http": args.http_url}
 
 
 def settings_record(args: argparse.Namespace) -> dict:
@@ -299,7 +311,7 @@ def run(args: argparse.Namespace, started: datetime.datetime, stamp: str) -> dic
     images = load_images(args)
     image_info = bench_images.describe(images)
     print(mix_line(image_info), flush=True)
-    own_server = not (args.grpc_url or args.http_url)
+    own_server = not (args.url or args.http_url)
     progress = Progress("bench", total=bench_steps(args, images, own_server))
     server = None
     if own_server:
@@ -309,7 +321,7 @@ def run(args: argparse.Namespace, started: datetime.datetime, stamp: str) -> dic
         server = start_server(args, model, args.output_dir / f"{stamp}-tritonserver.log")
         urls, pid = {"grpc": server.grpc_url, "http": server.http_url}, server.process.pid
     else:
-        urls, pid = {"grpc": args.grpc_url, "http": args.http_url}, args.server_pid
+        urls, pid = running_server_urls(args), args.server_pid
     try:
         served = run_served(args, images, metadata, urls, pid, progress=progress)
     finally:
@@ -389,11 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(args, started, stamp)
     except (BenchmarkError, ClientError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return fail("bench", err)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     result["command"] = ["clients/benchmark.py", *(sys.argv[1:] if argv is None else argv)]
     result["wall_s"] = time.monotonic() - begin
     result["environment"]["loadavg_start"] = load_start
@@ -415,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("no plot: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
     print(f"\nwrote {', '.join(str(p) for p in written)} in {result['wall_s']:.0f} s")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

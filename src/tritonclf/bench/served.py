@@ -139,6 +139,7 @@ def measure_sweep(
     subset: str = "mix",
     server_pid: int | None = None,
     progress: Progress | None = None,
+    timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> list[dict]:
     """Closed loop at each concurrency level, with Triton's statistics diffed around each measured run."""
     progress = progress or Progress.quiet()
@@ -177,7 +178,7 @@ def measure_sweep(
                 duration_s=duration_s,
                 warmup_s=warmup_s,
                 between=between,
-                timeout_s=REQUEST_TIMEOUT_S,
+                timeout_s=timeout_s,
             )
         )
     finally:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tritonclf.bench.compare import best_level, compare, inprocess_reference
 from tritonclf.bench.report import MIB, format_ratio, format_value
+from tritonclf.cli_options import fail
 
 HEADERS = (
     "model",
@@ -86,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = [json.loads(path.read_text()) for path in args.results]
     except (OSError, json.JSONDecodeError) as err:
-        print(f"summary: cannot read a result: {err}", file=sys.stderr)
-        return 1
+        return fail("bench-summary", f"cannot read a result: {err}")
     text = summary(results)
     print(text)
     if args.output:

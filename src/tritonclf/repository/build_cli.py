@@ -16,7 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from tritonclf.cli_options import fail
 from tritonclf.export_metadata import load_metadata
+from tritonclf.image_files import list_images
 from tritonclf.preprocess import DecodeLimits
 from tritonclf.progress import Progress
 from tritonclf.repository.backends import BACKENDS, choose_backend, probe_gpu, probe_tensorrt
@@ -150,7 +152,7 @@ def resolve(args: argparse.Namespace, progress: Progress | None = None) -> tuple
     if engine_file is None and default_engine.is_file() and probe_tensorrt() is None:
         engine_file = default_engine
     metadata = load_metadata(args.export / "model.json")
-    photos = sorted(p for p in args.gate_images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    photos = list_images(args.gate_images, recursive=False)
     engine = prepare_engine(
         args.export,
         metadata,
@@ -184,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         progress.finish("built")
     except (BuildError, FileNotFoundError, ValueError) as err:
         progress.close()
-        print(f"build_repository: error: {err}", file=sys.stderr)
-        return 1
+        return fail("build", err)
     for model in built:
         state = "written" if model.changed else "up to date"
         print(f"{args.repository}/{model.name}/{model.version}: {state}")

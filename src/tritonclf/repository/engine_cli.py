@@ -22,8 +22,10 @@ import sys
 from pathlib import Path
 
 from tritonclf import contract
+from tritonclf.cli_options import fail
 from tritonclf.export_metadata import load_metadata
 from tritonclf.files import write_json_atomic
+from tritonclf.image_files import list_images
 from tritonclf.progress import Progress
 from tritonclf.repository.build import BuildError
 from tritonclf.repository.engine_args import add_engine_arguments, engine_options, gate_thresholds
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"would build {engine_dir}/model.plan with the TensorRT Python API, then run the FP16 gate")
                 return 0
             metadata = load_metadata(args.export / contract.METADATA_FILENAME)
-            photos = sorted(args.gate_images.glob("*.jpg"))
+            photos = list_images(args.gate_images, recursive=False)
             progress.step(f"build with the TensorRT Python API, then the FP16 gate on {len(photos)} photos (minutes)")
             prepared = prepare_engine(args.export, metadata, engine_options(args), gate_thresholds(args), photos)
             progress.step(f"write {engine_dir}/model.plan")
@@ -131,17 +133,15 @@ def main(argv: list[str] | None = None) -> int:
             write_json_atomic(engine_dir / ENGINE_RECORD, record)
     except (BuildError, FileNotFoundError, ValueError) as err:
         progress.close()
-        print(f"onnx2trt: error: {err}", file=sys.stderr)
-        return 1
+        return fail("engine", err)
     except subprocess.CalledProcessError as err:
-        progress.close()
         where = (
             "docker could not start the container (Docker daemon running? NVIDIA Container Toolkit installed?)"
             if err.returncode == 125  # docker's own failure, before anything ran inside
             else f"see {engine_dir}/trtexec.log"
         )
-        print(f"onnx2trt: error: the container build failed (exit {err.returncode}): {where}", file=sys.stderr)
-        return 1
+        progress.close()
+        return fail("engine", f"the container build failed (exit {err.returncode}): {where}")
     progress.finish(f"{engine_dir}/model.plan (record: {engine_dir}/{ENGINE_RECORD})")
     print(f"next: python build/build_repository.py --export {args.export} --backend trt")
     return 0

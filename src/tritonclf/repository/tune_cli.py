@@ -7,49 +7,40 @@ Every trial builds a repository in a temporary folder, starts the real server on
 free loopback ports, warms it, and runs a closed loop of real JPEGs (the sample
 photos at phone-camera sizes) at ``--concurrency`` for ``--duration-s``. The table
 it chose from is printed; the winner is built into ``--repository`` (skip with
-``--dry-run``).
+``--dry-run``). Exit 1 when no trial met the budget, 2 when nothing could be measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
-import io
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image
-
-from tritonclf.client.triton_client import ClassifierClient
+from tritonclf.bench.images import BenchImage, generate_mix
+from tritonclf.bench.load import run_levels
+from tritonclf.bench.served import resolve_endpoint
+from tritonclf.bench.stats import latency_summary, rate
+from tritonclf.cli_options import EXIT_FAILED, EXIT_OK, add_concurrency, add_timeout, fail, int_list
+from tritonclf.client.triton_client import ClientError
 from tritonclf.repository.build import BuildError, build_repository
 from tritonclf.repository.models import BuildOptions
-from tritonclf.repository.tuning import (
-    TrialConfig,
-    TrialResult,
-    choose,
-    closed_loop,
-    format_table,
-    percentile,
-    sweep,
-)
-from tritonclf.samples import sample_dir
+from tritonclf.repository.tuning import TrialConfig, TrialResult, choose, format_table, sweep
+from tritonclf.samples import sample_photos
 from tritonclf.serving.process import ServerStartError, TritonProcess
 
-SAMPLES = sample_dir()
 # What phones and cameras send: mostly VGA and 1.2 MP, some 12 MP.
-PHOTO_SIZES = ((640, 480), (640, 480), (1280, 960), (4032, 3024))
+PHOTO_MIX = (((640, 480), 0.5), ((1280, 960), 0.25), ((4032, 3024), 0.25))
+PHOTOS_PER_SAMPLE = 4
 
 
-def photo_mix() -> list[bytes]:
+def photo_mix() -> list[BenchImage]:
     """The sample photos re-encoded at typical upload sizes (real content, real JPEG work)."""
-    images = []
-    for path in sorted(SAMPLES.glob("*.jpg")):
-        for size in PHOTO_SIZES:
-            buffer = io.BytesIO()
-            Image.open(path).convert("RGB").resize(size, Image.Resampling.BICUBIC).save(buffer, "JPEG", quality=90)
-            images.append(buffer.getvalue())
-    return images
+    sources = [path.read_bytes() for path in sample_photos()]
+    return generate_mix(sources, PHOTO_MIX, count=PHOTOS_PER_SAMPLE * len(sources))
 
 
 def options_for(config: TrialConfig, base: BuildOptions) -> BuildOptions:
@@ -66,31 +57,32 @@ def options_for(config: TrialConfig, base: BuildOptions) -> BuildOptions:
     )
 
 
-def run_trial(export: Path, config: TrialConfig, images: list[bytes], args: argparse.Namespace) -> TrialResult:
+def run_trial(export: Path, config: TrialConfig, images: Sequence[BenchImage], args: argparse.Namespace) -> TrialResult:
     """Build, serve, warm, measure."""
     with tempfile.TemporaryDirectory(prefix="tune-") as scratch:
         repository = Path(scratch) / "model_repository"
         build_repository(export, repository, options_for(config, BuildOptions()))
         with TritonProcess(repository, log_path=Path(scratch) / "server.log") as server:
-            client = ClassifierClient(server.grpc_url, "grpc")
-            classify = lambda image: client.classify(image, top_k=5)  # noqa: E731
-            closed_loop(classify, images, args.concurrency, min(2.0, args.duration_s))  # warm caches and threads
-            rate, latencies, errors = closed_loop(classify, images, args.concurrency, args.duration_s)
+            endpoint = resolve_endpoint(server.grpc_url, "grpc", None)
+            (load,) = asyncio.run(
+                run_levels(
+                    endpoint,
+                    images,
+                    [args.concurrency],
+                    duration_s=args.duration_s,
+                    warmup_s=min(2.0, args.duration_s),  # warm caches and threads
+                    between=lambda *_: None,
+                    timeout_s=args.timeout_s,
+                )
+            )
+    latency = latency_summary(load.latencies_s)
     return TrialResult(
         config=config,
-        images_per_s=rate,
-        p50_ms=percentile(latencies, 50) * 1000,
-        p99_ms=percentile(latencies, 99) * 1000,
-        errors=errors,
+        images_per_s=rate(len(load.latencies_s), load.elapsed_s),
+        p50_ms=latency["p50_ms"] if latency["p50_ms"] is not None else float("nan"),
+        p99_ms=latency["p99_ms"] if latency["p99_ms"] is not None else float("nan"),
+        errors=sum(load.errors.values()),
     )
-
-
-def int_list(text: str) -> tuple[int, ...]:
-    """``"1,2"`` -> ``(1, 2)``."""
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -103,7 +95,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int_list, default=(1, 2), help="ONNX Runtime intra-op threads")
     parser.add_argument("--max-batch-sizes", type=int_list, default=(16,))
     parser.add_argument("--queue-delays-us", type=int_list, default=(0, 2000))
-    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (default: %(default)s)")
+    add_concurrency(parser, 8)
+    add_timeout(parser)
     parser.add_argument("--duration-s", type=float, default=6.0, help="per trial (default: %(default)s)")
     parser.add_argument("--p99-budget-ms", type=float, default=250.0, help="latency budget (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="measure and print, write nothing")
@@ -125,21 +118,19 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             print(f"[{number}/{len(configs)}] {config.label()}: {result.images_per_s:.1f} images/s, "
                   f"p99 {result.p99_ms:.0f} ms, {result.errors} errors", flush=True)  # fmt: skip
-    except (BuildError, ServerStartError, FileNotFoundError) as err:
-        print(f"tune: error: {err}", file=sys.stderr)
-        return 1
+    except (BuildError, ServerStartError, FileNotFoundError, ClientError) as err:
+        return fail("tune", str(err).splitlines()[0])
     chosen = choose(results, args.p99_budget_ms)
     print("\n" + format_table(results, chosen, args.p99_budget_ms))
     if chosen is None:
-        print(f"tune: no trial met the p99 budget of {args.p99_budget_ms:.0f} ms without errors", file=sys.stderr)
-        return 1
+        return fail("tune", f"no trial met the p99 budget of {args.p99_budget_ms:.0f} ms without errors", EXIT_FAILED)
     if not args.dry_run:
         built = build_repository(args.export, args.repository, options_for(chosen.config, BuildOptions()))
         print(
             f"\nwrote {chosen.config.label()} into {args.repository} "
             + ", ".join(f"{b.name}/{b.version}" for b in built)
         )
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

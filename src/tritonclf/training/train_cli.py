@@ -27,6 +27,7 @@ import torch
 from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from tritonclf.cli_options import EXIT_INTERRUPTED, fail
 from tritonclf.files import write_atomic
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec
 from tritonclf.training import checkpoint as ckpt
@@ -37,7 +38,7 @@ from tritonclf.training.data import DataError, EvalDataset, Splits, TrainDataset
 from tritonclf.training.distributed import Distributed, init_distributed, shutdown, wrap_model
 from tritonclf.training.loop import CosineSchedule, Step, train_one_epoch, validate
 from tritonclf.training.mixing import Mixer
-from tritonclf.training.model import ModelError, create_model, resolve_spec
+from tritonclf.training.model import ModelError, NoWeights, create_model, resolve_spec
 from tritonclf.training.strategies import (
     Stages,
     StrategyError,
@@ -186,7 +187,10 @@ def create_run(config: TrainConfig, dist: Distributed) -> Run:
         for warning in splits.warnings:
             print(f"warning: {warning}", flush=True)
     num_classes = len(splits.class_names)
-    model = create_model(config.model, num_classes, init=config.init, weights=config.weights).to(device)
+    try:
+        model = create_model(config.model, num_classes, init=config.init, weights=config.weights).to(device)
+    except NoWeights as err:
+        raise ModelError(f"{err}; pass --weights FILE, --init hub (needs timm's hub) or --init random") from None
     spec = resolve_spec(model, config.input_size)
     stages = find_stages(model)
     train_set = TrainDataset(splits.train, spec, TrainTransform(spec, config.aug, config.hflip), DecodeLimits())
@@ -386,16 +390,15 @@ def train(config: TrainConfig) -> Progress:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Train; expected failures print one line and return 1."""
+    """Train; expected failures print one line and return 2 (``tritonclf.cli_options``)."""
     try:
         config = parse_config(argv)
         train(config)
     except (ConfigError, DataError, ModelError, StrategyError, WeightsError, TrainError, ValueError) as err:
-        print(f"train: error: {err}", file=sys.stderr)
-        return 1
+        return fail("train", err)
     except KeyboardInterrupt:
         print("train: interrupted; continue with --resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return 0
 
 
