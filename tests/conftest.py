@@ -95,3 +95,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if integration in Path(item.fspath).parents:
             item.add_marker(pytest.mark.integration)
+
+
+def timm_reference(data: bytes, spec) -> np.ndarray:
+    """timm's own eval transform for the same spec, on the same decoded image (imports timm)."""
+    from timm.data import create_transform
+
+    transform = create_transform(
+        input_size=(3, *spec.input_size),
+        interpolation=spec.interpolation,
+        crop_pct=spec.crop_pct,
+        crop_mode=spec.crop_mode,
+        mean=spec.mean,
+        std=spec.std,
+    )
+    return transform(Image.open(io.BytesIO(data)).convert("RGB")).numpy()

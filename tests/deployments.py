@@ -46,6 +46,13 @@ def restriction_headers(text: str) -> tuple[str, str]:
     return keys["--http-restricted-api"], GRPC_HEADER_PREFIX + keys["--grpc-restricted-protocol"]
 
 
+def one(docs: list[dict], kind: str) -> dict:
+    """The one document of ``kind`` among ``docs``."""
+    found = [doc for doc in docs if doc["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
 def kustomize(target: str) -> list[dict]:
     """The documents ``kubectl kustomize deploy/k8s/<target>`` renders."""
     if not shutil.which("kubectl"):

@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 import urllib.request
 
 import pytest
-import yaml
 
 from ..conftest import ROOT
+from ..deployments import kustomize
 
 K8S = ROOT / "deploy" / "k8s"
 TARGETS = ("base", "overlays/gpu", "kserve")
 
 
-def render(target: str) -> list[dict]:
-    if not shutil.which("kubectl"):
-        message = "kubectl is needed to render the kustomizations (kubectl kustomize works offline)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    result = subprocess.run(
-        ["kubectl", "kustomize", str(K8S / target)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict]]:
-    return {target: render(target) for target in TARGETS}
-
-
-def one(docs: list[dict], kind: str) -> dict:
-    found = [doc for doc in docs if doc["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
-    return found[0]
+    return {target: kustomize(target) for target in TARGETS}
 
 
 def scaling_queries(rendered) -> list[str]:

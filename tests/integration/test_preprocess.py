@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
-from timm.data import create_transform
 
 from tritonclf.preprocess import (
     DecodeLimits,
@@ -15,22 +12,9 @@ from tritonclf.preprocess import (
     preprocess_image,
 )
 
-from ..conftest import CAT_CLASSES, SAMPLE_PHOTOS, encode, photo, top1
+from ..conftest import CAT_CLASSES, SAMPLE_PHOTOS, encode, photo, timm_reference, top1
 
 EXACT = DecodeLimits(jpeg_draft=False)
-
-
-def timm_reference(data: bytes, spec: PreprocessSpec) -> np.ndarray:
-    """timm's own eval transform for the same spec, on the same decoded image."""
-    transform = create_transform(
-        input_size=(3, *spec.input_size),
-        interpolation=spec.interpolation,
-        crop_pct=spec.crop_pct,
-        crop_mode=spec.crop_mode,
-        mean=spec.mean,
-        std=spec.std,
-    )
-    return transform(Image.open(io.BytesIO(data)).convert("RGB")).numpy()
 
 
 def test_preprocess_gives_same_top1_as_timm_transform(onnx_session, metadata):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
-from timm.data import create_transform
 
 from tritonclf.preprocess import (
     DecodeLimits,
@@ -19,23 +17,10 @@ from tritonclf.preprocess import (
     resized_size,
 )
 
-from ..conftest import SAMPLE_PHOTOS, encode, photo
+from ..conftest import SAMPLE_PHOTOS, encode, photo, timm_reference
 
 EXACT = DecodeLimits(jpeg_draft=False)
 SPEC = PreprocessSpec(input_size=(224, 224))
-
-
-def timm_reference(data: bytes, spec: PreprocessSpec) -> np.ndarray:
-    """timm's own eval transform for the same spec, on the same decoded image."""
-    transform = create_transform(
-        input_size=(3, *spec.input_size),
-        interpolation=spec.interpolation,
-        crop_pct=spec.crop_pct,
-        crop_mode=spec.crop_mode,
-        mean=spec.mean,
-        std=spec.std,
-    )
-    return transform(Image.open(io.BytesIO(data)).convert("RGB")).numpy()
 
 
 @pytest.mark.parametrize("path", SAMPLE_PHOTOS, ids=lambda p: p.stem)
