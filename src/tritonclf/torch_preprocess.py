@@ -138,7 +138,7 @@ def _pillow_pixels(
     if pillow.needs_region_resize(*opened.upright_size, spec):
         # A 64000 x 1 sliver: resize only the region the crop keeps, as the Pillow path does.
         cropped = pillow.resize_and_crop(image, spec, opened.upright_size)
-        return torch.from_numpy(np.asarray(cropped)).permute(2, 0, 1).to(device).float()
+        return torch.from_numpy(np.array(cropped)).permute(2, 0, 1).to(device).float()
     pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1).to(device)
     return resize_and_crop(pixels, spec, opened.upright_size)
 
@@ -155,6 +155,8 @@ def _torch_decodable(data: bytes, opened: pillow.OpenedImage, spec: pillow.Prepr
 
 def _decode_jpegs(datas: list[bytes], device: torch.device) -> list[torch.Tensor | None]:
     """Decode on the device as one batch; None for each image the torch decoder refuses."""
+    if not datas:
+        return []
     encoded = [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in datas]
     try:
         return list(decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device))
