@@ -1,4 +1,4 @@
-"""``--preprocess torch --backend torch`` served by the real server: PyTorch FP32's answers, the Pillow path's rejections."""
+"""``--preprocess torch --backend torch`` on the real server: PyTorch FP32 answers, the Pillow rejections."""
 
 from __future__ import annotations
 
@@ -143,6 +143,6 @@ def test_backend_torch_refuses_an_export_without_its_weights(export_dir, tmp_pat
     copy.mkdir()
     for name in (contract.ONNX_FILENAME, contract.METADATA_FILENAME):
         (copy / name).write_bytes((export_dir / name).read_bytes())
-    with pytest.raises(BuildError, match="model.safetensors is missing: re-run the export"):
+    with pytest.raises(BuildError, match=r"model\.safetensors is missing: re-run the export"):
         build_repository(copy, tmp_path / "repo", BuildOptions(backend="torch"))
     assert not (tmp_path / "repo" / f"{MODEL}_model").exists()
