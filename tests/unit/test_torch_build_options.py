@@ -14,6 +14,7 @@ from tritonclf.repository.build_cli import parse_args
 from tritonclf.repository.models import BuildOptions, classifier_spec, preprocess_spec
 from tritonclf.repository.pbtxt import to_model_config
 from tritonclf.repository.preflight_checks import LoadedModel, check_torch_imports
+from tritonclf.serving import launcher
 
 METADATA = ExportMetadata(
     model_name="efficientnet_lite0",
@@ -88,3 +89,12 @@ def test_preflight_warns_when_the_servers_python_cannot_import_torch(tmp_path):
     [finding] = check_torch_imports(model, importable=lambda name: name != "torchvision")
     assert finding.severity == "warning" and "torchvision cannot be imported here" in finding.message
     assert check_torch_imports(model, importable=lambda name: True) == []
+
+
+def test_launcher_sizes_the_cuda_memory_pool_on_a_gpu_host_unless_told():
+
+    pool = f"--cuda-memory-pool-byte-size=0:{launcher.CUDA_MEMORY_POOL_BYTES}"
+    assert pool in launcher.server_command(["--model-repository", "r"], gpu=True)
+    assert pool not in launcher.server_command(["--model-repository", "r"], gpu=False)
+    mine = launcher.server_command(["--cuda-memory-pool-byte-size=0:1024"], gpu=True)
+    assert pool not in mine and "--cuda-memory-pool-byte-size=0:1024" in mine

@@ -47,10 +47,12 @@ from tritonclf.bench.report import (
 )
 from tritonclf.bench.results_csv import to_csv
 from tritonclf.bench.served import (
+    DEFAULT_VARIANT,
     measure_sweep,
     preprocess_parameters,
     resolve_endpoint,
     served_model_configs,
+    serving_variant,
 )
 from tritonclf.bench.stats import usable_cores
 from tritonclf.client.triton_client import ClientError
@@ -104,6 +106,13 @@ def preprocess_mismatches(parameters: dict[str, str], spec: PreprocessSpec) -> l
     if served_spec != spec:
         return [f"served preprocessing spec {served_spec} differs from the export's {spec}"]
     return []
+
+
+def result_name(result: dict) -> str:
+    """The model's name, with the serving variant when it is not the default pillow+python-ort."""
+    variant = result.get("server", {}).get("variant", DEFAULT_VARIANT)
+    name = result["export"]["model_name"]
+    return name if variant == DEFAULT_VARIANT else f"{name}-{variant}"
 
 
 def load_images(args: argparse.Namespace) -> list[bench_images.BenchImage]:
@@ -191,6 +200,7 @@ def run_served(args: argparse.Namespace, images: list, metadata: ExportMetadata,
     info = {
         "urls": urls,
         "model": first.model,
+        "variant": serving_variant(configs, first.model),
         "configs": configs,
         "decode_limits": limits.to_parameters(),
         "warnings": warnings,
@@ -384,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     write_atomic(base.with_suffix(".csv"), to_csv(result))
     written = [base.with_suffix(".json"), base.with_suffix(".csv")]
     # The newest run of each model under a fixed name, for `python -m clients.bench.summary`.
-    latest = args.output_dir / f"latest-{result['export']['model_name']}.json"
+    latest = args.output_dir / f"latest-{result_name(result)}.json"
     write_json_atomic(latest, result)
     written.append(latest)
     try:

@@ -148,7 +148,7 @@ def preprocess_spec(name: str, metadata: ExportMetadata, options: BuildOptions) 
             **metadata.preprocess.to_parameters(),
             **options.limits.to_parameters(),
             # One torch thread per CPU instance: the instances and the classifier share the cores.
-            **({"torch_threads": "1"} if options.preprocess == "torch" else {}),
+            **({"preprocessor": "torch", "torch_threads": "1"} if options.preprocess == "torch" else {}),
         },
         warmup=warmup,
     )
