@@ -64,6 +64,7 @@ from tritonclf.serving.process import ServerStartError, TritonProcess
 
 SAMPLES_DIR = sample_dir()
 DEFAULT_LEVELS = (1, 2, 4, 8, 16)
+SERVER_READY_TIMEOUT_S = 600.0
 
 
 class BenchmarkError(RuntimeError):
@@ -155,7 +156,8 @@ def start_server(args: argparse.Namespace, model: str | None, log_path: Path) ->
         raise BenchmarkError(f"no models in {repository}: run make repository first (or pass --grpc-url)")
     # Other models in the repository would hold memory and stub processes the numbers should not include.
     extra = ("--model-control-mode=explicit", f"--load-model={model}") if model else ()
-    server = TritonProcess(repository, log_path=log_path, extra_args=extra)
+    # Generous: every stub of a torch model imports torch first, minutes on a loaded 2-core machine.
+    server = TritonProcess(repository, log_path=log_path, extra_args=extra, ready_timeout_s=SERVER_READY_TIMEOUT_S)
     try:
         server.start()
     except ServerStartError as err:
