@@ -95,8 +95,8 @@ def test_interpolations_without_a_torch_kernel_are_refused():
 def test_large_jpegs_use_pillows_draft_decode_on_a_cpu_and_the_device_decoder_on_a_gpu():
     large = encode(photo().resize((1600, 1200)), "JPEG", quality=90)
     opened = open_image(large)
-    assert not _torch_decodable(large, opened, SPEC, DecodeLimits(), torch.device("cpu"))
-    assert _torch_decodable(large, opened, SPEC, DecodeLimits(jpeg_draft=False), torch.device("cpu"))
-    assert _torch_decodable(large, opened, SPEC, DecodeLimits(), torch.device("cuda"))
+    assert not _torch_decodable(opened, SPEC, DecodeLimits(), torch.device("cpu"))
+    assert _torch_decodable(opened, SPEC, DecodeLimits(jpeg_draft=False), torch.device("cpu"))
+    assert _torch_decodable(opened, SPEC, DecodeLimits(), torch.device("cuda"))
     [result] = preprocess_batch([large], SPEC)
     assert levels(result.numpy(), preprocess_image(large, SPEC)).mean() <= MEAN_LEVELS_VS_TIMM
