@@ -77,7 +77,7 @@ def test_exif_orientation_turns_pixels_as_pillow_does(orientation):
     exif[0x0112] = orientation
     tagged = Image.open(io.BytesIO(encode(image, "PNG", exif=exif.tobytes())))
     expected = np.asarray(ImageOps.exif_transpose(tagged).convert("RGB"))
-    turned = orient(torch.from_numpy(np.asarray(image)).permute(2, 0, 1), orientation)
+    turned = orient(torch.from_numpy(np.array(image)).permute(2, 0, 1), orientation)
     np.testing.assert_array_equal(turned.permute(1, 2, 0).numpy(), expected)
 
 
