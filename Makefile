@@ -15,8 +15,10 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 SETUP_STAMP := $(VENV)/.setup-complete
 PYTEST_ARGS ?=
-# Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort.
+# Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort, torch.
 BACKEND ?= auto
+# Preprocessing: pillow, or torch (batched JPEG decode and torch ops; nvJPEG on a GPU: docs/GPU.md).
+PREPROCESS ?= pillow
 BUILD_ARGS ?=
 TUNE_ARGS ?=
 # NVIDIA's Triton container tag is pinned once, in deploy/triton.env.
@@ -33,6 +35,8 @@ BENCH_EXPORT2 ?= exports/$(BENCH_MODEL2)
 BENCH_REPOSITORY2 ?= benchmarks/repository-$(BENCH_MODEL2)
 BENCH_ARGS2 ?= --concurrency 1,4,8 --protocol grpc
 BENCH_RESULTS ?= benchmarks/results
+# make bench's torch rows: MODEL with --preprocess torch, then with --backend torch, each in its own repository.
+BENCH_TORCH_ARGS ?= --concurrency 1,4,8 --protocols grpc
 PERF_ARGS ?=
 # make serve SECURE=1: the admin APIs need a key (TRITON_ADMIN_KEY, else this file's, generated once).
 SECURE ?=
@@ -60,8 +64,9 @@ $(EXPORT_DIR)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py sr
 
 export: $(EXPORT_DIR)/model.json ## Export the default model (MODEL=efficientnet_lite0) to ONNX + metadata
 
-repository: export ## Build model_repository/ from the export (BACKEND=auto|trt|onnx|python-ort); writes only changes
-	$(CLF) build --export $(EXPORT_DIR) --repository $(REPOSITORY) --backend $(BACKEND) $(BUILD_ARGS)
+repository: export ## Build model_repository/ from the export (BACKEND=auto|trt|onnx|python-ort|torch, PREPROCESS=pillow|torch)
+	$(CLF) build --export $(EXPORT_DIR) --repository $(REPOSITORY) --backend $(BACKEND) --preprocess $(PREPROCESS) \
+		$(BUILD_ARGS)
 
 engine: export ## TensorRT FP16 engine via trtexec in NVIDIA's Triton container (TRITON_TAG; needs Docker + GPU)
 	$(CLF) engine --export $(EXPORT_DIR) --triton-tag $(TRITON_TAG)
@@ -111,13 +116,21 @@ format: setup ## ruff: apply formatting and safe fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: repository $(BENCH_EXPORT2)/model.json ## Served vs limit, in-process, naive on a phone-photo mix, for MODEL and resnet50; reports in benchmarks/results/
+bench: repository $(BENCH_EXPORT2)/model.json ## Served vs limit, in-process, naive on a phone-photo mix: MODEL, resnet50, torch rows; reports in benchmarks/results/
 	$(CLF) bench --repository $(REPOSITORY) --export $(EXPORT_DIR) --model $(MODEL) \
 		--output-dir $(BENCH_RESULTS) $(BENCH_ARGS)
 	$(CLF) build --export $(BENCH_EXPORT2) --repository $(BENCH_REPOSITORY2) --backend python-ort
 	$(CLF) bench --repository $(BENCH_REPOSITORY2) --export $(BENCH_EXPORT2) --model $(BENCH_MODEL2) \
 		--output-dir $(BENCH_RESULTS) $(BENCH_ARGS2)
+	$(CLF) build --export $(EXPORT_DIR) --repository benchmarks/repository-preprocess-torch \
+		--preprocess torch --backend python-ort
+	$(CLF) bench --repository benchmarks/repository-preprocess-torch --export $(EXPORT_DIR) --model $(MODEL) \
+		--output-dir $(BENCH_RESULTS) $(BENCH_TORCH_ARGS)
+	$(CLF) build --export $(EXPORT_DIR) --repository benchmarks/repository-backend-torch --backend torch
+	$(CLF) bench --repository benchmarks/repository-backend-torch --export $(EXPORT_DIR) --model $(MODEL) \
+		--output-dir $(BENCH_RESULTS) $(BENCH_TORCH_ARGS)
 	$(CLF) bench-summary $(BENCH_RESULTS)/latest-$(MODEL).json $(BENCH_RESULTS)/latest-$(BENCH_MODEL2).json \
+		$(BENCH_RESULTS)/latest-$(MODEL)-torch+python-ort.json $(BENCH_RESULTS)/latest-$(MODEL)-pillow+torch.json \
 		--output $(BENCH_RESULTS)/summary.md
 
 $(BENCH_EXPORT2)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py

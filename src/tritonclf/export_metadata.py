@@ -29,6 +29,9 @@ class ExportMetadata:
     opset: int
     weights: str  # where the weights came from, for the record
     versions: dict[str, str]  # torch, timm, onnx... at export time
+    # The weights as safetensors for --backend torch; empty in exports made before it existed.
+    state_dict_filename: str = ""
+    state_dict_sha256: str = ""
 
     @property
     def num_classes(self) -> int:

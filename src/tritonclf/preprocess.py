@@ -193,6 +193,13 @@ def resized_size(width: int, height: int, spec: PreprocessSpec) -> tuple[int, in
     return round(width / ratio), round(height / ratio)
 
 
+def needs_region_resize(width: int, height: int, spec: PreprocessSpec) -> bool:
+    """Whether the full resize before the crop would be too large, so only the kept region is resized."""
+    new_w, new_h = resized_size(width, height, spec)
+    crop_h, crop_w = spec.input_size
+    return new_w * new_h > _MAX_RESIZED_PIXELS and new_w >= crop_w and new_h >= crop_h
+
+
 def _center_crop_or_pad(image: Image.Image, height: int, width: int, fill: tuple[int, ...]) -> Image.Image:
     """Torchvision's CenterCrop / timm's CenterCropOrPad, same rounding."""
     if width > image.width or height > image.height:
@@ -223,7 +230,7 @@ def resize_and_crop(
     width, height = source_size or image.size
     new_w, new_h = resized_size(width, height, spec)
     crop_h, crop_w = spec.input_size
-    if new_w * new_h > _MAX_RESIZED_PIXELS and new_w >= crop_w and new_h >= crop_h:
+    if needs_region_resize(width, height, spec):
         # A sliver like 64000 x 1 (a 267-byte PNG) would resize to 16384000 x 256 before the
         # crop: 16 GB. Resize only the region the center crop keeps instead (Pillow's box);
         # pixels may differ from the full resize by one level, so normal shapes keep the exact path.
@@ -283,13 +290,28 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_image(
-    data: bytes, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()
-) -> tuple[Image.Image, tuple[int, int]]:
-    """Untrusted bytes (the file, its base64 or a data URL) -> (upright RGB image, its full-resolution (width, height)).
+@dataclasses.dataclass(frozen=True)
+class OpenedImage:
+    """An image whose header passed every limit; its pixels are not decoded yet."""
 
-    The image may be smaller than the returned size when a JPEG was draft-decoded.
-    Raises :class:`ImageRejected` with a one-line reason for anything unacceptable.
+    data: bytes  # the file's bytes (base64 and data URLs unwrapped)
+    image: Image.Image  # lazily decoding Pillow image: only the header has been read
+    orientation: int  # EXIF orientation, 1 (upright) when absent
+    upright_size: tuple[int, int]  # (width, height) once the EXIF orientation is applied
+
+    @property
+    def format(self) -> str:
+        """Pillow's format name: JPEG, PNG, WEBP, GIF or BMP."""
+        return self.image.format
+
+
+def open_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> OpenedImage:
+    """Check untrusted bytes (the file, its base64 or a data URL) against the limits from the header alone.
+
+    Nothing is decoded.
+    Every decoder (Pillow here, torchvision in ``torch_preprocess.py``) starts with this,
+    so the same bytes get the same rejection whichever path serves them.
+    Raises :class:`ImageRejected` with a one-line reason.
     """
     if not data:
         raise ImageRejected("empty input: no image bytes were sent")
@@ -315,18 +337,37 @@ def decode_image(
     try:
         # PNG keeps EXIF wherever it likes, so reading it may decode the image: inside the try.
         orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
-        upright_size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
+    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as err:
+        raise ImageRejected(f"cannot decode {image.format} image: {_one_line(err)}") from None
+    upright_size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
+    return OpenedImage(data, image, orientation, upright_size)
+
+
+def decode_opened(opened: OpenedImage, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()) -> Image.Image:
+    """Decode an opened image with Pillow -> upright RGB (smaller than ``upright_size`` after a JPEG draft)."""
+    image = opened.image
+    try:
         if limits.jpeg_draft and image.format == "JPEG":
-            needed_w, needed_h = resized_size(*upright_size, spec)
-            if orientation in _TRANSPOSING_ORIENTATIONS:
+            needed_w, needed_h = resized_size(*opened.upright_size, spec)
+            if opened.orientation in _TRANSPOSING_ORIENTATIONS:
                 needed_w, needed_h = needed_h, needed_w
             image.draft(None, (max(needed_w, 1), max(needed_h, 1)))
         image.load()
-        image = ImageOps.exif_transpose(image)
-        rgb = to_rgb(image)
+        return to_rgb(ImageOps.exif_transpose(image))
     except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as err:
         raise ImageRejected(f"cannot decode {image.format} image: {_one_line(err)}") from None
-    return rgb, upright_size
+
+
+def decode_image(
+    data: bytes, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Untrusted bytes (the file, its base64 or a data URL) -> (upright RGB image, its full-resolution (width, height)).
+
+    The image may be smaller than the returned size when a JPEG was draft-decoded.
+    Raises :class:`ImageRejected` with a one-line reason for anything unacceptable.
+    """
+    opened = open_image(data, limits)
+    return decode_opened(opened, spec, limits), opened.upright_size
 
 
 def silence_decoder_warnings() -> None:

@@ -16,14 +16,21 @@ from ..conftest import ROOT
 
 DEPLOY = ROOT / "deploy"
 PACKAGE = ROOT / "src" / "tritonclf"
-BACKEND_SOURCES = [*sorted((PACKAGE / "serving" / "backend_models").glob("*.py")), PACKAGE / "preprocess.py"]
+BACKEND_SOURCES = [
+    *sorted((PACKAGE / "serving" / "backend_models").glob("*.py")),
+    PACKAGE / "preprocess.py",
+    PACKAGE / "torch_preprocess.py",
+]
 # Import name -> the distribution the container installs for it.
 DISTRIBUTIONS = {"numpy": "numpy", "PIL": "pillow", "onnxruntime": "onnxruntime"}
 # The PYTHON_ORT=gpu image: the same, with the CUDA build of ONNX Runtime.
 GPU_DISTRIBUTIONS = {**DISTRIBUTIONS, "onnxruntime": "onnxruntime-gpu"}
 LOCKS = {"requirements.in": "requirements.txt", "requirements-gpu.in": "requirements-gpu.txt"}
 # Provided inside Triton (the backend's utilities) or copied beside model.py by the build.
-NOT_INSTALLED = {"triton_python_backend_utils", "preprocess"}
+NOT_INSTALLED = {"triton_python_backend_utils", "preprocess", "torch_preprocess"}
+# Only the --preprocess torch / --backend torch models import these; the default image leaves
+# them out (several GB) and deploy/requirements.in says how to add them.
+TORCH_MODELS_ONLY = {"torch", "torchvision", "timm", "safetensors"}
 TAG = re.compile(r"\b\d\d\.\d\d-py3\b")
 
 
@@ -90,9 +97,11 @@ def test_image_packages_cover_every_import_of_the_python_backend_models():
                 imported |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 imported.add(node.module.split(".")[0])
-    third_party = imported - set(sys.stdlib_module_names) - NOT_INSTALLED - {"__future__"}
-    unknown = third_party - set(DISTRIBUTIONS)
+    third_party = imported - set(sys.stdlib_module_names) - NOT_INSTALLED - {"__future__", "tritonclf"}
+    unknown = third_party - set(DISTRIBUTIONS) - TORCH_MODELS_ONLY
     assert not unknown, f"backend models import {sorted(unknown)}: add them to deploy/requirements.in"
+    requirements = (DEPLOY / "requirements.in").read_text()
+    assert all(name in requirements for name in TORCH_MODELS_ONLY & third_party), "say how to add the torch packages"
 
 
 def test_compose_serves_the_repository_read_only_on_one_gpu_with_room_in_shared_memory():

@@ -47,10 +47,12 @@ from tritonclf.bench.report import (
 )
 from tritonclf.bench.results_csv import to_csv
 from tritonclf.bench.served import (
+    DEFAULT_VARIANT,
     measure_sweep,
     preprocess_parameters,
     resolve_endpoint,
     served_model_configs,
+    serving_variant,
 )
 from tritonclf.bench.stats import usable_cores
 from tritonclf.cli_options import (
@@ -72,6 +74,7 @@ from tritonclf.samples import sample_dir, sample_photos
 from tritonclf.serving.process import ServerStartError, TritonProcess
 
 DEFAULT_LEVELS = (1, 2, 4, 8, 16)
+SERVER_READY_TIMEOUT_S = 600.0
 
 
 class BenchmarkError(RuntimeError):
@@ -103,6 +106,13 @@ def preprocess_mismatches(parameters: dict[str, str], spec: PreprocessSpec) -> l
     if served_spec != spec:
         return [f"served preprocessing spec {served_spec} differs from the export's {spec}"]
     return []
+
+
+def result_name(result: dict) -> str:
+    """The model's name, with the serving variant when it is not the default pillow+python-ort."""
+    variant = result.get("server", {}).get("variant", DEFAULT_VARIANT)
+    name = result["export"]["model_name"]
+    return name if variant == DEFAULT_VARIANT else f"{name}-{variant}"
 
 
 def load_images(args: argparse.Namespace) -> list[bench_images.BenchImage]:
@@ -145,7 +155,8 @@ def start_server(args: argparse.Namespace, model: str | None, log_path: Path) ->
         raise BenchmarkError(f"no models in {repository}: run make repository first (or pass --url)")
     # Other models in the repository would hold memory and stub processes the numbers should not include.
     extra = ("--model-control-mode=explicit", f"--load-model={model}") if model else ()
-    server = TritonProcess(repository, log_path=log_path, extra_args=extra)
+    # Generous: every stub of a torch model imports torch first, minutes on a loaded 2-core machine.
+    server = TritonProcess(repository, log_path=log_path, extra_args=extra, ready_timeout_s=SERVER_READY_TIMEOUT_S)
     try:
         server.start()
     except ServerStartError as err:
@@ -203,6 +214,7 @@ def run_served(
     info = {
         "urls": urls,
         "model": first.model,
+        "variant": serving_variant(configs, first.model),
         "configs": configs,
         "decode_limits": limits.to_parameters(),
         "warnings": warnings,
@@ -415,8 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(base.with_suffix(".json"), result)
     write_atomic(base.with_suffix(".csv"), to_csv(result))
     written = [base.with_suffix(".json"), base.with_suffix(".csv")]
-    # The newest run of each model under a fixed name, for `tritonclf bench-summary`.
-    latest = args.output_dir / f"latest-{result['export']['model_name']}.json"
+    # The newest run of each model and serving variant under a fixed name, for `tritonclf bench-summary`.
+    latest = args.output_dir / f"latest-{result_name(result)}.json"
     write_json_atomic(latest, result)
     written.append(latest)
     try:

@@ -88,6 +88,24 @@ def served_model_configs(endpoint: Endpoint) -> dict[str, dict]:
         client.close()
 
 
+DEFAULT_VARIANT = "pillow+python-ort"
+
+
+def serving_variant(configs: Mapping[str, Mapping], ensemble: str) -> str:
+    """``PREPROCESSOR+BACKEND`` of the served ensemble, e.g. ``torch+torch``, read from its models' configs."""
+    parameters = preprocess_parameters(configs, ensemble) or {}
+    classifier = configs.get(contract.classifier_model_name(ensemble), {})
+    flat = {key: value.get("string_value", "") for key, value in classifier.get("parameters", {}).items()}
+    platform = classifier.get("platform", "")
+    if platform == "tensorrt_plan":
+        backend = "trt"
+    elif platform == "onnxruntime_onnx" or classifier.get("backend") == "onnxruntime":
+        backend = "onnx"
+    else:
+        backend = "torch" if "weights_filename" in flat else "python-ort"
+    return f"{parameters.get('preprocessor', 'pillow')}+{backend}"
+
+
 def preprocess_parameters(configs: Mapping[str, Mapping], ensemble: str) -> dict[str, str] | None:
     """The preprocessing model's config parameters as a flat string map; None without that model."""
     config = configs.get(contract.preprocess_model_name(ensemble))

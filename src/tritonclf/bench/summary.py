@@ -46,8 +46,10 @@ def summary_row(result: Mapping) -> list[str]:
     c1 = latency["served_c1_p50_ms"]
     c1_cell = "-" if c1 is None else f"{c1:.1f} ({format_ratio(latency['ratio'])})"
     best_cell = "-" if not best else f"{best['images_per_s']:.1f} ({best['concurrency']})"
+    variant = (result.get("server") or {}).get("variant")
+    name = result["export"]["model_name"]
     return [
-        result["export"]["model_name"],
+        f"{name} ({variant})" if variant else name,
         best_cell,
         format_value((references.get("limit") or {}).get("images_per_s")),
         format_value((inprocess_reference(references) or {}).get("images_per_s")),
@@ -72,8 +74,7 @@ def summary(results: Sequence[Mapping]) -> str:
     """The table, then each run's command and wall time."""
     table = markdown_table([summary_row(result) for result in results])
     commands = [
-        f"- {result['export']['model_name']}: `{' '.join(result['command'])}` ({result['wall_s']:.0f} s)"
-        for result in results
+        f"- {summary_row(result)[0]}: `{' '.join(result['command'])}` ({result['wall_s']:.0f} s)" for result in results
     ]
     return "\n".join([table, "", *commands])
 

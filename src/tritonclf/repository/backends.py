@@ -5,8 +5,11 @@ Backends (same ensemble, same tensor names, only the classifier model differs):
 - ``trt``: a TensorRT FP16 engine served by Triton's TensorRT backend (GPU);
 - ``onnx``: the ONNX file served by Triton's ONNX Runtime backend (CPU or GPU,
   optionally with its TensorRT execution accelerator in FP16);
-- ``python-ort``: ONNX Runtime inside a Python-backend model; the only one the
-  embedded server of the nvidia-pytriton wheel can run;
+- ``python-ort``: ONNX Runtime inside a Python-backend model; with ``torch``, the
+  ones the embedded server of the nvidia-pytriton wheel can run;
+- ``torch``: the export's weights in their timm architecture, run by torch inside a
+  Python-backend model (FP16 with CUDA graphs on a GPU, FP32 on a CPU): the fast GPU
+  classifier where TensorRT is missing;
 - ``auto``: ``trt`` where a GPU and TensorRT 10 are present, or a GPU and an engine
   ``make engine`` built for this export; else ``python-ort``.
 """
@@ -20,7 +23,7 @@ import subprocess
 
 from tritonclf.repository.tensorrt_versions import UnsupportedTensorRT, require_supported
 
-BACKENDS = ("auto", "trt", "onnx", "python-ort")
+BACKENDS = ("auto", "trt", "onnx", "python-ort", "torch")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,9 +5,11 @@ For ensemble name N it writes three models (configs in ``model_specs.py``):
 - ``N``: the ensemble, the public entry point: encoded image bytes in,
   probabilities out (with ``label_filename``, so ``class_count=k`` returns
   ``score:index:label``);
-- ``N_preprocess``: Python backend, decode + resize + crop + normalize;
+- ``N_preprocess``: Python backend, decode + resize + crop + normalize, with Pillow
+  or with torch (``BuildOptions.preprocess``);
 - ``N_model``: the classifier: ONNX Runtime in the Python backend, Triton's ONNX
-  Runtime backend, or a TensorRT engine, by ``BuildOptions.backend``.
+  Runtime backend, a TensorRT engine, or torch in the Python backend, by
+  ``BuildOptions.backend``.
 
 Each model's new version is staged outside the repository and renamed into place,
 so a server polling the repository never sees half a version. Rebuilding
@@ -55,6 +57,10 @@ from tritonclf.serving import backend_models
 __all__ = ["BuildError", "BuildOptions", "ModelBuild", "PreparedEngine", "build_repository"]
 
 _PREPROCESS_SOURCE = Path(preprocess_module.__file__)
+# Beside preprocess.py; not imported here: building needs no torch.
+_TORCH_PREPROCESS_SOURCE = _PREPROCESS_SOURCE.with_name("torch_preprocess.py")
+# Interpolations torch_preprocess.py reproduces (its TORCH_MODES).
+_TORCH_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 _BACKEND_MODELS = Path(backend_models.__file__).parent
 _WARMUP_JPEG = sample_photo("chelsea")
 BUILD_STEPS = 4  # check the export, then the classifier, the preprocessing and the ensemble
@@ -197,8 +203,43 @@ def write_model(
     return ModelBuild(spec.name, version, changed=True)
 
 
-def _classifier_files(options: BuildOptions, onnx_path: Path, engine: PreparedEngine | None) -> tuple[dict, dict]:
+def _torch_weights(export_dir: Path, metadata: ExportMetadata) -> Path:
+    """The export's safetensors weights for --backend torch, checked against model.json."""
+    if not metadata.state_dict_filename:
+        raise BuildError(f"{export_dir} has no {contract.WEIGHTS_FILENAME}: re-run the export for --backend torch")
+    path = export_dir / metadata.state_dict_filename
+    if not path.is_file():
+        raise BuildError(f"{path} is missing: re-run the export")
+    if sha256_file(path) != metadata.state_dict_sha256:
+        raise BuildError(f"{path} does not match the hash in its metadata: re-run the export")
+    return path
+
+
+def _preprocess_files(options: BuildOptions, metadata: ExportMetadata) -> dict[str, Path]:
+    """Version files of the preprocessing model: Pillow's, or torch's beside the shared header checks."""
+    files = {"preprocess.py": _PREPROCESS_SOURCE}
+    if options.preprocess == "pillow":
+        return {"model.py": _BACKEND_MODELS / "preprocess_model.py", **files}
+    if metadata.preprocess.interpolation not in _TORCH_INTERPOLATIONS:
+        raise BuildError(
+            f"--preprocess torch supports interpolation {', '.join(_TORCH_INTERPOLATIONS)}; this model uses "
+            f"{metadata.preprocess.interpolation!r}: use --preprocess pillow"
+        )
+    return {
+        "model.py": _BACKEND_MODELS / "torch_preprocess_model.py",
+        **files,
+        "torch_preprocess.py": _TORCH_PREPROCESS_SOURCE,
+    }
+
+
+def _classifier_files(
+    options: BuildOptions, export_dir: Path, metadata: ExportMetadata, engine: PreparedEngine | None
+) -> tuple[dict, dict]:
     """(version files, cc_model_filenames) of the classifier for the chosen backend."""
+    onnx_path = export_dir / metadata.onnx_filename
+    if options.backend == "torch":
+        weights = _torch_weights(export_dir, metadata)
+        return {"model.py": _BACKEND_MODELS / "torch_classifier_model.py", contract.WEIGHTS_FILENAME: weights}, {}
     if options.backend == "python-ort":
         files = {
             "model.py": _BACKEND_MODELS / "onnx_classifier_model.py",
@@ -249,12 +290,16 @@ def build_repository(
         "source": {
             "model_name": metadata.model_name,
             "onnx_sha256": metadata.onnx_sha256,
+            "state_dict_sha256": metadata.state_dict_sha256,
             "weights": metadata.weights,
             "export_versions": metadata.versions,
         }
     }
-    classifier_files, cc_map = _classifier_files(options, onnx_path, engine)
+    # Every input is checked before anything is written.
+    classifier_files, cc_map = _classifier_files(options, export_dir, metadata, engine)
+    preprocess_files = _preprocess_files(options, metadata)
     classifier_provenance = {**provenance, "backend": options.backend}
+    preprocess_provenance = {**provenance, "preprocess": options.preprocess}
     if engine is not None and options.backend == "trt":
         classifier_provenance["engine"] = dict(engine.record)
     preprocess_dir_files: dict[str, str | bytes] = {}
@@ -275,17 +320,14 @@ def build_repository(
         )
     ]
     preprocess = preprocess_spec(name, metadata, options)
-    progress.step(f"write {preprocess.name}")
+    progress.step(f"write {preprocess.name} ({options.preprocess})")
     built.append(
         write_model(
             repository,
             preprocess,
-            version_files={
-                "model.py": _BACKEND_MODELS / "preprocess_model.py",
-                "preprocess.py": _PREPROCESS_SOURCE,
-            },
+            version_files=preprocess_files,
             model_dir_files=preprocess_dir_files,
-            provenance=provenance,
+            provenance=preprocess_provenance,
             **keep,
         )
     )

@@ -3,6 +3,7 @@
     python build/build_repository.py --export exports/efficientnet_lite0                 # --backend auto
     python build/build_repository.py --export exports/efficientnet_lite0 --backend onnx --device gpu
     python build/build_repository.py --export exports/efficientnet_lite0 --backend trt  # GPU + TensorRT
+    python build/build_repository.py --export exports/efficientnet_lite0 --preprocess torch --backend torch
 
 Writes the ensemble ``NAME`` (image bytes in, probabilities out), its Python-backend
 preprocessing model ``NAME_preprocess`` and the classifier ``NAME_model`` for the
@@ -24,7 +25,7 @@ from tritonclf.progress import Progress
 from tritonclf.repository.backends import BACKENDS, choose_backend, probe_gpu, probe_tensorrt
 from tritonclf.repository.build import BUILD_STEPS, BuildError, BuildOptions, PreparedEngine, build_repository
 from tritonclf.repository.engine_args import add_engine_arguments, engine_options, gate_thresholds
-from tritonclf.repository.models import DEVICES, GPU_QUEUE_DELAY_US
+from tritonclf.repository.models import DEVICES, GPU_QUEUE_DELAY_US, PREPROCESSORS
 from tritonclf.samples import sample_dir
 
 SAMPLES = sample_dir()
@@ -39,7 +40,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--repository", type=Path, default=Path("model_repository"), help="default: %(default)s")
     add("--name", help="ensemble name (default: the exported model's name)")
     add("--backend", choices=BACKENDS, default="auto", help="classifier backend (default: %(default)s)")
-    add("--device", choices=DEVICES, default=defaults.device, help="python-ort/onnx instances (default: %(default)s)")
+    add(
+        "--device",
+        choices=DEVICES,
+        default=defaults.device,
+        help="python-ort/onnx/torch classifier and torch preprocessing instances (default: %(default)s)",
+    )
+    add(
+        "--preprocess",
+        choices=PREPROCESSORS,
+        default=defaults.preprocess,
+        help="pillow, or torch: batched JPEG decode (nvJPEG on a GPU) and torch ops (default: %(default)s)",
+    )
     add("--max-batch-size", type=int, default=defaults.max_batch_size, help="default: %(default)s")
     add("--preprocess-instances", type=int, default=defaults.preprocess_instances, help="default: %(default)s")
     add("--classifier-instances", type=int, default=defaults.classifier_instances, help="default: %(default)s")
@@ -122,6 +134,7 @@ def resolve(args: argparse.Namespace, progress: Progress | None = None) -> tuple
         name=args.name,
         backend=backend,
         device=args.device,
+        preprocess=args.preprocess,
         max_batch_size=args.max_batch_size,
         preprocess_instances=args.preprocess_instances,
         classifier_instances=args.classifier_instances,

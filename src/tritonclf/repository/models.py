@@ -2,7 +2,8 @@
 
 Same ensemble and same tensor names whatever runs the classifier: only the
 classifier's config (and the files in its version directory) change between
-``python-ort``, ``onnx`` and ``trt``.
+``python-ort``, ``onnx``, ``trt`` and ``torch``; and only the preprocessing model's
+source changes between ``pillow`` and ``torch`` preprocessing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ from tritonclf.repository.tensorrt import EngineOptions
 ENGINE_FILENAME = "model.plan"
 WARMUP_IMAGE_FILE = "image.bytes"  # under <preprocess model>/warmup/: one length-prefixed JPEG
 DEVICES = ("cpu", "gpu")
+PREPROCESSORS = ("pillow", "torch")
+CLASSIFIER_BACKENDS = ("python-ort", "onnx", "trt", "torch")
+# Python models that take their input where the previous step left it (on the GPU after torch
+# preprocessing) instead of Triton copying it to the host first: python_backend's parameter.
+FORCE_CPU_ONLY_INPUT_TENSORS = "FORCE_CPU_ONLY_INPUT_TENSORS"
 # A GPU classifier runs a batch in well under a millisecond: waiting 0.1 ms lets the requests
 # that arrive meanwhile share one launch, for at most 0.1 ms more latency. A starting point
 # (Triton's batcher guide: raise the delay from 0 while latency allows); `make tune` measures.
@@ -40,8 +46,10 @@ class BuildOptions:
     """Serving choices baked into the generated configs."""
 
     name: str | None = None  # ensemble name; default: the exported model's name
-    backend: str = "python-ort"  # "python-ort" | "onnx" | "trt" (``auto`` is resolved before)
-    device: str = "cpu"  # where python-ort / onnx classifier instances run; trt is always GPU
+    backend: str = "python-ort"  # "python-ort" | "onnx" | "trt" | "torch" (``auto`` is resolved before)
+    # Where python-ort / onnx / torch classifier instances and torch preprocessing run; trt is always GPU.
+    device: str = "cpu"
+    preprocess: str = "pillow"  # "pillow" (CPU, numpy) | "torch" (batched decode + ops on ``device``)
     max_batch_size: int = 32
     preprocess_instances: int = 2
     # Two single-threaded classifier instances: on 2 cores 6% more images/s than one on two
@@ -57,6 +65,7 @@ class BuildOptions:
     classifier_queue_delay_microseconds: int | None = None
     # trt: Triton captures a CUDA graph per profile batch size (1, opt, max) at load; a batch of
     # another size runs without one. Saves the per-layer kernel launches of small batches.
+    # torch on a GPU: the model captures one per padded batch size (cuda_graph_batch_sizes).
     cuda_graphs: bool = True
     # Past capacity, clients get a fast UNAVAILABLE instead of unbounded latency: at most
     # this many requests wait in each model's queue, none longer than the timeout (0 = no bound).
@@ -72,8 +81,10 @@ class BuildOptions:
 
     def __post_init__(self) -> None:
         """Catch contradictory options before anything is written."""
-        if self.backend not in ("python-ort", "onnx", "trt"):
-            raise ValueError(f"backend must be python-ort, onnx or trt, not {self.backend!r}")
+        if self.backend not in CLASSIFIER_BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(CLASSIFIER_BACKENDS)}, not {self.backend!r}")
+        if self.preprocess not in PREPROCESSORS:
+            raise ValueError(f"preprocess must be one of {', '.join(PREPROCESSORS)}, not {self.preprocess!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
         if self.max_batch_size < 1 or self.keep_versions < 1:
@@ -107,6 +118,19 @@ class BuildOptions:
         """Triton instance kind of the classifier."""
         return "KIND_GPU" if self.backend == "trt" or self.device == "gpu" else "KIND_CPU"
 
+    @property
+    def preprocess_kind(self) -> str:
+        """Triton instance kind of the preprocessing model: Pillow always runs on the CPU."""
+        return "KIND_GPU" if self.preprocess == "torch" and self.device == "gpu" else "KIND_CPU"
+
+    def cuda_graph_batch_sizes(self) -> tuple[int, ...]:
+        """Padded batch sizes the torch classifier captures on a GPU: powers of two, then the maximum."""
+        sizes, size = [], 1
+        while size < self.max_batch_size:
+            sizes.append(size)
+            size *= 2
+        return (*sizes, self.max_batch_size)
+
     def warmup_batch_sizes(self) -> tuple[int, ...]:
         """Batch sizes the classifier is warmed with: every shape of the engine profile, or 1 and max."""
         sizes = {1, self.max_batch_size}
@@ -136,13 +160,15 @@ def preprocess_spec(name: str, metadata: ExportMetadata, options: BuildOptions) 
         max_batch_size=options.max_batch_size,
         inputs=(Tensor(contract.IMAGE_INPUT, "TYPE_STRING", (1,)),),
         outputs=(_pixels(metadata),),
-        instance_groups=(InstanceGroup(options.preprocess_instances, "KIND_CPU"),),
+        instance_groups=(InstanceGroup(options.preprocess_instances, options.preprocess_kind),),
         dynamic_batching=options.dynamic_batching(),
         parameters={
             "input_name": contract.IMAGE_INPUT,
             "output_name": contract.PIXELS,
             **metadata.preprocess.to_parameters(),
             **options.limits.to_parameters(),
+            # One torch thread per CPU instance: the instances and the classifier share the cores.
+            **({"preprocessor": "torch", "torch_threads": "1"} if options.preprocess == "torch" else {}),
         },
         warmup=warmup,
     )
@@ -184,6 +210,20 @@ def _backend_fields(metadata: ExportMetadata, options: BuildOptions, cc_model_fi
                 "single_image_spinning": "1" if options.single_image_spinning else "0",
             },
         }
+    if options.backend == "torch":
+        parameters = {
+            "input_name": contract.PIXELS,
+            "output_name": contract.PROBABILITIES,
+            "weights_filename": contract.WEIGHTS_FILENAME,
+            "timm_model": metadata.model_name,
+            "num_classes": str(metadata.num_classes),
+            "torch_threads": str(options.intra_op_threads),
+            # The pixels stay where the preprocessing left them; the model moves them if needed.
+            FORCE_CPU_ONLY_INPUT_TENSORS: "no",
+        }
+        if options.device == "gpu" and options.cuda_graphs:
+            parameters["cuda_graph_batch_sizes"] = ",".join(map(str, options.cuda_graph_batch_sizes()))
+        return {"backend": "python", "parameters": parameters}
     if options.backend == "onnx":
         accelerators = ()
         if options.onnx_tensorrt_fp16:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -74,9 +75,10 @@ def required_files(config: pb.ModelConfig) -> list[str]:
         return []
     if config.backend == "python":
         files = ["model.py"]
-        onnx = config.parameters.get("onnx_filename")
-        if onnx is not None:
-            files.append(onnx.string_value)
+        for parameter in ("onnx_filename", "weights_filename"):
+            value = config.parameters.get(parameter)
+            if value is not None:
+                files.append(value.string_value)
         return files
     if config.platform == "onnxruntime_onnx" or config.backend == "onnxruntime":
         return [config.default_model_filename or contract.ONNX_FILENAME]
@@ -193,6 +195,41 @@ def check_ensemble(model: LoadedModel, models: dict[str, LoadedModel]) -> list[F
     return findings
 
 
+# What the torch models import in the server's environment: the preprocessing model is known by
+# the torch_preprocess.py in its version, the classifier by its weights_filename parameter.
+_TORCH_PREPROCESS_IMPORTS = ("torch", "torchvision")
+_TORCH_CLASSIFIER_IMPORTS = ("torch", "timm", "safetensors")
+
+
+def check_torch_imports(model: LoadedModel, importable=None) -> list[Finding]:
+    """A torch classifier or torch preprocessing needs torch in the server's Python; say so where it is missing.
+
+    A warning: the server may run elsewhere (NVIDIA's container) with another environment.
+    """
+    importable = importable or (lambda name: importlib.util.find_spec(name) is not None)
+    if model.config.backend != "python" or not model.versions:
+        return []
+    manifest_path = model.path / str(model.versions[-1]) / contract.MANIFEST_FILENAME
+    try:
+        files = json.loads(manifest_path.read_text()).get("files", {})
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    needed = set(_TORCH_PREPROCESS_IMPORTS) if "torch_preprocess.py" in files else set()
+    if model.config.parameters.get("weights_filename") is not None:
+        needed.update(_TORCH_CLASSIFIER_IMPORTS)
+    missing = sorted(name for name in needed if not importable(name))
+    if not missing:
+        return []
+    return [
+        Finding(
+            model.path.name,
+            f"runs torch but {', '.join(missing)} cannot be imported here: the server's Python needs them "
+            "(docs/GPU.md, deploy/requirements.in)",
+            "warning",
+        )
+    ]
+
+
 def check_engine(
     model: LoadedModel, gpu: GpuInfo | None, tensorrt_version: str | None, triton_tag: str | None
 ) -> list[Finding]:
@@ -258,6 +295,7 @@ def check_repository(
         if model.config.platform == "ensemble":
             findings += check_ensemble(model, models)
         findings += check_engine(model, gpu, tensorrt_version, triton_tag)
+        findings += check_torch_imports(model)
     return findings
 
 

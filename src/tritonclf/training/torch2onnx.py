@@ -7,7 +7,8 @@
     python training/export.py --weights runs/flowers/best.pth  # a training/train.py checkpoint -> exports/flowers
 
 Writes ``OUTPUT/model.onnx`` (dynamic batch axis, softmax appended: the graph
-outputs probabilities, in FP32) and ``OUTPUT/model.json`` (model name, labels,
+outputs probabilities, in FP32), ``OUTPUT/model.safetensors`` (the weights as plain
+tensors, for ``tritonclf build --backend torch``) and ``OUTPUT/model.json`` (model name, labels,
 the preprocessing spec resolved from timm's ``pretrained_cfg``, hashes and
 versions). Before anything is written in place the ONNX file passes
 ``onnx.checker`` and matches PyTorch on real photos pushed through the same
@@ -32,6 +33,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from safetensors.torch import save_model
 from timm.data import ImageNetInfo
 from torch import nn
 
@@ -160,9 +162,15 @@ def check_against_torch(model: nn.Module, onnx_path: Path, batch: np.ndarray) ->
     )
 
 
+def save_weights(model: nn.Module, path: Path) -> str:
+    """The model's state dict as safetensors (tensors only, loadable without unpickling); its SHA-256."""
+    save_model(model, str(path))
+    return sha256_file(path)
+
+
 def package_versions() -> dict[str, str | None]:
     """Versions of what shaped the exported graph."""
-    names = ("torch", "timm", "onnx", "onnxruntime", "numpy", "pillow")
+    names = ("torch", "timm", "onnx", "onnxruntime", "numpy", "pillow", "safetensors")
     return {n: v or "not installed" for n, v in installed_versions(names).items()}
 
 
@@ -204,6 +212,7 @@ def export(
     samples = samples or sample_photos()
     output.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkstemp(prefix=".model.", suffix=".onnx", dir=output)[1])
+    staged_weights = Path(tempfile.mkstemp(prefix=".model.", suffix=".safetensors", dir=output)[1])
     try:
         progress.step(f"export to ONNX (opset {opset})")
         export_onnx(model, spec, staged, opset)
@@ -225,11 +234,15 @@ def export(
             opset=opset,
             weights=source,
             versions=package_versions(),
+            state_dict_filename=contract.WEIGHTS_FILENAME,
+            state_dict_sha256=save_weights(model, staged_weights),
         )
-        readable_by_all(staged)
-        os.replace(staged, output / contract.ONNX_FILENAME)
+        for path, name in ((staged, contract.ONNX_FILENAME), (staged_weights, contract.WEIGHTS_FILENAME)):
+            readable_by_all(path)
+            os.replace(path, output / name)
     finally:
         staged.unlink(missing_ok=True)
+        staged_weights.unlink(missing_ok=True)
     progress.step(f"write {contract.METADATA_FILENAME}")
     write_json_atomic(output / contract.METADATA_FILENAME, metadata.to_dict())
     return metadata, check
