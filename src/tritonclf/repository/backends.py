@@ -7,6 +7,8 @@ Backends (same ensemble, same tensor names, only the classifier model differs):
   optionally with its TensorRT execution accelerator in FP16);
 - ``python-ort``: ONNX Runtime inside a Python-backend model; the only one the
   embedded server of the nvidia-pytriton wheel can run;
+- ``torchscript``: the TorchScript export (``--format torchscript``) served by
+  Triton's PyTorch (LibTorch) backend in NVIDIA's container (CPU or GPU);
 - ``auto``: ``trt`` where a GPU and TensorRT are present, else ``python-ort``.
 """
 
@@ -17,7 +19,7 @@ import importlib.util
 import shutil
 import subprocess
 
-BACKENDS = ("auto", "trt", "onnx", "python-ort")
+BACKENDS = ("auto", "trt", "onnx", "python-ort", "torchscript")
 
 
 @dataclasses.dataclass(frozen=True)

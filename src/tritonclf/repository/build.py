@@ -7,7 +7,8 @@ For ensemble name N it writes three models (configs in ``model_specs.py``):
   ``score:index:label``);
 - ``N_preprocess``: Python backend, decode + resize + crop + normalize;
 - ``N_model``: the classifier: ONNX Runtime in the Python backend, Triton's ONNX
-  Runtime backend, or a TensorRT engine, by ``BuildOptions.backend``.
+  Runtime backend, a TensorRT engine, or the TorchScript file on Triton's PyTorch
+  backend, by ``BuildOptions.backend``.
 
 Each model's new version is staged outside the repository and renamed into place,
 so a server polling the repository never sees half a version. Rebuilding
@@ -196,12 +197,14 @@ def write_model(
     return ModelBuild(spec.name, version, changed=True)
 
 
-def _classifier_files(options: BuildOptions, onnx_path: Path, engine: PreparedEngine | None) -> tuple[dict, dict]:
-    """(version files, cc_model_filenames) of the classifier for the chosen backend."""
+def _classifier_files(options: BuildOptions, source: Path, engine: PreparedEngine | None) -> tuple[dict, dict]:
+    """(version files, cc_model_filenames) of the classifier for the chosen backend; ``source`` is the export's file."""
+    if options.backend == "torchscript":
+        return {contract.TORCHSCRIPT_FILENAME: source}, {}
     if options.backend == "python-ort":
-        return {"model.py": _BACKEND_MODELS / "onnx_classifier_model.py", contract.ONNX_FILENAME: onnx_path}, {}
+        return {"model.py": _BACKEND_MODELS / "onnx_classifier_model.py", contract.ONNX_FILENAME: source}, {}
     if options.backend == "onnx":
-        return {contract.ONNX_FILENAME: onnx_path}, {}
+        return {contract.ONNX_FILENAME: source}, {}
     if engine is None:
         raise BuildError("backend trt needs a TensorRT engine: build one (build/onnx2trt.py or make engine)")
     files = {ENGINE_FILENAME: engine.plan}
@@ -216,20 +219,33 @@ def _classifier_files(options: BuildOptions, onnx_path: Path, engine: PreparedEn
     return files, cc_map
 
 
+def _exported_file(export_dir: Path, metadata: ExportMetadata, fmt: str) -> Path:
+    """The export's file of one format, present and matching the hash in ``model.json``."""
+    filename, digest = {
+        "onnx": (metadata.onnx_filename, metadata.onnx_sha256),
+        "torchscript": (metadata.torchscript_filename, metadata.torchscript_sha256),
+    }[fmt]
+    if not filename:
+        raise BuildError(f"{export_dir} has no {fmt} export: re-run the export with --format {fmt} (or both)")
+    path = export_dir / filename
+    if not path.is_file():
+        raise BuildError(f"{path} is missing: re-run the export")
+    if sha256_file(path) != digest:
+        raise BuildError(f"{path} does not match the hash in its metadata: re-run the export")
+    return path
+
+
 def build_repository(
     export_dir: Path,
     repository: Path,
     options: BuildOptions = BuildOptions(),  # noqa: B008 - frozen dataclass, safe as a default
     engine: PreparedEngine | None = None,
 ) -> list[ModelBuild]:
-    """Export folder (``model.onnx`` + ``model.json``) -> three models in ``repository``."""
+    """Export folder (``model.onnx`` and/or ``model.pt``, ``model.json``) -> three models in ``repository``."""
     export_dir, repository = Path(export_dir), Path(repository)
     metadata = load_metadata(export_dir / contract.METADATA_FILENAME)
-    onnx_path = export_dir / metadata.onnx_filename
-    if not onnx_path.is_file():
-        raise BuildError(f"{onnx_path} is missing: re-run the export")
-    if sha256_file(onnx_path) != metadata.onnx_sha256:
-        raise BuildError(f"{onnx_path} does not match the hash in its metadata: re-run the export")
+    # The classifier's source file: model.pt for torchscript, model.onnx for the others (and engines).
+    source = _exported_file(export_dir, metadata, "torchscript" if options.backend == "torchscript" else "onnx")
     name = options.name or metadata.model_name
     repository.mkdir(parents=True, exist_ok=True)
     labels = {contract.LABELS_FILENAME: labels_text(metadata)}
@@ -237,11 +253,12 @@ def build_repository(
         "source": {
             "model_name": metadata.model_name,
             "onnx_sha256": metadata.onnx_sha256,
+            **({"torchscript_sha256": metadata.torchscript_sha256} if metadata.torchscript_sha256 else {}),
             "weights": metadata.weights,
             "export_versions": metadata.versions,
         }
     }
-    classifier_files, cc_map = _classifier_files(options, onnx_path, engine)
+    classifier_files, cc_map = _classifier_files(options, source, engine)
     classifier_provenance = {**provenance, "backend": options.backend}
     if engine is not None and options.backend == "trt":
         classifier_provenance["engine"] = dict(engine.record)

@@ -2,7 +2,7 @@
 
 Same ensemble and same tensor names whatever runs the classifier: only the
 classifier's config (and the files in its version directory) change between
-``python-ort``, ``onnx`` and ``trt``.
+``python-ort``, ``onnx``, ``trt`` and ``torchscript``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class BuildOptions:
     """Serving choices baked into the generated configs."""
 
     name: str | None = None  # ensemble name; default: the exported model's name
-    backend: str = "python-ort"  # "python-ort" | "onnx" | "trt" (``auto`` is resolved before)
+    backend: str = "python-ort"  # "python-ort" | "onnx" | "trt" | "torchscript" (``auto`` is resolved before)
     device: str = "cpu"  # where python-ort / onnx classifier instances run; trt is always GPU
     max_batch_size: int = 32
     preprocess_instances: int = 2
@@ -62,8 +62,8 @@ class BuildOptions:
 
     def __post_init__(self) -> None:
         """Catch contradictory options before anything is written."""
-        if self.backend not in ("python-ort", "onnx", "trt"):
-            raise ValueError(f"backend must be python-ort, onnx or trt, not {self.backend!r}")
+        if self.backend not in ("python-ort", "onnx", "trt", "torchscript"):
+            raise ValueError(f"backend must be python-ort, onnx, trt or torchscript, not {self.backend!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
         if self.max_batch_size < 1 or self.keep_versions < 1:
@@ -174,10 +174,31 @@ def _backend_fields(options: BuildOptions, cc_model_filenames: Mapping[str, str]
             "parameters": params,
             "gpu_accelerators": accelerators,
         }
+    if options.backend == "torchscript":
+        return libtorch_fields(options)
     return {
         "platform": "tensorrt_plan",
         "default_model_filename": ENGINE_FILENAME,
         "cc_model_filenames": dict(cc_model_filenames),
+    }
+
+
+def libtorch_fields(options: BuildOptions) -> dict:
+    """The TorchScript classifier for Triton's PyTorch (LibTorch) backend, as its 24.10 README documents.
+
+    The tensor names stay the served ones: the input binds to ``forward(pixel_values)``
+    by argument name, and a single output needs no ``<name>__<index>`` suffix (the
+    backend falls back to the config's order). ``INFERENCE_MODE`` is the backend's
+    default, written out so the config says how the model runs.
+    """
+    params = {"INFERENCE_MODE": "true"}
+    if options.intra_op_threads and options.classifier_kind == "KIND_CPU":
+        # One instance per core, like the other CPU backends, instead of every instance on every core.
+        params.update(INTRA_OP_THREAD_COUNT=str(options.intra_op_threads), INTER_OP_THREAD_COUNT="1")
+    return {
+        "platform": "pytorch_libtorch",
+        "default_model_filename": contract.TORCHSCRIPT_FILENAME,
+        "parameters": params,
     }
 
 

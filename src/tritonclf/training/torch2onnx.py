@@ -1,17 +1,20 @@
-"""Export a timm classifier to ONNX with its labels and preprocessing spec.
+"""Export a timm classifier to ONNX (and/or TorchScript) with its labels and preprocessing spec.
 
     python training/export.py                                  # ImageNet EfficientNet-Lite0, offline
     python training/export.py --model resnet50 --pretrained    # timm's hub weights (needs a network)
     python training/export.py --model resnet50 --random-weights  # for speed measurements only
     python training/export.py --model convnext_tiny --weights ckpt.pth --labels labels.txt
     python training/export.py --weights runs/flowers/best.pth  # a training/train.py checkpoint -> exports/flowers
+    python training/export.py --format both                    # model.onnx and model.pt (TorchScript)
 
 Writes ``OUTPUT/model.onnx`` (dynamic batch axis, softmax appended: the graph
 outputs probabilities, in FP32) and ``OUTPUT/model.json`` (model name, labels,
 the preprocessing spec resolved from timm's ``pretrained_cfg``, hashes and
 versions). Before anything is written in place the ONNX file passes
 ``onnx.checker`` and matches PyTorch on real photos pushed through the same
-preprocessing as serving: max |diff| <= 1e-4 and the same top-5.
+preprocessing as serving: max |diff| <= 1e-4 and the same top-5. ``--format
+torchscript`` (or ``both``) writes ``OUTPUT/model.pt`` instead (or as well), held
+to the same check (``torch2torchscript.py``), and ``model.json`` names every file.
 
 A checkpoint written by ``training/train.py`` carries its model name, class names
 and preprocessing spec (the one its validation used), so ``--weights`` alone is
@@ -21,7 +24,6 @@ enough; ``--model`` and ``--labels`` may repeat them but not contradict them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.metadata
 import os
 import sys
@@ -40,27 +42,27 @@ from torch import nn
 from tritonclf import contract
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.files import readable_by_all, sha256_file, write_json_atomic
-from tritonclf.preprocess import PreprocessSpec, preprocess_image
+from tritonclf.preprocess import PreprocessSpec
 from tritonclf.samples import sample_dir
 from tritonclf.training import weights as weights_lib
 from tritonclf.training.checkpoint import ModelCard, read_model_card
+from tritonclf.training.export_check import (
+    MAX_ABS_DIFF,
+    ExportCheck,
+    WithSoftmax,
+    compare,
+    sample_batch,
+    torch_probabilities,
+)
+from tritonclf.training.torch2torchscript import check_torchscript, export_torchscript
 
 SAMPLES_DIR = sample_dir()
 DEFAULT_OPSET = 17
-MAX_ABS_DIFF = 1e-4
+FORMATS = {"onnx": ("onnx",), "torchscript": ("torchscript",), "both": ("onnx", "torchscript")}
 
 
 class ExportError(RuntimeError):
     """The export cannot proceed or its output failed a check."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportCheck:
-    """How the ONNX model compared with PyTorch on real photos."""
-
-    images: int
-    max_abs_diff: float
-    top5_equal: bool
 
 
 def create_model(
@@ -114,18 +116,6 @@ def resolve_labels(num_classes: int, labels_file: Path | None, card: ModelCard |
     raise ExportError(f"the model has {num_classes} classes: pass --labels FILE with one label per line")
 
 
-class WithSoftmax(nn.Module):
-    """The classifier followed by a softmax, so the served model returns probabilities."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Logits -> probabilities (the export is FP32; engines keep this softmax in FP32 too)."""
-        return torch.softmax(self.model(pixels), dim=-1)
-
-
 def export_onnx(model: nn.Module, spec: PreprocessSpec, path: Path, opset: int = DEFAULT_OPSET) -> None:
     """Trace ``model`` + softmax to ONNX with a dynamic batch axis."""
     height, width = spec.input_size
@@ -145,24 +135,12 @@ def export_onnx(model: nn.Module, spec: PreprocessSpec, path: Path, opset: int =
         )
 
 
-def sample_batch(spec: PreprocessSpec, paths: list[Path]) -> np.ndarray:
-    """Real photos through the serving preprocessing, stacked into a batch."""
-    return np.stack([preprocess_image(p.read_bytes(), spec) for p in paths])
-
-
 def check_against_torch(model: nn.Module, onnx_path: Path, batch: np.ndarray) -> ExportCheck:
     """Compare the ONNX file with PyTorch on the same batch."""
     onnx.checker.check_model(str(onnx_path), full_check=True)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     onnx_probs = session.run([contract.PROBABILITIES], {contract.PIXELS: batch})[0]
-    with torch.no_grad():
-        torch_probs = WithSoftmax(model).eval()(torch.from_numpy(batch)).numpy()
-    top5 = lambda p: np.argsort(-p, axis=1)[:, :5]  # noqa: E731
-    return ExportCheck(
-        images=len(batch),
-        max_abs_diff=float(np.abs(onnx_probs - torch_probs).max()),
-        top5_equal=bool((top5(onnx_probs) == top5(torch_probs)).all()),
-    )
+    return compare(onnx_probs, torch_probabilities(model, batch))
 
 
 def package_versions() -> dict[str, str]:
@@ -182,10 +160,12 @@ def export(
     num_classes: int | None = None,
     opset: int = DEFAULT_OPSET,
     samples: list[Path] | None = None,
+    formats: tuple[str, ...] = ("onnx",),
 ) -> tuple[ExportMetadata, ExportCheck]:
-    """Export, check, then move ``model.onnx`` and ``model.json`` into ``output``.
+    """Export, check, then move ``model.onnx`` / ``model.pt`` and ``model.json`` into ``output``.
 
     ``model_name`` None means the checkpoint's model, else the bundled EfficientNet-Lite0.
+    The returned check is the first format's; each format must pass its own.
     """
     card = read_card(weights)
     if card is not None:
@@ -203,34 +183,60 @@ def export(
     spec = card.preprocess if card else PreprocessSpec.from_timm_config(resolve_data_config({}, model=model))
     labels = resolve_labels(model.num_classes, labels_file, card)
     samples = samples or sorted(SAMPLES_DIR.glob("*.jpg"))
+    unknown = set(formats) - {"onnx", "torchscript"}
+    if unknown or not formats:
+        raise ExportError(f"export formats are onnx and torchscript, not {sorted(unknown) or 'none'}")
     output.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkstemp(prefix=".model.", suffix=".onnx", dir=output)[1])
+    batch = sample_batch(spec, samples)
+    writers = {
+        "onnx": (contract.ONNX_FILENAME, lambda path: export_onnx(model, spec, path, opset), check_against_torch),
+        "torchscript": (
+            contract.TORCHSCRIPT_FILENAME,
+            lambda path: export_torchscript(model, spec, path),
+            check_torchscript,
+        ),
+    }
+    staged: dict[str, Path] = {}
+    checks: dict[str, ExportCheck] = {}
     try:
-        export_onnx(model, spec, staged, opset)
-        check = check_against_torch(model, staged, sample_batch(spec, samples))
-        if check.max_abs_diff > MAX_ABS_DIFF or not check.top5_equal:
-            raise ExportError(
-                f"ONNX output differs from PyTorch: max |diff| {check.max_abs_diff:.2e} "
-                f"(limit {MAX_ABS_DIFF:.0e}), top-5 equal: {check.top5_equal}"
-            )
+        # Every format is written and checked before any replaces a file in place.
+        for fmt in formats:
+            filename, write, check_file = writers[fmt]
+            staged[fmt] = Path(tempfile.mkstemp(prefix=".model.", suffix=Path(filename).suffix, dir=output)[1])
+            write(staged[fmt])
+            checks[fmt] = check_file(model, staged[fmt], batch)
+            if not checks[fmt].passed:
+                raise ExportError(
+                    f"{fmt} output differs from PyTorch: max |diff| {checks[fmt].max_abs_diff:.2e} "
+                    f"(limit {MAX_ABS_DIFF:.0e}), top-5 equal: {checks[fmt].top5_equal}"
+                )
+        hashes = {fmt: sha256_file(path) for fmt, path in staged.items()}
         metadata = ExportMetadata(
             model_name=model_name,
             labels=labels,
             preprocess=spec,
-            onnx_filename=contract.ONNX_FILENAME,
-            onnx_sha256=sha256_file(staged),
+            onnx_filename=contract.ONNX_FILENAME if "onnx" in staged else "",
+            onnx_sha256=hashes.get("onnx", ""),
             input_name=contract.PIXELS,
             output_name=contract.PROBABILITIES,
             opset=opset,
             weights=source,
             versions=package_versions(),
+            torchscript_filename=contract.TORCHSCRIPT_FILENAME if "torchscript" in staged else "",
+            torchscript_sha256=hashes.get("torchscript", ""),
         )
-        readable_by_all(staged)
-        os.replace(staged, output / contract.ONNX_FILENAME)
+        for fmt, path in staged.items():
+            readable_by_all(path)
+            os.replace(path, output / writers[fmt][0])
+        # A format not exported this time must not linger beside a model.json that no longer describes it.
+        for fmt, (filename, _, _) in writers.items():
+            if fmt not in staged:
+                (output / filename).unlink(missing_ok=True)
     finally:
-        staged.unlink(missing_ok=True)
+        for path in staged.values():
+            path.unlink(missing_ok=True)
     write_json_atomic(output / contract.METADATA_FILENAME, metadata.to_dict())
-    return metadata, check
+    return metadata, checks[formats[0]]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -253,6 +259,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--output", type=Path, help="output folder (default: exports/MODEL; for a training checkpoint exports/RUN)"
     )
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default: %(default)s)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="onnx",
+        help="onnx (model.onnx), torchscript (model.pt, for pytorch_libtorch) or both (default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -273,14 +285,15 @@ def main(argv: list[str] | None = None) -> int:
             labels_file=args.labels,
             num_classes=args.num_classes,
             opset=args.opset,
+            formats=FORMATS[args.format],
         )
     except (ExportError, weights_lib.WeightsError, FileNotFoundError) as err:
         print(f"export: error: {err}", file=sys.stderr)
         return 1
+    files = ", ".join(str(output / f) for f in (metadata.onnx_filename, metadata.torchscript_filename) if f)
     print(
-        f"exported {metadata.model_name} ({metadata.num_classes} classes, weights {metadata.weights}) "
-        f"to {output / metadata.onnx_filename}\n"
-        f"checked on {check.images} photos: max |onnx - torch| = {check.max_abs_diff:.2e}, "
+        f"exported {metadata.model_name} ({metadata.num_classes} classes, weights {metadata.weights}) to {files}\n"
+        f"checked on {check.images} photos: max |{FORMATS[args.format][0]} - torch| = {check.max_abs_diff:.2e}, "
         f"same top-5: {check.top5_equal}"
     )
     return 0
