@@ -110,3 +110,16 @@ def test_cli_format_torchscript_writes_only_the_torchscript_file(tmp_path, capsy
     metadata = load_metadata(out / "model.json")
     assert metadata.formats == ("torchscript",) and metadata.onnx_filename == ""
     assert "model.pt" in capsys.readouterr().out
+
+
+def test_classifier_on_the_torchscript_file_agrees_with_onnx(both_export):
+    from tritonclf import Classifier
+
+    out, _ = both_export
+    scripted, onnx_clf = Classifier.load(out, runtime="torchscript"), Classifier.load(out, runtime="onnx")
+    assert (scripted.runtime, scripted.device) == ("torchscript", "cuda" if torch.cuda.is_available() else "cpu")
+    for ts_answer, onnx_answer in zip(
+        scripted.predict_batch(SAMPLE_PHOTOS), onnx_clf.predict_batch(SAMPLE_PHOTOS), strict=True
+    ):
+        assert [p.index for p in ts_answer] == [p.index for p in onnx_answer]
+        np.testing.assert_allclose([p.score for p in ts_answer], [p.score for p in onnx_answer], atol=1e-4)
