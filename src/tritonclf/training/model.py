@@ -41,8 +41,13 @@ def _drop_head(state: dict, model: nn.Module) -> dict:
     return {k: v for k, v in state.items() if not any(k == p or k.startswith(p + ".") for p in prefixes)}
 
 
-def create_model(name: str, num_classes: int, *, init: str = "auto", weights: Path | None = None) -> nn.Module:
-    """A timm model with pretrained backbone weights and a freshly initialized ``num_classes`` head."""
+def create_model(
+    name: str, num_classes: int, *, init: str = "auto", weights: Path | None = None, drop_rate: float = 0.0
+) -> nn.Module:
+    """A timm model with pretrained backbone weights and a freshly initialized ``num_classes`` head.
+
+    ``drop_rate`` is timm's dropout before the classifier (the article's ``Dropout(0.5)`` head).
+    """
     check_model_name(name)
     if init not in INITS:
         raise ModelError(f"--init must be one of {', '.join(INITS)}, not {init!r}")
@@ -57,11 +62,11 @@ def create_model(name: str, num_classes: int, *, init: str = "auto", weights: Pa
         raise ModelError(f"bundled weights exist only for {weights_lib.BUNDLED_MODEL}, not {name!r}")
     try:
         if init == "bundled":
-            model = timm.create_model(name)
+            model = timm.create_model(name, drop_rate=drop_rate)
             weights_lib.load_bundled_weights(model)
             model.reset_classifier(num_classes)
         else:
-            model = timm.create_model(name, pretrained=init == "hub", num_classes=num_classes)
+            model = timm.create_model(name, pretrained=init == "hub", num_classes=num_classes, drop_rate=drop_rate)
     except (RuntimeError, OSError) as err:  # hub unreachable, bad kwargs
         raise ModelError(f"cannot create {name!r} ({init} weights): {' '.join(str(err).split())[:200]}") from None
     if weights is not None:
