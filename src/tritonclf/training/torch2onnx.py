@@ -18,7 +18,10 @@ to the same check (``torch2torchscript.py``), and ``model.json`` names every fil
 
 A checkpoint written by ``training/train.py`` carries its model name, class names
 and preprocessing spec (the one its validation used), so ``--weights`` alone is
-enough; ``--model`` and ``--labels`` may repeat them but not contradict them.
+enough; ``--model`` and ``--labels`` may repeat them but not contradict them. A
+timm ``train.py`` checkpoint (``--checkpoint output/train/RUN/model_best.pth.tar``)
+carries its architecture, class count and preprocessing arguments; its EMA weights
+are exported when it has them; class names come from ``--labels`` (ImageNet's for 1000).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from tritonclf.training.export_check import (
     sample_batch,
     torch_probabilities,
 )
+from tritonclf.training.timm_checkpoint import TimmCheckpoint, read_timm_checkpoint
 from tritonclf.training.torch2torchscript import check_torchscript, export_torchscript
 
 SAMPLES_DIR = sample_dir()
@@ -96,9 +100,16 @@ def create_model(
 
 def read_card(weights: Path | None) -> ModelCard | None:
     """The model card inside a training/train.py checkpoint; None for other weights."""
+    return inspect_weights(weights)[0]
+
+
+def inspect_weights(weights: Path | None) -> tuple[ModelCard | None, TimmCheckpoint | None]:
+    """What a weights file says about its model: our trainer's card, or a timm train.py checkpoint's arch and args."""
     if weights is None or Path(weights).suffix == ".safetensors":
-        return None
-    return read_model_card(weights_lib.read_checkpoint(weights))
+        return None, None
+    checkpoint = weights_lib.read_checkpoint(weights)
+    card = read_model_card(checkpoint)
+    return card, None if card else read_timm_checkpoint(checkpoint)
 
 
 def resolve_labels(num_classes: int, labels_file: Path | None, card: ModelCard | None = None) -> tuple[str, ...]:
@@ -149,6 +160,25 @@ def package_versions() -> dict[str, str]:
     return {n: importlib.metadata.version(n) for n in names}
 
 
+def _model_of(
+    weights: Path | None,
+    model_name: str | None,
+    num_classes: int | None,
+    card: ModelCard | None,
+    timm_run: TimmCheckpoint | None,
+) -> tuple[str, int | None]:
+    """(architecture, classes): the checkpoint's, which ``--model`` may repeat but not contradict."""
+    if card is not None:
+        if model_name not in (None, card.model_name):
+            raise ExportError(f"{weights} holds a {card.model_name}, not a {model_name}: drop --model or fix it")
+        return card.model_name, num_classes or len(card.class_names)
+    if timm_run is not None:
+        if model_name not in (None, timm_run.arch):
+            raise ExportError(f"{weights} holds a {timm_run.arch} (timm train.py), not a {model_name}: drop --model")
+        return timm_run.arch, num_classes or timm_run.num_classes
+    return model_name or weights_lib.BUNDLED_MODEL, num_classes
+
+
 def export(
     model_name: str | None,
     output: Path,
@@ -167,20 +197,17 @@ def export(
     ``model_name`` None means the checkpoint's model, else the bundled EfficientNet-Lite0.
     The returned check is the first format's; each format must pass its own.
     """
-    card = read_card(weights)
-    if card is not None:
-        if model_name not in (None, card.model_name):
-            raise ExportError(f"{weights} holds a {card.model_name}, not a {model_name}: drop --model or fix it")
-        model_name = card.model_name
-        num_classes = num_classes or len(card.class_names)
-    model_name = model_name or weights_lib.BUNDLED_MODEL
+    card, timm_run = inspect_weights(weights)
+    model_name, num_classes = _model_of(weights, model_name, num_classes, card, timm_run)
     if num_classes is None and labels_file is not None:
         num_classes = sum(1 for line in Path(labels_file).read_text().splitlines() if line.strip())
     model, source = create_model(
         model_name, weights=weights, pretrained=pretrained, num_classes=num_classes, random_weights=random_weights
     )
-    # The spec validation used in training (it may have another input size) wins over the model's default.
-    spec = card.preprocess if card else PreprocessSpec.from_timm_config(resolve_data_config({}, model=model))
+    # The spec validation used in training (it may have another input size) wins over the model's default;
+    # a timm run's --input-size/--mean/--std/... override the model's pretrained_cfg as in timm's validate.py.
+    data_args = timm_run.data_config if timm_run else {}
+    spec = card.preprocess if card else PreprocessSpec.from_timm_config(resolve_data_config(data_args, model=model))
     labels = resolve_labels(model.num_classes, labels_file, card)
     samples = samples or sorted(SAMPLES_DIR.glob("*.jpg"))
     unknown = set(formats) - {"onnx", "torchscript"}
@@ -248,7 +275,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--model", help=f"timm architecture (default: a training checkpoint's, else {weights_lib.BUNDLED_MODEL})"
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--weights", type=Path, help="a timm or trainer checkpoint (.pth/.pt/.safetensors)")
+    source.add_argument(
+        "--weights",
+        "--checkpoint",
+        dest="weights",
+        type=Path,
+        help="a checkpoint: ours (best.pth), timm train.py's (model_best.pth.tar), a state dict or .safetensors",
+    )
     source.add_argument("--pretrained", action="store_true", help="download timm's pretrained weights")
     source.add_argument(
         "--random-weights", action="store_true", help="untrained weights (seed 0): for speed measurements only"
@@ -272,9 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     """Export and report; expected failures print one line and exit 1."""
     args = parse_args(argv)
     try:
-        card = read_card(args.weights)
+        card, timm_run = inspect_weights(args.weights)
         output = args.output or Path("exports") / (
-            args.weights.resolve().parent.name if card else args.model or weights_lib.BUNDLED_MODEL
+            args.weights.resolve().parent.name if card or timm_run else args.model or weights_lib.BUNDLED_MODEL
         )
         metadata, check = export(
             args.model,
