@@ -15,8 +15,10 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 SETUP_STAMP := $(VENV)/.setup-complete
 PYTEST_ARGS ?=
-# Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort.
+# Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort, torchscript.
 BACKEND ?= auto
+# Export file formats: onnx, torchscript or both (BACKEND=torchscript needs the TorchScript file).
+EXPORT_FORMAT ?= $(if $(filter torchscript,$(BACKEND)),both,onnx)
 BUILD_ARGS ?=
 TUNE_ARGS ?=
 # NVIDIA's Triton container tag is pinned once, in deploy/triton.env.
@@ -50,12 +52,13 @@ lock: setup ## Re-pin constraints.txt (every transitive package) from .venv afte
 	{ echo "# Every installed package pinned: make setup installs with -c constraints.txt. Regenerate: make lock"; \
 	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
 
-$(EXPORT_DIR)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py src/tritonclf/training/weights.py src/tritonclf/preprocess.py
-	$(CLF) export --model $(MODEL) --output $(EXPORT_DIR)
+$(EXPORT_DIR)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py src/tritonclf/training/torch2torchscript.py \
+		src/tritonclf/training/export_check.py src/tritonclf/training/weights.py src/tritonclf/preprocess.py
+	$(CLF) export --model $(MODEL) --output $(EXPORT_DIR) --format $(EXPORT_FORMAT)
 
 export: $(EXPORT_DIR)/model.json ## Export the default model (MODEL=efficientnet_lite0) to ONNX + metadata
 
-repository: export ## Build model_repository/ from the export (BACKEND=auto|trt|onnx|python-ort); writes only changes
+repository: export ## Build model_repository/ from the export (BACKEND=auto|trt|onnx|python-ort|torchscript); writes only changes
 	$(CLF) build --export $(EXPORT_DIR) --repository $(REPOSITORY) --backend $(BACKEND) $(BUILD_ARGS)
 
 engine: export ## TensorRT FP16 engine via trtexec in NVIDIA's Triton container (TRITON_TAG; needs Docker + GPU)
