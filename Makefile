@@ -34,9 +34,10 @@ BENCH_REPOSITORY2 ?= benchmarks/repository-$(BENCH_MODEL2)
 BENCH_ARGS2 ?= --concurrency 1,4,8 --protocols grpc
 BENCH_RESULTS ?= benchmarks/results
 PERF_ARGS ?=
+COMPARE_ARGS ?=
 
 .PHONY: help setup lock export repository engine tune preflight serve demo test test-unit test-integration lint format bench clean
-.PHONY: upload image compose-up lock-image perf-tools perf
+.PHONY: upload image compose-up lock-image perf-tools perf compare-models
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -146,6 +147,9 @@ BENCH_TRAIN_ARGS ?=
 
 train-demo: repository ## Fine-tune EfficientNet-Lite0 on digits, export, build, serve, evaluate the served model
 	$(CLF) train-demo --repository $(REPOSITORY) --name $(DEMO_NAME)
+
+compare-models: setup ## The article's model table measured here (random weights): docs/MODELS.md + docs/models.png
+	$(CLF) compare-models $(COMPARE_ARGS)
 
 bench-train: setup ## Training images/s per strategy on this machine (BENCH_TRAIN_ARGS="--input-size 64")
 	$(CLF) bench-train $(BENCH_TRAIN_ARGS)
