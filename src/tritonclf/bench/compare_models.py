@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import json
 import sys
 import threading
 from collections.abc import Sequence
@@ -78,7 +79,9 @@ class PeakRss:
         self._thread.join()
 
 
-def measure_model(name: str, workdir: Path, *, duration_s: float, warmup_s: float) -> ModelRow:
+def measure_model(
+    name: str, workdir: Path, *, duration_s: float, warmup_s: float, ready_timeout_s: float = 600.0
+) -> ModelRow:
     """Export (once), build, serve alone and measure one architecture."""
     import timm
 
@@ -99,7 +102,9 @@ def measure_model(name: str, workdir: Path, *, duration_s: float, warmup_s: floa
     repository = workdir / "repositories" / name
     build_repository(export_dir, repository, BuildOptions(name=name))
     images = generate_mix([p.read_bytes() for p in sample_photos()], MIX, count=20)
-    with TritonProcess(repository, log_path=workdir / f"{name}.tritonserver.log") as server:
+    # ViT-B/16's warmup (batch 1 and 32 on each instance) alone can take minutes on a busy CPU.
+    log = workdir / f"{name}.tritonserver.log"
+    with TritonProcess(repository, log_path=log, ready_timeout_s=ready_timeout_s) as server:
         endpoint = resolve_endpoint(server.grpc_url, "grpc", name)
         with PeakRss(server.process.pid) as peak:
             (level,) = measure_sweep(
@@ -171,6 +176,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration-s", type=float, default=10.0, help="measured seconds per model")
     parser.add_argument("--warmup-s", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--note", default="", help="a line about the machine, added under the table")
+    parser.add_argument(
+        "--only-missing", action="store_true", help="measure only models without a row in WORKDIR/rows/ yet"
+    )
     return parser.parse_args(argv)
 
 
@@ -179,11 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     rows = []
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        saved = args.workdir / "rows" / f"{name}.json"
+        if args.only_missing and saved.is_file():
+            rows.append(ModelRow(**json.loads(saved.read_text())))
+            continue
         try:
             rows.append(measure_model(name, args.workdir, duration_s=args.duration_s, warmup_s=args.warmup_s))
         except Exception as err:  # one model failing (unknown name, server start) must not lose the others
             print(f"compare-models: {name}: {' '.join(str(err).split())[:300]}", file=sys.stderr)
             continue
+        write_atomic(saved, json.dumps(dataclasses.asdict(rows[-1])) + "\n")
         print(f"{name}: {rows[-1]}", flush=True)
     if not rows:
         return 1
