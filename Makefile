@@ -35,6 +35,9 @@ BENCH_ARGS2 ?= --concurrency 1,4,8 --protocols grpc
 BENCH_RESULTS ?= benchmarks/results
 PERF_ARGS ?=
 COMPARE_ARGS ?=
+# make serve SECURE=1: the admin APIs need a key (TRITON_ADMIN_KEY, else this file's, generated once).
+SECURE ?=
+ADMIN_KEY_FILE ?= .triton-admin-key
 
 .PHONY: help setup lock export repository engine tune preflight serve demo test test-unit test-integration lint format bench clean
 .PHONY: upload image compose-up lock-image perf-tools perf compare-models
@@ -71,9 +74,19 @@ tune: export ## Sweep instances/threads/batching on this machine, build the fast
 preflight: setup ## Check the repository: configs, files and hashes, ensemble wiring, engine compatibility
 	$(CLF) preflight --repository $(REPOSITORY)
 
-serve: preflight ## Preflight, then run tritonserver in the foreground (HTTP_PORT, GRPC_PORT, METRICS_PORT)
-	$(VENV)/bin/tritonserver --model-repository $(REPOSITORY) \
-		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+SERVE_ARGS = --model-repository $(REPOSITORY) --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+# SECURE=1 runs deploy/tritonserver-secure (the image's entry) with the key from TRITON_ADMIN_KEY,
+# else from ADMIN_KEY_FILE, made once (mode 600). The key itself never appears in make's output.
+serve: preflight ## Preflight, then run tritonserver in the foreground (HTTP_PORT, ...; SECURE=1: admin APIs behind a key)
+ifeq ($(SECURE),1)
+	@if [ -n "$${TRITON_ADMIN_KEY:-}" ]; then where=TRITON_ADMIN_KEY; else where=$(ADMIN_KEY_FILE); \
+		[ -s $(ADMIN_KEY_FILE) ] || (umask 077 && $(PY) -c 'import secrets; print(secrets.token_hex(32))' > $(ADMIN_KEY_FILE)); fi; \
+		echo "serve: shared-memory, trace and logging need the header admin-key (gRPC: triton-grpc-protocol-admin-key) = the key in $$where"
+	TRITON_ADMIN_KEY="$${TRITON_ADMIN_KEY:-$$(cat $(ADMIN_KEY_FILE))}" PATH="$(abspath $(VENV))/bin:$$PATH" \
+		deploy/tritonserver-secure $(SERVE_ARGS)
+else
+	$(VENV)/bin/tritonserver $(SERVE_ARGS)
+endif
 
 demo: repository ## Set up, build, start the server, classify the sample photos over gRPC and HTTP, stop
 	$(CLF) demo --repository $(REPOSITORY) --model $(MODEL) \
@@ -88,9 +101,13 @@ test-unit: setup ## The fast loop: tests/unit only (no server, no export), under
 test-integration: setup perf-tools ## tests/integration only: the real server, real exports, real clients
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-lint: setup ## ruff: lint and format check
+# NVIDIA's 24.10 container runs the build tools and backend models on Python 3.10.
+PY310_SOURCES := src build clients training deploy
+
+lint: setup ## ruff (lint, format) and vermin: everything outside tests/ runs on Python 3.10+
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/vermin --target=3.10- --no-tips --violations -q $(PY310_SOURCES)
 
 format: setup ## ruff: apply formatting and safe fixes
 	$(VENV)/bin/ruff format .

@@ -10,7 +10,7 @@ import torch
 
 from tritonclf.repository.build import BuildOptions, build_repository
 from tritonclf.serving.process import TritonProcess
-from tritonclf.training import train as train_module
+from tritonclf.training import train_cli as train_module
 from tritonclf.training.checkpoint import load_card, load_checkpoint, save_checkpoint
 from tritonclf.training.evaluation import main as evaluate_main
 from tritonclf.training.torch2onnx import export

@@ -6,7 +6,8 @@ import json
 
 from PIL import Image
 
-from tritonclf.training import bench, demo_data
+from tritonclf.training import demo_data
+from tritonclf.training import speed_bench as bench
 from tritonclf.training.data import load_splits
 
 

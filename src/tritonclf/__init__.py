@@ -16,6 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# The one place the version is written: pyproject.toml reads it (hatch), and builds record
+# it even where the checkout runs uninstalled (PYTHONPATH=src in NVIDIA's container).
+__version__ = "0.1.0"
+
 __all__ = ["Classifier", "Prediction"]
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import importlib.metadata
 import io
 import json
 import os
@@ -37,10 +36,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import tritonclf
 from tritonclf import contract
 from tritonclf import preprocess as preprocess_module
 from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import sha256_file, write_atomic, write_json_atomic
+from tritonclf.progress import Progress
 from tritonclf.repository.models import (
     ENGINE_FILENAME,
     WARMUP_IMAGE_FILE,
@@ -58,6 +59,7 @@ __all__ = ["BuildError", "BuildOptions", "ModelBuild", "PreparedEngine", "build_
 _PREPROCESS_SOURCE = Path(preprocess_module.__file__)
 _BACKEND_MODELS = Path(backend_models.__file__).parent
 _WARMUP_JPEG = sample_photo("chelsea")
+BUILD_STEPS = 4  # check the export, then the classifier, the preprocessing and the ensemble
 
 
 class BuildError(RuntimeError):
@@ -129,9 +131,9 @@ def _read_manifest(version_dir: Path) -> dict:
 
 def _build_info() -> dict[str, str]:
     return {
-        "builder": f"triton-image-classifier {importlib.metadata.version('triton-image-classifier')}",
+        "builder": f"triton-image-classifier {tritonclf.__version__}",
         "python": platform.python_version(),
-        "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
@@ -240,9 +242,15 @@ def build_repository(
     repository: Path,
     options: BuildOptions = BuildOptions(),  # noqa: B008 - frozen dataclass, safe as a default
     engine: PreparedEngine | None = None,
+    progress: Progress | None = None,
 ) -> list[ModelBuild]:
-    """Export folder (``model.onnx`` and/or ``model.pt``, ``model.json``) -> three models in ``repository``."""
+    """Export folder (``model.onnx`` and/or ``model.pt``, ``model.json``) -> three models in ``repository``.
+
+    ``progress`` shows the ``BUILD_STEPS`` steps (the command passes one; callers in code stay quiet).
+    """
+    progress = progress or Progress.quiet()
     export_dir, repository = Path(export_dir), Path(repository)
+    progress.step(f"check the export in {export_dir}")
     metadata = load_metadata(export_dir / contract.METADATA_FILENAME)
     # The classifier's source file: model.pt for torchscript, model.onnx for the others (and engines).
     source = _exported_file(export_dir, metadata, "torchscript" if options.backend == "torchscript" else "onnx")
@@ -267,18 +275,24 @@ def build_repository(
         preprocess_dir_files[f"warmup/{WARMUP_IMAGE_FILE}"] = warmup_image_bytes()
     keep = {"keep_versions": options.keep_versions}
     # Dependencies first, the ensemble last: it is the entry point clients call.
-    return [
+    classifier = classifier_spec(name, metadata, options, cc_map)
+    progress.step(f"write {classifier.name} ({options.backend})")
+    built = [
         write_model(
             repository,
-            classifier_spec(name, metadata, options, cc_map),
+            classifier,
             version_files=classifier_files,
             model_dir_files=labels,
             provenance=classifier_provenance,
             **keep,
-        ),
+        )
+    ]
+    preprocess = preprocess_spec(name, metadata, options)
+    progress.step(f"write {preprocess.name}")
+    built.append(
         write_model(
             repository,
-            preprocess_spec(name, metadata, options),
+            preprocess,
             version_files={
                 "model.py": _BACKEND_MODELS / "preprocess_model.py",
                 "preprocess.py": _PREPROCESS_SOURCE,
@@ -286,13 +300,18 @@ def build_repository(
             model_dir_files=preprocess_dir_files,
             provenance=provenance,
             **keep,
-        ),
+        )
+    )
+    ensemble = ensemble_spec(name, metadata, options)
+    progress.step(f"write {ensemble.name} (ensemble)")
+    built.append(
         write_model(
             repository,
-            ensemble_spec(name, metadata, options),
+            ensemble,
             version_files={},
             model_dir_files=labels,
             provenance=provenance,
             **keep,
-        ),
-    ]
+        )
+    )
+    return built

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from tritonclf.export_metadata import load_metadata
 from tritonclf.preprocess import DecodeLimits
+from tritonclf.progress import Progress
 from tritonclf.repository.backends import BACKENDS, choose_backend, probe_gpu, probe_tensorrt
-from tritonclf.repository.build import BuildError, BuildOptions, PreparedEngine, build_repository
+from tritonclf.repository.build import BUILD_STEPS, BuildError, BuildOptions, PreparedEngine, build_repository
 from tritonclf.repository.engine_args import add_engine_arguments, engine_options, gate_thresholds
 from tritonclf.repository.models import DEVICES
 from tritonclf.samples import sample_dir
@@ -88,12 +89,13 @@ def parse_extra_engines(values: list[str]) -> dict[str, Path]:
     return engines
 
 
-def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | None]:
+def resolve(args: argparse.Namespace, progress: Progress | None = None) -> tuple[BuildOptions, PreparedEngine | None]:
     """Options and, for trt, the prepared engine."""
+    progress = progress or Progress.quiet()
     gpu, tensorrt_version = (probe_gpu(), probe_tensorrt()) if args.backend == "auto" else (None, None)
     backend, why = choose_backend(args.backend, gpu, tensorrt_version)
     if args.backend == "auto":
-        print(f"backend: {backend} ({why})")
+        progress.write(f"backend: {backend} ({why})")
     options = BuildOptions(
         name=args.name,
         backend=backend,
@@ -139,20 +141,26 @@ def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | No
     gate = engine.record.get("accuracy_gate", {})
     if gate.get("status") == "passed":
         agreement, delta = gate["top1_agreement"], gate["mean_abs_delta"]
-        print(f"FP16 accuracy gate passed: top-1 agreement {agreement:.2%}, mean |delta| {delta:.1e}")
+        progress.write(f"FP16 accuracy gate passed: top-1 agreement {agreement:.2%}, mean |delta| {delta:.1e}")
     else:
-        print(f"warning: FP16 accuracy gate {gate.get('status', 'unknown')}: {gate.get('reason', '')}", file=sys.stderr)
+        warning = f"warning: FP16 accuracy gate {gate.get('status', 'unknown')}: {gate.get('reason', '')}"
+        progress.write(warning, stream=sys.stderr)
     return options, engine
 
 
 def main(argv: list[str] | None = None) -> int:
     """Build and print one line per model."""
     args = parse_args(argv)
+    progress = Progress("build", total=1 + BUILD_STEPS)
     try:
-        options, engine = resolve(args)
-        built = build_repository(args.export, args.repository, options, engine)
+        # Choosing the backend can mean building and gating a TensorRT engine: minutes.
+        progress.step(f"resolve the classifier backend ({args.backend})")
+        options, engine = resolve(args, progress)
+        built = build_repository(args.export, args.repository, options, engine, progress=progress)
         metadata = load_metadata(args.export / "model.json")
+        progress.finish("built")
     except (BuildError, FileNotFoundError, ValueError) as err:
+        progress.close()
         print(f"build_repository: error: {err}", file=sys.stderr)
         return 1
     for model in built:

@@ -23,6 +23,7 @@ from pathlib import Path
 from tritonclf import contract
 from tritonclf.export_metadata import load_metadata
 from tritonclf.files import write_json_atomic
+from tritonclf.progress import Progress
 from tritonclf.repository.build import BuildError
 from tritonclf.repository.engine_args import add_engine_arguments, engine_options, gate_thresholds
 from tritonclf.repository.engine_build import ENGINE_DIR, ENGINE_RECORD, container_build_record, prepare_engine
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     """Build in the container (default) or locally; one-line errors."""
     args = parse_args(argv)
     engine_dir = args.export / ENGINE_DIR
+    progress = Progress("engine", total=2)
     try:
         if args.local:
             if args.dry_run:
@@ -77,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             metadata = load_metadata(args.export / contract.METADATA_FILENAME)
             photos = sorted(args.gate_images.glob("*.jpg"))
+            progress.step(f"build with the TensorRT Python API, then the FP16 gate on {len(photos)} photos (minutes)")
             prepared = prepare_engine(args.export, metadata, engine_options(args), gate_thresholds(args), photos)
+            progress.step(f"write {engine_dir}/model.plan")
             engine_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(prepared.plan, engine_dir / "model.plan")
             write_json_atomic(engine_dir / ENGINE_RECORD, dict(prepared.record))
@@ -91,14 +95,20 @@ def main(argv: list[str] | None = None) -> int:
             if shutil.which("docker") is None:
                 raise BuildError("docker is not installed: run this on a GPU host with Docker, or use --local")
             engine_dir.mkdir(parents=True, exist_ok=True)
+            progress.step(f"trtexec in the {args.triton_tag} container (minutes)")
+            # The container's own output follows: end the status line first.
+            progress.close()
             subprocess.run(command, check=True)
+            progress.step(f"write {engine_dir}/{ENGINE_RECORD}")
             write_json_atomic(
                 engine_dir / ENGINE_RECORD, container_build_record(engine_dir, args.triton_tag, engine_options(args))
             )
     except (BuildError, FileNotFoundError, ValueError) as err:
+        progress.close()
         print(f"onnx2trt: error: {err}", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as err:
+        progress.close()
         where = (
             "docker could not start the container (Docker daemon running? NVIDIA Container Toolkit installed?)"
             if err.returncode == 125  # docker's own failure, before anything ran inside
@@ -106,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"onnx2trt: error: the container build failed (exit {err.returncode}): {where}", file=sys.stderr)
         return 1
-    print(f"engine: {engine_dir}/model.plan (record: {engine_dir}/{ENGINE_RECORD})")
+    progress.finish(f"{engine_dir}/model.plan (record: {engine_dir}/{ENGINE_RECORD})")
     print(f"next: python build/build_repository.py --export {args.export} --backend trt")
     return 0
 

@@ -9,6 +9,8 @@ Triton unchanged; this shell only supplies what the wheel leaves out: its
 libraries on ``LD_LIBRARY_PATH``, a backend directory holding the Python backend
 with the stub for this interpreter, and this environment's ``python3`` first on
 ``PATH`` (the stub imports the packages of the ``python3`` it finds there).
+When the arguments leave Triton's admin APIs open (no ``--http-restricted-api`` /
+``--grpc-restricted-protocol`` for them), it says so in one line on stderr first.
 We run the binary, not PyTriton's Python API: the repository stays a plain Triton
 repository that the container serves as it is.
 """
@@ -21,6 +23,8 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+from tritonclf.serving.admin_apis import open_api_notice
 
 
 class EmbeddedServerError(RuntimeError):
@@ -111,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
         env = server_environment()
     except EmbeddedServerError as err:
         sys.exit(f"tritonserver: {err}")
+    notice = None if {"-h", "--help"} & set(args) else open_api_notice(args)
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
     os.execve(command[0], command, env)
 
 

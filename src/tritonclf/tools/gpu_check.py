@@ -1,13 +1,14 @@
 """GPU check: engine build, FP16 gate, serving and throughput on a machine with a GPU and TensorRT.
 
 Not part of CI (CI has no GPU). Run it in NVIDIA's Triton container of the pinned
-release, with this checkout and an export made on any machine (``make export``):
+release, with this checkout used in place (``PYTHONPATH=src``, no install) and an export
+made on any machine (``make export``):
 
     docker run --rm --gpus all -v "$PWD:/src" -w /src nvcr.io/nvidia/tritonserver:24.10-py3 bash -c \
       "pip install -q 'numpy<2' pillow onnx onnxruntime polygraphy 'tritonclient[grpc]' tensorrt-cu12==10.5.0 \
-       && python3 tests/gpu/check_gpu.py --export exports/efficientnet_lite0"
+       && PYTHONPATH=src python3 -m tritonclf gpu-check --export exports/efficientnet_lite0"
 
-    python tests/gpu/check_gpu.py --export exports/efficientnet_lite0 --dry-run   # anywhere: plan + CPU-only parts
+    tritonclf gpu-check --export exports/efficientnet_lite0 --dry-run   # anywhere: plan + CPU-only parts
 
 Steps (under 8 minutes on one data-center GPU): build the engine with the TensorRT
 Python API (timed) and gate it against the FP32 ONNX model; build a ``--backend trt``
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from tritonclf import contract
 from tritonclf.export_metadata import load_metadata
+from tritonclf.progress import Progress
 from tritonclf.repository.accuracy_gate import GateThresholds, gate_images
 from tritonclf.repository.models import BuildOptions, classifier_spec
 from tritonclf.repository.pbtxt import render, to_model_config
@@ -93,24 +95,30 @@ def run(export: Path) -> int:
     from tritonclf.client.triton_client import ClassifierClient
     from tritonclf.serving.process import TritonProcess
 
-    started = time.monotonic()
+    progress = Progress("gpu-check", total=4)
     repository = Path(tempfile.mkdtemp(prefix="gpu-check-")) / "model_repository"
     build, preflight = plan(export, repository)[:2]
     t0 = time.monotonic()
+    progress.step("engine build + FP16 gate + repository (minutes)")
+    progress.close()  # the build's own lines follow
     subprocess.run([sys.executable, "-m", *shlex.split(build)], check=True)
-    print(f"engine build + FP16 gate + repository: {time.monotonic() - t0:.1f} s")
+    progress.write(f"engine build + FP16 gate + repository: {time.monotonic() - t0:.1f} s")
+    progress.step("preflight")
+    progress.close()
     subprocess.run([sys.executable, "-m", *shlex.split(preflight)], check=True)
+    progress.step("serve the repository, classify the sample photos")
     with TritonProcess(repository, log_path=repository.parent / "tritonserver.log", ready_timeout_s=300) as server:
         client = ClassifierClient(server.grpc_url, "grpc")
         for photo in sorted(SAMPLES.glob("*.jpg")):
             top = client.classify(photo.read_bytes(), top_k=1)[0]
-            print(f"{photo.name}: {top.label} ({top.score:.3f})")
+            progress.write(f"{photo.name}: {top.label} ({top.score:.3f})")
     metadata = load_metadata(export / contract.METADATA_FILENAME)
     plan_path = next((repository / contract.classifier_model_name(metadata.model_name)).glob("*/model.plan"))
+    progress.step(f"engine throughput at batch {', '.join(map(str, BATCH_SIZES))}")
     for batch, rate in engine_throughput(plan_path, (3, *metadata.preprocess.input_size)).items():
-        print(f"engine throughput, batch {batch:>2}: {rate:,.0f} images/s")
-    elapsed = time.monotonic() - started
-    print(f"total {elapsed:.0f} s (budget {TIME_BUDGET_S} s)")
+        progress.write(f"engine throughput, batch {batch:>2}: {rate:,.0f} images/s")
+    elapsed = progress.elapsed_s()
+    progress.finish(f"total {elapsed:.0f} s (budget {TIME_BUDGET_S} s)")
     return 0 if elapsed <= TIME_BUDGET_S else 1
 
 

@@ -27,7 +27,6 @@ are exported when it has them; class names come from ``--labels`` (ImageNet's fo
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import os
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from tritonclf import contract
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.files import readable_by_all, sha256_file, write_json_atomic
 from tritonclf.preprocess import PreprocessSpec
+from tritonclf.progress import Progress
 from tritonclf.samples import sample_dir
 from tritonclf.training import weights as weights_lib
 from tritonclf.training.checkpoint import ModelCard, read_model_card
@@ -59,10 +59,16 @@ from tritonclf.training.export_check import (
 )
 from tritonclf.training.timm_checkpoint import TimmCheckpoint, read_timm_checkpoint
 from tritonclf.training.torch2torchscript import check_torchscript, export_torchscript
+from tritonclf.versions import installed_versions
 
 SAMPLES_DIR = sample_dir()
 DEFAULT_OPSET = 17
 FORMATS = {"onnx": ("onnx",), "torchscript": ("torchscript",), "both": ("onnx", "torchscript")}
+
+
+def export_steps(formats: tuple[str, ...]) -> int:
+    """Progress steps of an export: create, then write and compare each format, then model.json."""
+    return 2 + 2 * len(formats)
 
 
 class ExportError(RuntimeError):
@@ -154,10 +160,10 @@ def check_against_torch(model: nn.Module, onnx_path: Path, batch: np.ndarray) ->
     return compare(onnx_probs, torch_probabilities(model, batch))
 
 
-def package_versions() -> dict[str, str]:
+def package_versions() -> dict[str, str | None]:
     """Versions of what shaped the exported graph."""
     names = ("torch", "timm", "onnx", "onnxruntime", "numpy", "pillow")
-    return {n: importlib.metadata.version(n) for n in names}
+    return installed_versions(names)
 
 
 def _model_of(
@@ -191,16 +197,20 @@ def export(
     opset: int = DEFAULT_OPSET,
     samples: list[Path] | None = None,
     formats: tuple[str, ...] = ("onnx",),
+    progress: Progress | None = None,
 ) -> tuple[ExportMetadata, ExportCheck]:
     """Export, check, then move ``model.onnx`` / ``model.pt`` and ``model.json`` into ``output``.
 
     ``model_name`` None means the checkpoint's model, else the bundled EfficientNet-Lite0.
     The returned check is the first format's; each format must pass its own.
+    ``progress`` shows the steps (the command passes one; callers in code stay quiet).
     """
+    progress = progress or Progress.quiet()
     card, timm_run = inspect_weights(weights)
     model_name, num_classes = _model_of(weights, model_name, num_classes, card, timm_run)
     if num_classes is None and labels_file is not None:
         num_classes = sum(1 for line in Path(labels_file).read_text().splitlines() if line.strip())
+    progress.step(f"create {model_name} with its weights")
     model, source = create_model(
         model_name, weights=weights, pretrained=pretrained, num_classes=num_classes, random_weights=random_weights
     )
@@ -230,7 +240,9 @@ def export(
         for fmt in formats:
             filename, write, check_file = writers[fmt]
             staged[fmt] = Path(tempfile.mkstemp(prefix=".model.", suffix=Path(filename).suffix, dir=output)[1])
+            progress.step(f"export to {fmt}" + (f" (opset {opset})" if fmt == "onnx" else ""))
             write(staged[fmt])
+            progress.step(f"compare {fmt} with PyTorch on {len(samples)} photos")
             checks[fmt] = check_file(model, staged[fmt], batch)
             if not checks[fmt].passed:
                 raise ExportError(
@@ -262,6 +274,7 @@ def export(
     finally:
         for path in staged.values():
             path.unlink(missing_ok=True)
+    progress.step(f"write {contract.METADATA_FILENAME}")
     write_json_atomic(output / contract.METADATA_FILENAME, metadata.to_dict())
     return metadata, checks[formats[0]]
 
@@ -304,6 +317,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Export and report; expected failures print one line and exit 1."""
     args = parse_args(argv)
+    progress = Progress("export", total=export_steps(FORMATS[args.format]))
     try:
         card, timm_run = inspect_weights(args.weights)
         output = args.output or Path("exports") / (
@@ -319,8 +333,11 @@ def main(argv: list[str] | None = None) -> int:
             num_classes=args.num_classes,
             opset=args.opset,
             formats=FORMATS[args.format],
+            progress=progress,
         )
+        progress.finish("exported")
     except (ExportError, weights_lib.WeightsError, FileNotFoundError) as err:
+        progress.close()
         print(f"export: error: {err}", file=sys.stderr)
         return 1
     files = ", ".join(str(output / f) for f in (metadata.onnx_filename, metadata.torchscript_filename) if f)
