@@ -51,6 +51,7 @@ class ModelRow:
     images_per_s: float
     p50_ms: float | None
     peak_server_rss_bytes: int | None
+    server_cpu_cores: float | None = None  # cores the server tree got during the run: low means a busy machine
 
 
 class PeakRss:
@@ -117,6 +118,7 @@ def measure_model(
         images_per_s=level["images_per_s"],
         p50_ms=level["latency"]["p50_ms"],
         peak_server_rss_bytes=peak.peak or None,
+        server_cpu_cores=level.get("server_cpu_cores"),
     )
 
 
@@ -128,15 +130,17 @@ def markdown_table(rows: Sequence[ModelRow], note: str) -> str:
     """The table as Markdown, with the article's words beside the numbers."""
     lines = [
         "| Model | timm name | Parameters | ONNX (MiB) | Served images/s (c=1) | p50 (ms) | Peak server memory (MiB) "
-        "| Article: latency / memory |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| Server cores used | Article: latency / memory |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         words = " / ".join(ARTICLE_WORDS.get(row.model, ("", "")))
         p50 = "-" if row.p50_ms is None else f"{row.p50_ms:.1f}"
+        cores = "-" if row.server_cpu_cores is None else f"{row.server_cpu_cores:.2f}"
         lines.append(
             f"| {ARTICLE_MODELS.get(row.model, row.model)} | `{row.model}` | {row.parameters / 1e6:.1f} M "
-            f"| {_mib(row.onnx_bytes)} | {row.images_per_s:.1f} | {p50} | {_mib(row.peak_server_rss_bytes)} | {words} |"
+            f"| {_mib(row.onnx_bytes)} | {row.images_per_s:.1f} | {p50} | {_mib(row.peak_server_rss_bytes)} "
+            f"| {cores} | {words} |"
         )
     return "\n".join(lines) + "\n\n" + note + "\n"
 
