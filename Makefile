@@ -15,10 +15,12 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 SETUP_STAMP := $(VENV)/.setup-complete
 PYTEST_ARGS ?=
-# Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort, torch.
+# Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort, torch, torchscript.
 BACKEND ?= auto
 # Preprocessing: pillow, or torch (batched JPEG decode and torch ops; nvJPEG on a GPU: docs/GPU.md).
 PREPROCESS ?= pillow
+# Export file formats: onnx, torchscript or both (BACKEND=torchscript needs the TorchScript file).
+EXPORT_FORMAT ?= $(if $(filter torchscript,$(BACKEND)),both,onnx)
 BUILD_ARGS ?=
 TUNE_ARGS ?=
 # NVIDIA's Triton container tag is pinned once, in deploy/triton.env.
@@ -38,12 +40,13 @@ BENCH_RESULTS ?= benchmarks/results
 # make bench's torch rows: MODEL with --preprocess torch, then with --backend torch, each in its own repository.
 BENCH_TORCH_ARGS ?= --concurrency 1,4,8 --protocols grpc
 PERF_ARGS ?=
+COMPARE_ARGS ?=
 # make serve SECURE=1: the admin APIs need a key (TRITON_ADMIN_KEY, else this file's, generated once).
 SECURE ?=
 ADMIN_KEY_FILE ?= .triton-admin-key
 
 .PHONY: help setup lock export repository engine tune preflight serve demo test test-unit test-integration lint format bench clean
-.PHONY: upload image compose-up lock-image perf-tools perf
+.PHONY: upload image compose-up lock-image perf-tools perf compare-models
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,12 +62,13 @@ lock: setup ## Re-pin constraints.txt (every transitive package) from .venv afte
 	{ echo "# Every installed package pinned: make setup installs with -c constraints.txt. Regenerate: make lock"; \
 	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
 
-$(EXPORT_DIR)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py src/tritonclf/training/weights.py src/tritonclf/preprocess.py
-	$(CLF) export --model $(MODEL) --output $(EXPORT_DIR)
+$(EXPORT_DIR)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py src/tritonclf/training/torch2torchscript.py \
+		src/tritonclf/training/export_check.py src/tritonclf/training/weights.py src/tritonclf/preprocess.py
+	$(CLF) export --model $(MODEL) --output $(EXPORT_DIR) --format $(EXPORT_FORMAT)
 
 export: $(EXPORT_DIR)/model.json ## Export the default model (MODEL=efficientnet_lite0) to ONNX + metadata
 
-repository: export ## Build model_repository/ from the export (BACKEND=auto|trt|onnx|python-ort|torch, PREPROCESS=pillow|torch)
+repository: export ## Build model_repository/ from the export (BACKEND=auto|trt|onnx|python-ort|torch|torchscript, PREPROCESS=pillow|torch)
 	$(CLF) build --export $(EXPORT_DIR) --repository $(REPOSITORY) --backend $(BACKEND) --preprocess $(PREPROCESS) \
 		$(BUILD_ARGS)
 
@@ -175,6 +179,9 @@ BENCH_TRAIN_ARGS ?=
 
 train-demo: repository ## Fine-tune EfficientNet-Lite0 on digits, export, build, serve, evaluate the served model
 	$(CLF) train-demo --repository $(REPOSITORY) --name $(DEMO_NAME)
+
+compare-models: setup ## The article's model table measured here (random weights): docs/MODELS.md + docs/models.png
+	$(CLF) compare-models $(COMPARE_ARGS)
 
 bench-train: setup ## Training images/s per strategy on this machine (BENCH_TRAIN_ARGS="--input-size 64")
 	$(CLF) bench-train $(BENCH_TRAIN_ARGS)

@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # benchmarks
     "bench": ("tritonclf.bench.benchmark_cli", "served vs limit, in-process and naive on a phone-photo mix"),
     "bench-summary": ("tritonclf.bench.summary", "one row per model from benchmark JSON files"),
+    "compare-models": (
+        "tritonclf.bench.compare_models",
+        "the article's four models: parameters, ONNX size, served images/s, p50, memory",
+    ),
     "perf": ("tritonclf.bench.perf_sweep_cli", "perf_analyzer sweep on the ensemble and the classifier"),
     "perf-input": ("tritonclf.bench.perf_input_cli", "perf_analyzer --input-data JSON from photos"),
     "perf-tools": ("tritonclf.bench.install_perf_analyzer", "put perf_analyzer 2.41.1 next to this Python"),

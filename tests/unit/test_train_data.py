@@ -127,7 +127,7 @@ def test_validation_pixels_are_exactly_the_served_preprocessing(dataset):
     np.testing.assert_array_equal(pixels.numpy(), preprocess_image(splits.val[0].path.read_bytes(), SPEC))
 
 
-@pytest.mark.parametrize("augmentation", ["none", "light", "strong"])
+@pytest.mark.parametrize("augmentation", ["none", "light", "strong", "article"])
 def test_augmentation_presets_give_normalized_input_size_arrays(augmentation):
     transform = TrainTransform(PreprocessSpec(input_size=(24, 32)), augmentation, hflip=0.5)
     transform.set_seed(0)

@@ -10,6 +10,8 @@ Backends (same ensemble, same tensor names, only the classifier model differs):
 - ``torch``: the export's weights in their timm architecture, run by torch inside a
   Python-backend model (FP16 with CUDA graphs on a GPU, FP32 on a CPU): the fast GPU
   classifier where TensorRT is missing;
+- ``torchscript``: the TorchScript export (``--format torchscript``) served by
+  Triton's PyTorch (LibTorch) backend in NVIDIA's container (CPU or GPU);
 - ``auto``: ``trt`` where a GPU and TensorRT 10 are present, or a GPU and an engine
   ``make engine`` built for this export; else ``python-ort``.
 """
@@ -23,7 +25,7 @@ import subprocess
 
 from tritonclf.repository.tensorrt_versions import UnsupportedTensorRT, require_supported
 
-BACKENDS = ("auto", "trt", "onnx", "python-ort", "torch")
+BACKENDS = ("auto", "trt", "onnx", "python-ort", "torch", "torchscript")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,8 +8,8 @@ For ensemble name N it writes three models (configs in ``model_specs.py``):
 - ``N_preprocess``: Python backend, decode + resize + crop + normalize, with Pillow
   or with torch (``BuildOptions.preprocess``);
 - ``N_model``: the classifier: ONNX Runtime in the Python backend, Triton's ONNX
-  Runtime backend, a TensorRT engine, or torch in the Python backend, by
-  ``BuildOptions.backend``.
+  Runtime backend, a TensorRT engine, torch in the Python backend, or the TorchScript
+  file on Triton's PyTorch backend, by ``BuildOptions.backend``.
 
 Each model's new version is staged outside the repository and renamed into place,
 so a server polling the repository never sees half a version. Rebuilding
@@ -203,18 +203,6 @@ def write_model(
     return ModelBuild(spec.name, version, changed=True)
 
 
-def _torch_weights(export_dir: Path, metadata: ExportMetadata) -> Path:
-    """The export's safetensors weights for --backend torch, checked against model.json."""
-    if not metadata.state_dict_filename:
-        raise BuildError(f"{export_dir} has no {contract.WEIGHTS_FILENAME}: re-run the export for --backend torch")
-    path = export_dir / metadata.state_dict_filename
-    if not path.is_file():
-        raise BuildError(f"{path} is missing: re-run the export")
-    if sha256_file(path) != metadata.state_dict_sha256:
-        raise BuildError(f"{path} does not match the hash in its metadata: re-run the export")
-    return path
-
-
 def _preprocess_files(options: BuildOptions, metadata: ExportMetadata) -> dict[str, Path]:
     """Version files of the preprocessing model: Pillow's, or torch's beside the shared header checks."""
     files = {"preprocess.py": _PREPROCESS_SOURCE}
@@ -236,10 +224,12 @@ def _classifier_files(
     options: BuildOptions, export_dir: Path, metadata: ExportMetadata, engine: PreparedEngine | None
 ) -> tuple[dict, dict]:
     """(version files, cc_model_filenames) of the classifier for the chosen backend."""
-    onnx_path = export_dir / metadata.onnx_filename
     if options.backend == "torch":
-        weights = _torch_weights(export_dir, metadata)
+        weights = _exported_file(export_dir, metadata, "safetensors")
         return {"model.py": _BACKEND_MODELS / "torch_classifier_model.py", contract.WEIGHTS_FILENAME: weights}, {}
+    if options.backend == "torchscript":
+        return {contract.TORCHSCRIPT_FILENAME: _exported_file(export_dir, metadata, "torchscript")}, {}
+    onnx_path = _exported_file(export_dir, metadata, "onnx")
     if options.backend == "python-ort":
         files = {
             "model.py": _BACKEND_MODELS / "onnx_classifier_model.py",
@@ -263,6 +253,23 @@ def _classifier_files(
     return files, cc_map
 
 
+def _exported_file(export_dir: Path, metadata: ExportMetadata, fmt: str) -> Path:
+    """The export's file of one format, present and matching the hash in ``model.json``."""
+    filename, digest = {
+        "onnx": (metadata.onnx_filename, metadata.onnx_sha256),
+        "torchscript": (metadata.torchscript_filename, metadata.torchscript_sha256),
+        "safetensors": (metadata.state_dict_filename, metadata.state_dict_sha256),
+    }[fmt]
+    if not filename:
+        raise BuildError(f"{export_dir} has no {fmt} export: re-run the export with --format {fmt} (or both)")
+    path = export_dir / filename
+    if not path.is_file():
+        raise BuildError(f"{path} is missing: re-run the export")
+    if sha256_file(path) != digest:
+        raise BuildError(f"{path} does not match the hash in its metadata: re-run the export")
+    return path
+
+
 def build_repository(
     export_dir: Path,
     repository: Path,
@@ -270,7 +277,7 @@ def build_repository(
     engine: PreparedEngine | None = None,
     progress: Progress | None = None,
 ) -> list[ModelBuild]:
-    """Export folder (``model.onnx`` + ``model.json``) -> three models in ``repository``.
+    """Export folder (``model.onnx`` and/or ``model.pt``, ``model.json``) -> three models in ``repository``.
 
     ``progress`` shows the ``BUILD_STEPS`` steps (the command passes one; callers in code stay quiet).
     """
@@ -278,11 +285,6 @@ def build_repository(
     export_dir, repository = Path(export_dir), Path(repository)
     progress.step(f"check the export in {export_dir}")
     metadata = load_metadata(export_dir / contract.METADATA_FILENAME)
-    onnx_path = export_dir / metadata.onnx_filename
-    if not onnx_path.is_file():
-        raise BuildError(f"{onnx_path} is missing: re-run the export")
-    if sha256_file(onnx_path) != metadata.onnx_sha256:
-        raise BuildError(f"{onnx_path} does not match the hash in its metadata: re-run the export")
     name = options.name or metadata.model_name
     repository.mkdir(parents=True, exist_ok=True)
     labels = {contract.LABELS_FILENAME: labels_text(metadata)}
@@ -291,6 +293,7 @@ def build_repository(
             "model_name": metadata.model_name,
             "onnx_sha256": metadata.onnx_sha256,
             "state_dict_sha256": metadata.state_dict_sha256,
+            **({"torchscript_sha256": metadata.torchscript_sha256} if metadata.torchscript_sha256 else {}),
             "weights": metadata.weights,
             "export_versions": metadata.versions,
         }

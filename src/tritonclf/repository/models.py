@@ -2,8 +2,8 @@
 
 Same ensemble and same tensor names whatever runs the classifier: only the
 classifier's config (and the files in its version directory) change between
-``python-ort``, ``onnx``, ``trt`` and ``torch``; and only the preprocessing model's
-source changes between ``pillow`` and ``torch`` preprocessing.
+``python-ort``, ``onnx``, ``trt``, ``torch`` and ``torchscript``; and only the preprocessing
+model's source changes between ``pillow`` and ``torch`` preprocessing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ ENGINE_FILENAME = "model.plan"
 WARMUP_IMAGE_FILE = "image.bytes"  # under <preprocess model>/warmup/: one length-prefixed JPEG
 DEVICES = ("cpu", "gpu")
 PREPROCESSORS = ("pillow", "torch")
-CLASSIFIER_BACKENDS = ("python-ort", "onnx", "trt", "torch")
+CLASSIFIER_BACKENDS = ("python-ort", "onnx", "trt", "torch", "torchscript")
 # Python models that take their input where the previous step left it (on the GPU after torch
 # preprocessing) instead of Triton copying it to the host first: python_backend's parameter.
 FORCE_CPU_ONLY_INPUT_TENSORS = "FORCE_CPU_ONLY_INPUT_TENSORS"
@@ -46,7 +46,7 @@ class BuildOptions:
     """Serving choices baked into the generated configs."""
 
     name: str | None = None  # ensemble name; default: the exported model's name
-    backend: str = "python-ort"  # "python-ort" | "onnx" | "trt" | "torch" (``auto`` is resolved before)
+    backend: str = "python-ort"  # "python-ort" | "onnx" | "trt" | "torch" | "torchscript" (``auto`` is resolved before)
     # Where python-ort / onnx / torch classifier instances and torch preprocessing run; trt is always GPU.
     device: str = "cpu"
     preprocess: str = "pillow"  # "pillow" (CPU, numpy) | "torch" (batched decode + ops on ``device``)
@@ -251,11 +251,32 @@ def _backend_fields(metadata: ExportMetadata, options: BuildOptions, cc_model_fi
             "parameters": params,
             "gpu_accelerators": accelerators,
         }
+    if options.backend == "torchscript":
+        return libtorch_fields(options)
     return {
         "platform": "tensorrt_plan",
         "default_model_filename": ENGINE_FILENAME,
         "cc_model_filenames": dict(cc_model_filenames),
         "cuda_graphs": _cuda_graphs(metadata, options),
+    }
+
+
+def libtorch_fields(options: BuildOptions) -> dict:
+    """The TorchScript classifier for Triton's PyTorch (LibTorch) backend, as its 24.10 README documents.
+
+    The tensor names stay the served ones: the input binds to ``forward(pixel_values)``
+    by argument name, and a single output needs no ``<name>__<index>`` suffix (the
+    backend falls back to the config's order). ``INFERENCE_MODE`` is the backend's
+    default, written out so the config says how the model runs.
+    """
+    params = {"INFERENCE_MODE": "true"}
+    if options.intra_op_threads and options.classifier_kind == "KIND_CPU":
+        # One instance per core, like the other CPU backends, instead of every instance on every core.
+        params.update(INTRA_OP_THREAD_COUNT=str(options.intra_op_threads), INTER_OP_THREAD_COUNT="1")
+    return {
+        "platform": "pytorch_libtorch",
+        "default_model_filename": contract.TORCHSCRIPT_FILENAME,
+        "parameters": params,
     }
 
 

@@ -92,21 +92,41 @@ def _batched_topk(
     return results
 
 
-def predict_checkpoint(path: Path, samples: tuple[Sample, ...]) -> Predictions:
-    """A training/train.py checkpoint, on the CPU, with the weights the export would use."""
+def predict_checkpoint(path: Path, samples: tuple[Sample, ...], class_names: tuple[str, ...]) -> Predictions:
+    """A training/train.py or timm train.py checkpoint, on the CPU, with the weights the export would use.
+
+    A timm checkpoint holds no class names: its indices are taken to be the dataset's
+    sorted class folders, the order timm's ImageFolder gives them.
+    """
     import torch
+    from timm.data import resolve_data_config
 
-    from tritonclf.training.checkpoint import load_card
+    from tritonclf.training import weights as weights_lib
+    from tritonclf.training.checkpoint import read_model_card
     from tritonclf.training.model import create_model
+    from tritonclf.training.timm_checkpoint import read_timm_checkpoint
 
-    card = load_card(path)
-    model = create_model(card.model_name, len(card.class_names), weights=path, head="keep").eval()
+    checkpoint = weights_lib.read_checkpoint(path)
+    card, timm_run = read_model_card(checkpoint), read_timm_checkpoint(checkpoint)
+    if card is not None:
+        model = create_model(card.model_name, len(card.class_names), init="random", head="keep")
+        spec, labels = card.preprocess, card.class_names
+    elif timm_run is not None:
+        model = create_model(timm_run.arch, timm_run.num_classes or len(class_names), init="random", head="keep")
+        spec = PreprocessSpec.from_timm_config(resolve_data_config(timm_run.data_config, model=model))
+        labels = class_names
+        if model.num_classes != len(labels):
+            raise EvaluateError(f"{path} has {model.num_classes} classes, {len(labels)} class folders here")
+    else:
+        raise WeightsError(f"{path} is neither a training/train.py nor a timm train.py checkpoint")
+    weights_lib.load_weights_file(model, path)
+    model.eval()
 
     def run(batch: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return torch.softmax(model(torch.from_numpy(batch)).float(), dim=-1).numpy()
 
-    return Predictions("checkpoint", _batched_topk(samples, card.preprocess, card.class_names, run))
+    return Predictions("checkpoint", _batched_topk(samples, spec, labels, run))
 
 
 def predict_onnx(path: Path, samples: tuple[Sample, ...]) -> Predictions:
@@ -236,7 +256,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     )
     predictions = []
     if args.checkpoint is not None:
-        predictions.append(predict_checkpoint(args.checkpoint, samples))
+        predictions.append(predict_checkpoint(args.checkpoint, samples, class_names))
     if args.onnx is not None:
         predictions.append(predict_onnx(args.onnx, samples))
     if args.url is not None:
@@ -292,7 +312,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, required=True, help="training folder (uses val/) or DIR/<class>/*")
-    parser.add_argument("--checkpoint", type=Path, help="a training/train.py checkpoint (best.pth)")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="a checkpoint of training/train.py (best.pth) or of timm's train.py (model_best.pth.tar)",
+    )
     parser.add_argument("--onnx", type=Path, help="an exported model.onnx (model.json beside it)")
     add_server_arguments(parser, url_help="HOST:PORT of a Triton server serving the model (evaluates it)")
     add_concurrency(parser, 8)

@@ -56,11 +56,13 @@ def create_model(
     init: str = "auto",
     weights: Path | None = None,
     head: str = "new",
+    drop_rate: float = 0.0,
 ) -> nn.Module:
     """A timm model with its weights: from ``weights`` (a file) or ``init`` (bundled, hub, random; auto: bundled).
 
     ``head="new"``: pretrained backbone, freshly initialized ``num_classes`` head (``weights``' head dropped).
     ``head="keep"``: the weights whole (``num_classes`` must match them; None keeps the architecture's).
+    ``drop_rate`` is timm's dropout before the classifier (the article's ``Dropout(0.5)`` head).
     """
     check_model_name(name)
     if init not in INITS:
@@ -82,11 +84,11 @@ def create_model(
         return _whole_model(name, num_classes, init, weights)
     try:
         if init == "bundled":
-            model = timm.create_model(name)
+            model = timm.create_model(name, drop_rate=drop_rate)
             weights_lib.load_bundled_weights(model)
             model.reset_classifier(num_classes)
         else:
-            model = timm.create_model(name, pretrained=init == "hub", num_classes=num_classes)
+            model = timm.create_model(name, pretrained=init == "hub", num_classes=num_classes, drop_rate=drop_rate)
     except (RuntimeError, OSError) as err:  # hub unreachable, bad kwargs
         raise ModelError(f"cannot create {name!r} ({init} weights): {' '.join(str(err).split())[:200]}") from None
     if weights is not None:
