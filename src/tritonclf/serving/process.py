@@ -56,6 +56,8 @@ class TritonProcess:
         log_path: Path | None = None,
         extra_args: tuple[str, ...] = (),
         ready_timeout_s: float = 120.0,
+        executable: str | None = None,
+        env: dict[str, str] | None = None,
     ):
         # A URL (s3://, gs://, as://) stays a string: Path() would fold its "//".
         self.repository = repository if isinstance(repository, str) and "://" in repository else Path(repository)
@@ -65,6 +67,8 @@ class TritonProcess:
         self.log_path = Path(log_path) if log_path else None
         self.extra_args = extra_args
         self.ready_timeout_s = ready_timeout_s
+        self.executable = executable  # None: this environment's tritonserver
+        self.env = env  # None: this process's environment
         self.process: subprocess.Popen | None = None
         self._log_file = None
 
@@ -86,7 +90,7 @@ class TritonProcess:
     def command(self) -> list[str]:
         """The tritonserver command line."""
         return [
-            tritonserver_executable(),
+            self.executable or tritonserver_executable(),
             f"--model-repository={self.repository}",
             f"--http-port={self.http_port}",
             f"--grpc-port={self.grpc_port}",
@@ -105,6 +109,7 @@ class TritonProcess:
             self.command(),
             stdout=self._log_file or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
+            env=self.env,
             start_new_session=True,  # our Ctrl-C goes to us; stop() signals the server itself
         )
         deadline = time.monotonic() + self.ready_timeout_s
