@@ -181,3 +181,13 @@ def test_triton_parts_leave_out_the_grafted_libpython_and_carry_each_stub():
     assert not [n for n in names if "libpython" in n]
     with pytest.raises(FileNotFoundError, match=r"no Python backend stub for Python 2\.7"):
         pack.triton_parts(root, launcher.library_dir(), ["2.7"])
+
+
+def test_gpu_check_names_each_sample_photo_served_with_a_wrong_label():
+    from tritonclf.tools.gpu_check import wrong_labels
+
+    assert wrong_labels({"chelsea.jpg": 285, "coffee.jpg": 967}) == []
+    assert wrong_labels({"chelsea.jpg": 285, "coffee.jpg": 504}) == [
+        "coffee.jpg: served class 504, expected one of [967]"
+    ]
+    assert len(wrong_labels({})) == 2

@@ -132,11 +132,19 @@ def _read_manifest(version_dir: Path) -> dict:
         return {}
 
 
+def _builder_version() -> str:
+    # NVIDIA's container and the GPU kit run this checkout from PYTHONPATH, not pip-installed.
+    try:
+        return importlib.metadata.version("triton-image-classifier")
+    except importlib.metadata.PackageNotFoundError:
+        return "source checkout"
+
+
 def _build_info() -> dict[str, str]:
     return {
-        "builder": f"triton-image-classifier {importlib.metadata.version('triton-image-classifier')}",
+        "builder": f"triton-image-classifier {_builder_version()}",
         "python": platform.python_version(),
-        "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
