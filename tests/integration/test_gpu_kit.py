@@ -85,3 +85,28 @@ def test_cpu_smoke_from_a_copy_of_the_kit_serves_the_sample_photos(export_dir, t
     assert results["served"]["sweep"][0]["errors"] == 0 and results["served"]["sweep"][0]["images"] > 0
     assert results["phases"]["served"]["status"] == "ok" and results["preflight"]["checks"]["libpython"] is True
     assert "model.onnx" in results["run"]["kit"]["export_left_out"]
+
+
+def test_accuracy_phase_code_runs_on_the_cpu_with_only_the_preprocessing_differing(export_dir):
+    from tritonclf.tools.gpu_kit.phase_accuracy import compare
+
+    report = compare(export_dir, "cpu")
+    assert report["labels_ok"] is True
+    assert report["images"] == 4 * 8 + 4 and report["flips"] == 0
+    assert report["max_pixel_delta"] < 0.5
+
+
+def test_standalone_phase_code_measures_every_row_on_the_cpu(export_dir, tmp_path):
+    from tritonclf.tools.gpu_kit.context import Context
+    from tritonclf.tools.gpu_kit.mix import write_mix
+    from tritonclf.tools.gpu_kit.phase_standalone import measure
+    from tritonclf.tools.gpu_kit.results import Results
+
+    ctx = Context(tmp_path, Results(tmp_path / "results.json"), budget_s=10.0)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "export").symlink_to(export_dir)
+    section = measure(ctx, write_mix(tmp_path / "mix", count=4, seed=2), "cpu", (1, 2))
+    assert section["decode_and_model"]["images_per_s"] > 0
+    assert set(section["model"]["eager"]) == {1, 2}
+    assert section["decode_preprocess"]["mix_batch"] == 4
+    assert Results(tmp_path / "results.json").section("standalone")["device"] == "cpu"

@@ -39,7 +39,25 @@ def margin_agreement(reference: np.ndarray, candidate: np.ndarray, margin: float
 
 
 def run(ctx: Context) -> bool:
-    """Compare and record; True when the agreement and the sample labels hold."""
+    """Compare on the GPU and record; True when the agreement and the sample labels hold."""
+    report = compare(ctx.export, "cuda")
+    ctx.results.update("accuracy", report)
+    wrong = [name for name, expected in EXPECTED_TOP1.items() if report["sample_top1"].get(name) not in expected]
+    ctx.say(
+        f"accuracy: top-1 agreement {report['top1_agreement']:.2%} on {report['decisive_images']} decisive images "
+        f"({report['near_tie_flips']} near-tie flips apart), max |prob delta| {report['max_abs_delta']:.3g}, "
+        f"max pixel delta {report['max_pixel_delta']:.3g}; "
+        f"sample labels {'ok' if not wrong else 'WRONG: ' + ', '.join(wrong)}"
+    )
+    return report["labels_ok"] and report["top1_agreement"] >= MIN_AGREEMENT
+
+
+def compare(export, device: str) -> dict:
+    """The report: Pillow + FP32 on the CPU against torch preprocessing + the model on ``device``.
+
+    On ``cuda`` the candidate runs in FP16; on ``cpu`` (tests) in FP32, so only the
+    preprocessing differs.
+    """
     import torch
 
     from tritonclf import preprocess, torch_preprocess
@@ -47,7 +65,7 @@ def run(ctx: Context) -> bool:
     from tritonclf.samples import sample_photos
     from tritonclf.tools.gpu_kit.gpu_model import load_export, load_model
 
-    spec = load_export(ctx.export).preprocess
+    spec = load_export(export).preprocess
     photos = sample_photos()
     datas = []
     for image in gate_framings(photos):
@@ -55,25 +73,18 @@ def run(ctx: Context) -> bool:
         image.save(buffer, "JPEG", quality=JPEG_QUALITY)
         datas.append(buffer.getvalue())
     datas += [p.read_bytes() for p in photos]  # the sample photos as they are, last
+    half = device == "cuda"
     with torch.inference_mode():
-        cpu_model = load_model(ctx.export, "cpu", half=False)
+        cpu_model = load_model(export, "cpu", half=False)
         pixels = torch.from_numpy(np.stack([preprocess.preprocess_image(d, spec) for d in datas]))
         reference = torch.softmax(cpu_model(pixels), -1).numpy()
-        gpu_model = load_model(ctx.export, "cuda", half=True)
-        gpu_pixels = torch.stack(torch_preprocess.preprocess_batch(datas, spec, device="cuda"))
-        pixel_delta = float((gpu_pixels.cpu() - pixels).abs().max())
-        candidate = torch.softmax(gpu_model(gpu_pixels.half()).float(), -1).cpu().numpy()
-    report = {**margin_agreement(reference, candidate), "max_pixel_delta": pixel_delta}
-    labels = {}
-    for path, probs in zip(photos, candidate[-len(photos) :], strict=True):
-        labels[path.name] = int(probs.argmax())
-    wrong = [name for name, expected in EXPECTED_TOP1.items() if labels.get(name) not in expected]
+        model = load_model(export, device, half=half)
+        candidate_pixels = torch.stack(torch_preprocess.preprocess_batch(datas, spec, device=device))
+        pixel_delta = float((candidate_pixels.cpu() - pixels).abs().max())
+        dtype = torch.float16 if half else torch.float32
+        candidate = torch.softmax(model(candidate_pixels.to(dtype)).float(), -1).cpu().numpy()
+    report = {**margin_agreement(reference, candidate), "max_pixel_delta": pixel_delta, "device": device}
+    labels = {path.name: int(probs.argmax()) for path, probs in zip(photos, candidate[-len(photos) :], strict=True)}
     report["sample_top1"] = labels
-    report["labels_ok"] = not wrong
-    ctx.results.update("accuracy", report)
-    ctx.say(
-        f"accuracy: top-1 agreement {report['top1_agreement']:.2%} on {report['decisive_images']} decisive images "
-        f"({report['near_tie_flips']} near-tie flips apart), max |prob delta| {report['max_abs_delta']:.3g}, "
-        f"max pixel delta {pixel_delta:.3g}; sample labels {'ok' if not wrong else 'WRONG: ' + ', '.join(wrong)}"
-    )
-    return not wrong and report["top1_agreement"] >= MIN_AGREEMENT
+    report["labels_ok"] = all(labels.get(name) in expected for name, expected in EXPECTED_TOP1.items())
+    return report
