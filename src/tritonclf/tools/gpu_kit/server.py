@@ -21,6 +21,7 @@ from tritonclf.tools.gpu_kit.context import Context, python_tag
 # Triton's CUDA memory pool on GPU 0: the Python backend hands GPU tensors between the
 # preprocessing and the classifier through it (64 MiB by default: a few 12 MP-batches' pixels).
 CUDA_POOL_BYTES = 1 << 30
+HTTP_THREADS = 32
 STUB = "triton_python_backend_stub"
 
 
@@ -60,7 +61,8 @@ def kit_server(ctx: Context, libpython_dir: str | None, *, gpu: bool) -> TritonP
         "--log-verbose=0",
     ]
     if gpu:
-        args.append(f"--cuda-memory-pool-byte-size=0:{CUDA_POOL_BYTES}")
+        # 8 HTTP threads (the default) would queue the sweep's 128 clients in the front end.
+        args += [f"--cuda-memory-pool-byte-size=0:{CUDA_POOL_BYTES}", f"--http-thread-count={HTTP_THREADS}"]
     return TritonProcess(
         ctx.repository,
         executable=str(ctx.triton / "bin" / "tritonserver"),
