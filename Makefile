@@ -24,6 +24,8 @@ TUNE_ARGS ?=
 # NVIDIA's Triton container tag is pinned once, in deploy/triton.env.
 TRITON_TAG ?= $(shell sed -n 's/^TRITON_TAG=//p' deploy/triton.env)
 IMAGE ?= triton-image-classifier:$(TRITON_TAG)
+# onnxruntime-gpu in the image only for python-ort --device gpu (make image PYTHON_ORT=gpu).
+PYTHON_ORT ?= cpu
 S3_URL ?=
 UPLOAD_ARGS ?=
 BENCH_ARGS ?=
@@ -36,6 +38,9 @@ BENCH_RESULTS ?= benchmarks/results
 # make bench's torch rows: MODEL with --preprocess torch, then with --backend torch, each in its own repository.
 BENCH_TORCH_ARGS ?= --concurrency 1,4,8 --protocols grpc
 PERF_ARGS ?=
+# make serve SECURE=1: the admin APIs need a key (TRITON_ADMIN_KEY, else this file's, generated once).
+SECURE ?=
+ADMIN_KEY_FILE ?= .triton-admin-key
 # What the GPU kit's repository is built with: issue 12's GPU path. For the Pillow/ONNX Runtime path:
 # make gpu-kit GPU_KIT_BUILD="--backend python-ort --device gpu"
 GPU_KIT_BUILD ?= --preprocess torch --backend torch --device gpu
@@ -76,9 +81,19 @@ tune: export ## Sweep instances/threads/batching on this machine, build the fast
 preflight: setup ## Check the repository: configs, files and hashes, ensemble wiring, engine compatibility
 	$(CLF) preflight --repository $(REPOSITORY)
 
-serve: preflight ## Preflight, then run tritonserver in the foreground (HTTP_PORT, GRPC_PORT, METRICS_PORT)
-	$(VENV)/bin/tritonserver --model-repository $(REPOSITORY) \
-		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+SERVE_ARGS = --model-repository $(REPOSITORY) --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+# SECURE=1 runs deploy/tritonserver-secure (the image's entry) with the key from TRITON_ADMIN_KEY,
+# else from ADMIN_KEY_FILE, made once (mode 600). The key itself never appears in make's output.
+serve: preflight ## Preflight, then run tritonserver in the foreground (HTTP_PORT, ...; SECURE=1: admin APIs behind a key)
+ifeq ($(SECURE),1)
+	@if [ -n "$${TRITON_ADMIN_KEY:-}" ]; then where=TRITON_ADMIN_KEY; else where=$(ADMIN_KEY_FILE); \
+		[ -s $(ADMIN_KEY_FILE) ] || (umask 077 && $(PY) -c 'import secrets; print(secrets.token_hex(32))' > $(ADMIN_KEY_FILE)); fi; \
+		echo "serve: shared-memory, trace and logging need the header admin-key (gRPC: triton-grpc-protocol-admin-key) = the key in $$where"
+	TRITON_ADMIN_KEY="$${TRITON_ADMIN_KEY:-$$(cat $(ADMIN_KEY_FILE))}" PATH="$(abspath $(VENV))/bin:$$PATH" \
+		deploy/tritonserver-secure $(SERVE_ARGS)
+else
+	$(VENV)/bin/tritonserver $(SERVE_ARGS)
+endif
 
 demo: repository ## Set up, build, start the server, classify the sample photos over gRPC and HTTP, stop
 	$(CLF) demo --repository $(REPOSITORY) --model $(MODEL) \
@@ -93,9 +108,13 @@ test-unit: setup ## The fast loop: tests/unit only (no server, no export), under
 test-integration: setup perf-tools ## tests/integration only: the real server, real exports, real clients
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-lint: setup ## ruff: lint and format check
+# NVIDIA's 24.10 container runs the build tools and backend models on Python 3.10.
+PY310_SOURCES := src build clients training deploy
+
+lint: setup ## ruff (lint, format) and vermin: everything outside tests/ runs on Python 3.10+
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/vermin --target=3.10- --no-tips --violations -q $(PY310_SOURCES)
 
 format: setup ## ruff: apply formatting and safe fixes
 	$(VENV)/bin/ruff format .
@@ -133,13 +152,13 @@ upload: setup ## Upload the repository to S3 storage, complete versions only (S3
 	@test -n "$(S3_URL)" || { echo "upload: set S3_URL, e.g. make upload S3_URL=s3://bucket/path (AWS_* variables for credentials)"; exit 1; }
 	$(CLF) upload $(REPOSITORY) $(S3_URL) $(UPLOAD_ARGS)
 
-image: ## Build the serving image: NVIDIA's Triton (deploy/triton.env) + our Python-backend packages (needs Docker)
-	docker build --build-arg TRITON_TAG=$(TRITON_TAG) -f deploy/Dockerfile -t $(IMAGE) .
+image: ## Build the serving image: NVIDIA's Triton (deploy/triton.env) + our Python-backend packages (needs Docker; PYTHON_ORT=gpu adds onnxruntime-gpu)
+	docker build --build-arg TRITON_TAG=$(TRITON_TAG) --build-arg PYTHON_ORT=$(PYTHON_ORT) -f deploy/Dockerfile -t $(IMAGE) .
 
 compose-up: ## Serve model_repository/ in that image on this GPU host (needs Docker + NVIDIA Container Toolkit)
-	TRITON_TAG=$(TRITON_TAG) docker compose -f deploy/compose.yaml up -d --build
+	TRITON_TAG=$(TRITON_TAG) PYTHON_ORT=$(PYTHON_ORT) docker compose -f deploy/compose.yaml up -d --build
 
-lock-image: setup ## Re-pin deploy/requirements.txt (hashes, the container's Python 3.10) from deploy/requirements.in
+lock-image: setup ## Re-pin deploy/requirements.txt and requirements-gpu.txt (hashes, the container's Python 3.10) from their .in files
 	$(PY) deploy/lock_requirements.py
 
 # Reliability (docs/RELIABILITY.md): the long runs of what make test runs briefly.

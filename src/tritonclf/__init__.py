@@ -7,3 +7,7 @@ Subpackages by job: ``repository`` (export -> Triton model repository), ``servin
 The top level holds what every job shares: the tensor contract, the preprocessing,
 the export metadata and file helpers. Importing it pulls in nothing heavy.
 """
+
+# The one place the version is written: pyproject.toml reads it (hatch), and builds record
+# it even where the checkout runs uninstalled (PYTHONPATH=src in NVIDIA's container).
+__version__ = "0.1.0"

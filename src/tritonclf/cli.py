@@ -69,7 +69,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"tritonclf: unknown job {name!r}; one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+    except ModuleNotFoundError as err:
+        if not err.name or err.name.split(".")[0] == "tritonclf":
+            raise
+        # A client-only install (pip install ".[client]") runs `infer` and not the rest.
+        missing = err.name.split(".")[0]
+        print(
+            f"tritonclf {name}: needs {missing!r}, which is not installed here; "
+            'install the extras for it: make setup, or pip install ".[server,train,client]"',
+            file=sys.stderr,
+        )
+        return 2
     # argparse names the program after argv[0]: make usage lines read "tritonclf NAME".
     sys.argv[0] = f"tritonclf {name}"
     return module.main(rest) or 0

@@ -5,7 +5,7 @@ model (this file is copied into its version directory) and the client-side
 fallback all call the functions below, so the numbers a model sees are the same
 offline and online. The geometry reproduces timm's eval transform
 (``timm.data.transforms_imagenet_eval``) for the model's ``pretrained_cfg``;
-``tests/test_preprocess.py`` checks it against timm on real photos.
+``tests/unit/test_preprocess.py`` checks it against timm on real photos.
 
 Only the standard library, numpy and Pillow are imported: this file runs inside
 Triton's Python backend, where neither torch nor this project is installed.
@@ -13,10 +13,13 @@ Triton's Python backend, where neither torch nor this project is installed.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import functools
 import io
 import math
+import re
 import warnings
 from collections.abc import Mapping
 
@@ -40,6 +43,8 @@ _WIDE_BLOCK_PIXELS = 1 << 20
 # Largest resize before the center crop done in full (16 MB as RGB): a 61:1 panorama at
 # a 256-pixel short edge. Only extreme shapes go past it.
 _MAX_RESIZED_PIXELS = 4_000_000
+# Room for "data:image/<type>;<parameters>;base64," before a data URL's base64.
+_MAX_DATA_URL_HEADER_BYTES = 256
 
 
 class ImageRejected(ValueError):
@@ -141,6 +146,13 @@ class DecodeLimits:
     # than needed: several times faster on photos; the resize that follows is
     # unchanged in size, only its source is smaller.
     jpeg_draft: bool = True
+
+    @property
+    def max_base64_bytes(self) -> int:
+        """Longest base64 text accepted: ``max_image_bytes`` encoded, plus line breaks and a data URL header."""
+        characters = 4 * math.ceil(self.max_image_bytes / 3)
+        # CRLF after every 64 characters (PEM; MIME's 76 needs less).
+        return characters + 2 * math.ceil(characters / 64) + _MAX_DATA_URL_HEADER_BYTES
 
     def to_parameters(self) -> dict[str, str]:
         """Flat string map for a Triton config's ``parameters``."""
@@ -282,6 +294,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 class OpenedImage:
     """An image whose header passed every limit; its pixels are not decoded yet."""
 
+    data: bytes  # the file's bytes (base64 and data URLs unwrapped)
     image: Image.Image  # lazily decoding Pillow image: only the header has been read
     orientation: int  # EXIF orientation, 1 (upright) when absent
     upright_size: tuple[int, int]  # (width, height) once the EXIF orientation is applied
@@ -293,14 +306,16 @@ class OpenedImage:
 
 
 def open_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> OpenedImage:
-    """Check untrusted bytes against the limits from the header alone; nothing is decoded.
+    """Check untrusted bytes (the file, its base64 or a data URL) against the limits from the header alone.
 
+    Nothing is decoded.
     Every decoder (Pillow here, torchvision in ``torch_preprocess.py``) starts with this,
     so the same bytes get the same rejection whichever path serves them.
     Raises :class:`ImageRejected` with a one-line reason.
     """
     if not data:
         raise ImageRejected("empty input: no image bytes were sent")
+    data = unwrap_base64(data, limits)
     if len(data) > limits.max_image_bytes:
         raise ImageRejected(f"image is {len(data)} bytes, above the limit of {limits.max_image_bytes} bytes")
     try:
@@ -325,7 +340,7 @@ def open_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> OpenedImag
     except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as err:
         raise ImageRejected(f"cannot decode {image.format} image: {_one_line(err)}") from None
     upright_size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
-    return OpenedImage(image, orientation, upright_size)
+    return OpenedImage(data, image, orientation, upright_size)
 
 
 def decode_opened(opened: OpenedImage, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()) -> Image.Image:
@@ -346,7 +361,7 @@ def decode_opened(opened: OpenedImage, spec: PreprocessSpec, limits: DecodeLimit
 def decode_image(
     data: bytes, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()
 ) -> tuple[Image.Image, tuple[int, int]]:
-    """Untrusted bytes -> (upright RGB image, its full-resolution (width, height)).
+    """Untrusted bytes (the file, its base64 or a data URL) -> (upright RGB image, its full-resolution (width, height)).
 
     The image may be smaller than the returned size when a JPEG was draft-decoded.
     Raises :class:`ImageRejected` with a one-line reason for anything unacceptable.
@@ -396,6 +411,82 @@ _SIGNATURES = (
     (4, b"ftypheic", "HEIF"),
     (4, b"ftypmif1", "HEIF"),
 )
+
+
+_WHITESPACE = b" \t\r\n"
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+# Base64 characters enough to cover every signature above (offset 4 + 8 bytes = 12 bytes = 16 characters).
+_HEAD_CHARACTERS = 16
+_DATA_URL = re.compile(rb"data:image/[-+.\w]+(;[-\w]+=[-\w.\"]+)*;base64,", re.IGNORECASE)
+_DATA_URL_FORM = "not a decodable image: a data URL must be data:image/<type>;base64,<the file in base64>"
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=\-_ \t\r\n]")
+
+
+def unwrap_base64(data: bytes, limits: DecodeLimits = DecodeLimits()) -> bytes:
+    """The image's bytes from raw bytes, base64 text or a ``data:image/...;base64,`` URL.
+
+    Plain JSON cannot carry raw bytes, so HTTP clients without Triton's binary extension
+    send base64. Raw images pass through untouched: no allowed format starts with base64
+    text, and text is only taken as base64 when its first characters decode to an image
+    signature (or it is a data URL), so HTML, JSON and file names stay text. The encoded
+    size is checked before anything is decoded; the result goes through the same limits.
+    """
+    if _signature_name(data) is not None:
+        return data
+    if data[:5].lower() == b"data:":
+        header = _DATA_URL.match(data, 0, _MAX_DATA_URL_HEADER_BYTES)
+        if header is None:
+            raise ImageRejected(_DATA_URL_FORM)
+        start = header.end()
+    elif _signature_name(_decode_head(data)) is not None:
+        start = 0
+    else:
+        return data
+    if len(data) > limits.max_base64_bytes:
+        raise ImageRejected(
+            f"base64 image is {len(data)} bytes, above the limit of {limits.max_base64_bytes} bytes "
+            f"({limits.max_image_bytes} bytes once decoded)"
+        )
+    return _decode_base64(data, start)
+
+
+def _decode_head(data: bytes) -> bytes:
+    """The first bytes that ``data`` encodes if it starts as base64 text, else b""."""
+    head = data[: 4 * _HEAD_CHARACTERS].translate(_URLSAFE_TO_STANDARD, _WHITESPACE)[:_HEAD_CHARACTERS]
+    try:
+        return base64.b64decode(head[: len(head) - len(head) % 4], validate=True)
+    except binascii.Error:
+        return b""
+
+
+def _signature_name(head: bytes) -> str | None:
+    for offset, signature, name in _SIGNATURES:
+        if head[offset : offset + len(signature)] == signature:
+            return name
+    return None
+
+
+def _decode_base64(data: bytes, start: int) -> bytes:
+    """Standard or URL-safe base64 from ``start``, padded or not, line breaks anywhere -> bytes."""
+    compact = data[start:].translate(_URLSAFE_TO_STANDARD, _WHITESPACE)
+    # A C-speed alphabet check: base64.b64decode(validate=True) runs a regex that costs more than the decode.
+    if compact.translate(None, _BASE64_ALPHABET):
+        stray = _NOT_BASE64.search(data, start)
+        code = stray.group()[0]
+        shown = repr(chr(code)) if 0x20 <= code < 0x7F else f"byte 0x{code:02x}"
+        raise ImageRejected(f"invalid base64: {shown} at offset {stray.start()} is not a base64 character")
+    body = compact.rstrip(b"=")
+    if len(compact) - len(body) > 2 or b"=" in body:
+        raise ImageRejected("invalid base64: '=' padding is only allowed, once or twice, at the end")
+    if len(body) % 4 == 1:
+        raise ImageRejected(f"invalid base64: {len(body)} characters is one more than a multiple of 4 (cut short?)")
+    # Untouched inputs are not copied: translate and rstrip return the same object.
+    padded = compact if len(compact) % 4 == 0 else body + b"=" * (-len(body) % 4)
+    try:
+        return binascii.a2b_base64(padded)
+    except binascii.Error as err:  # checked above; kept so a surprise is still one line
+        raise ImageRejected(f"invalid base64: {_one_line(err)}") from None
 
 
 def _unidentified_message(data: bytes, limits: DecodeLimits) -> str:

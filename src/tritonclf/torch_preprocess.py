@@ -6,7 +6,8 @@ the same bytes get the same ``ImageRejected`` message on either path. Then:
 
 - JPEGs in RGB or grayscale that end where a JPEG ends go to
   ``torchvision.io.decode_jpeg`` as one batch, on the device (nvJPEG on a GPU,
-  libjpeg-turbo on the CPU, bit-exact with Pillow's full decode there);
+  libjpeg-turbo on the CPU, bit-exact with Pillow's full decode there); on the CPU only
+  those too small for Pillow's draft decode to shrink, the others decode faster in Pillow;
 - everything else (PNG, WebP, GIF, BMP, CMYK, 16-bit, cut or trailing-data JPEGs,
   any JPEG the torch decoder refuses) is decoded by Pillow, exactly as the Pillow path
   does, and its pixels moved to the device;
@@ -143,14 +144,27 @@ def _pillow_pixels(
     return resize_and_crop(pixels, spec, opened.upright_size)
 
 
-def _torch_decodable(data: bytes, opened: pillow.OpenedImage, spec: pillow.PreprocessSpec) -> bool:
+def _draft_shrinks(opened: pillow.OpenedImage, spec: pillow.PreprocessSpec) -> bool:
+    """Whether libjpeg could decode this JPEG at half size or less and still cover the resize."""
+    needed_w, needed_h = pillow.resized_size(*opened.upright_size, spec)
+    width, height = opened.upright_size
+    return width >= 2 * needed_w and height >= 2 * needed_h
+
+
+def _torch_decodable(
+    opened: pillow.OpenedImage,
+    spec: pillow.PreprocessSpec,
+    limits: pillow.DecodeLimits,
+    device: torch.device,
+) -> bool:
+    if opened.format != "JPEG" or opened.image.mode not in _TORCH_JPEG_MODES:
+        return False
     # A JPEG cut short decodes with gray filler on some decoders: those go to Pillow, which rejects them.
-    return (
-        opened.format == "JPEG"
-        and opened.image.mode in _TORCH_JPEG_MODES
-        and data.rstrip(b"\0").endswith(_JPEG_END)
-        and not pillow.needs_region_resize(*opened.upright_size, spec)
-    )
+    if not opened.data.rstrip(b"\0").endswith(_JPEG_END) or pillow.needs_region_resize(*opened.upright_size, spec):
+        return False
+    # On a CPU, Pillow's draft (libjpeg's DCT scaling) beats a full decode of a large photo by
+    # several times (measured: 3.4x less CPU at 1280x960, 22x at 12 MP); nvJPEG on a GPU decodes all.
+    return device.type == "cuda" or not (limits.jpeg_draft and _draft_shrinks(opened, spec))
 
 
 def _decode_jpegs(datas: list[bytes], device: torch.device) -> list[torch.Tensor | None]:
@@ -186,8 +200,8 @@ def preprocess_batch(
             opened[i] = pillow.open_image(data, limits)
         except pillow.ImageRejected as err:
             results[i] = err
-    on_device = [i for i, item in opened.items() if _torch_decodable(datas[i], item, spec)]
-    decoded = dict(zip(on_device, _decode_jpegs([datas[i] for i in on_device], device), strict=True))
+    on_device = [i for i, item in opened.items() if _torch_decodable(item, spec, limits, device)]
+    decoded = dict(zip(on_device, _decode_jpegs([opened[i].data for i in on_device], device), strict=True))
     for i, item in opened.items():
         try:
             pixels = decoded.get(i)

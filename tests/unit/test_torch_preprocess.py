@@ -10,10 +10,10 @@ import torch
 from PIL import Image, ImageOps
 from timm.data import create_transform
 
-from tritonclf.preprocess import DecodeLimits, ImageRejected, PreprocessSpec, preprocess_image
+from tritonclf.preprocess import DecodeLimits, ImageRejected, PreprocessSpec, open_image, preprocess_image
 from tritonclf.samples import sample_photos
 from tritonclf.tools.bad_images import BAD_INPUTS, ODD_IMAGES, encode, photo
-from tritonclf.torch_preprocess import check_spec, orient, preprocess_batch
+from tritonclf.torch_preprocess import _torch_decodable, check_spec, orient, preprocess_batch
 
 # EfficientNet-Lite0's pretrained_cfg: bicubic, crop_pct 0.875, ImageNet mean/std.
 SPEC = PreprocessSpec(input_size=(224, 224))
@@ -42,7 +42,9 @@ def timm_eval(data: bytes) -> np.ndarray:
 
 def test_torch_preprocessing_is_within_a_few_levels_of_timms_eval_transform():
     datas = [path.read_bytes() for path in sample_photos()]
-    diffs = [levels(t.numpy(), timm_eval(d)) for t, d in zip(preprocess_batch(datas, SPEC), datas, strict=True)]
+    # Full decodes, as timm and nvJPEG do (on a CPU, draft decodes differ as in the Pillow path).
+    results = preprocess_batch(datas, SPEC, DecodeLimits(jpeg_draft=False))
+    diffs = [levels(t.numpy(), timm_eval(d)) for t, d in zip(results, datas, strict=True)]
     assert max(d.max() for d in diffs) <= MAX_LEVELS_VS_TIMM
     assert max(d.mean() for d in diffs) <= MEAN_LEVELS_VS_TIMM
 
@@ -75,7 +77,7 @@ def test_exif_orientation_turns_pixels_as_pillow_does(orientation):
     exif[0x0112] = orientation
     tagged = Image.open(io.BytesIO(encode(image, "PNG", exif=exif.tobytes())))
     expected = np.asarray(ImageOps.exif_transpose(tagged).convert("RGB"))
-    turned = orient(torch.from_numpy(np.asarray(image)).permute(2, 0, 1), orientation)
+    turned = orient(torch.from_numpy(np.array(image)).permute(2, 0, 1), orientation)
     np.testing.assert_array_equal(turned.permute(1, 2, 0).numpy(), expected)
 
 
@@ -88,3 +90,13 @@ def test_exif_rotated_jpeg_is_decoded_upright():
 def test_interpolations_without_a_torch_kernel_are_refused():
     with pytest.raises(ValueError, match="use --preprocess pillow"):
         check_spec(PreprocessSpec(input_size=(224, 224), interpolation="lanczos"))
+
+
+def test_large_jpegs_use_pillows_draft_decode_on_a_cpu_and_the_device_decoder_on_a_gpu():
+    large = encode(photo().resize((1600, 1200)), "JPEG", quality=90)
+    opened = open_image(large)
+    assert not _torch_decodable(opened, SPEC, DecodeLimits(), torch.device("cpu"))
+    assert _torch_decodable(opened, SPEC, DecodeLimits(jpeg_draft=False), torch.device("cpu"))
+    assert _torch_decodable(opened, SPEC, DecodeLimits(), torch.device("cuda"))
+    [result] = preprocess_batch([large], SPEC)
+    assert levels(result.numpy(), preprocess_image(large, SPEC)).mean() <= MEAN_LEVELS_VS_TIMM

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import os
 import platform
 import subprocess
@@ -59,11 +58,14 @@ from tritonclf.client.triton_client import ClientError
 from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import write_atomic, write_json_atomic
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec
+from tritonclf.progress import Progress
+from tritonclf.provenance import installed_versions
 from tritonclf.samples import sample_dir
 from tritonclf.serving.process import ServerStartError, TritonProcess
 
 SAMPLES_DIR = sample_dir()
 DEFAULT_LEVELS = (1, 2, 4, 8, 16)
+SERVER_READY_TIMEOUT_S = 600.0
 
 
 class BenchmarkError(RuntimeError):
@@ -155,7 +157,8 @@ def start_server(args: argparse.Namespace, model: str | None, log_path: Path) ->
         raise BenchmarkError(f"no models in {repository}: run make repository first (or pass --grpc-url)")
     # Other models in the repository would hold memory and stub processes the numbers should not include.
     extra = ("--model-control-mode=explicit", f"--load-model={model}") if model else ()
-    server = TritonProcess(repository, log_path=log_path, extra_args=extra)
+    # Generous: every stub of a torch model imports torch first, minutes on a loaded 2-core machine.
+    server = TritonProcess(repository, log_path=log_path, extra_args=extra, ready_timeout_s=SERVER_READY_TIMEOUT_S)
     try:
         server.start()
     except ServerStartError as err:
@@ -163,8 +166,17 @@ def start_server(args: argparse.Namespace, model: str | None, log_path: Path) ->
     return server
 
 
-def run_served(args: argparse.Namespace, images: list, metadata: ExportMetadata, urls: dict, pid: int | None) -> dict:
+def run_served(
+    args: argparse.Namespace,
+    images: list,
+    metadata: ExportMetadata,
+    urls: dict,
+    pid: int | None,
+    *,
+    progress: Progress | None = None,
+) -> dict:
     """Every protocol's sweep, then the 12 MP subset at the best gRPC level; returns levels and server info."""
+    progress = progress or Progress.quiet()
     endpoints = {
         protocol: resolve_endpoint(urls[wire_protocol(protocol)], protocol, args.model) for protocol in args.protocols
     }
@@ -179,11 +191,11 @@ def run_served(args: argparse.Namespace, images: list, metadata: ExportMetadata,
         # The references decode as the server is configured to (draft or not), whatever that is today.
         limits = DecodeLimits.from_parameters(parameters)
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        progress.write(f"warning: {warning}", stream=sys.stderr)
     served = []
     timing = {"duration_s": args.duration_s, "warmup_s": args.warmup_s}
     for endpoint in endpoints.values():
-        served += measure_sweep(endpoint, images, args.concurrency, server_pid=pid, **timing)
+        served += measure_sweep(endpoint, images, args.concurrency, server_pid=pid, progress=progress, **timing)
     large_images = [image for image in images if image.is_large]
     served_large = None
     best = best_level(served, "grpc")
@@ -195,6 +207,7 @@ def run_served(args: argparse.Namespace, images: list, metadata: ExportMetadata,
             [concurrency],
             subset="large",
             server_pid=pid,
+            progress=progress,
             **timing,
         )[0]
     info = {
@@ -210,12 +223,9 @@ def run_served(args: argparse.Namespace, images: list, metadata: ExportMetadata,
 
 def environment() -> dict:
     """Versions, machine and commit, so results from different runs can be told apart."""
-    versions = {}
-    for package in ("numpy", "pillow", "onnxruntime", "opencv-python-headless", "tritonclient", "nvidia-pytriton"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
+    versions = installed_versions(
+        ("numpy", "pillow", "onnxruntime", "opencv-python-headless", "tritonclient", "nvidia-pytriton")
+    )
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
@@ -251,7 +261,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--protocols",
         type=parse_protocols,
         default=BENCH_PROTOCOLS,
-        help="default: grpc,grpc-shm,http (grpc-shm: image bytes in system shared memory, same host only)",
+        help="default: grpc,grpc-shm,http,http-json (grpc-shm: image bytes in system shared memory, same host only; "
+        "http-json: base64 in plain JSON)",
     )
     load.add_argument("--duration-s", type=float, default=10.0, help="measured s per run (default: %(default)s)")
     load.add_argument("--warmup-s", type=float, default=2.0, help="unmeasured s before each (default: %(default)s)")
@@ -288,29 +299,41 @@ def settings_record(args: argparse.Namespace) -> dict:
     return settings
 
 
+def bench_steps(args: argparse.Namespace, images: list, own_server: bool) -> int:
+    """Steps of a run: the server's start, each served level, the 12 MP level, the references."""
+    large = "grpc" in args.protocols and any(image.is_large for image in images)
+    return own_server + len(args.protocols) * len(args.concurrency) + large + (not args.no_references)
+
+
 def run(args: argparse.Namespace, started: datetime.datetime, stamp: str) -> dict:
     """Images, served sweep, references; the whole result."""
     metadata, onnx_path = load_export(args.export)
     images = load_images(args)
     image_info = bench_images.describe(images)
     print(mix_line(image_info), flush=True)
+    own_server = not (args.grpc_url or args.http_url)
+    progress = Progress("bench", total=bench_steps(args, images, own_server))
     server = None
-    if args.grpc_url or args.http_url:
-        urls, pid = {"grpc": args.grpc_url, "http": args.http_url}, args.server_pid
-    else:
+    if own_server:
         model = args.model or default_model(args.repository, metadata)
         args.model = model
+        progress.step(f"start tritonserver on {args.repository}")
         server = start_server(args, model, args.output_dir / f"{stamp}-tritonserver.log")
         urls, pid = {"grpc": server.grpc_url, "http": server.http_url}, server.process.pid
+    else:
+        urls, pid = {"grpc": args.grpc_url, "http": args.http_url}, args.server_pid
     try:
-        served = run_served(args, images, metadata, urls, pid)
+        served = run_served(args, images, metadata, urls, pid, progress=progress)
     finally:
+        progress.close()
         if server:
             server.stop()
     references = {}
     if not args.no_references:
         # After the server is gone, so the references do not share the cores with it.
+        progress.step("references in this process: limit, in-process, naive")
         references = measure_references_for(args, metadata, onnx_path, images, served["limits"])
+    progress.finish("measured")
     return {
         "started": started.isoformat(),
         "settings": settings_record(args),
@@ -368,7 +391,7 @@ def print_report(result: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run everything, print the report, write JSON, CSV and PNG."""
     args = parse_args(argv)
-    started = datetime.datetime.now(datetime.UTC)
+    started = datetime.datetime.now(datetime.timezone.utc)
     stamp = f"benchmark-{started.strftime('%Y%m%dT%H%M%SZ')}"
     begin = time.monotonic()
     # Other work on the machine takes cores from the server and the references alike: say so in the record.
@@ -393,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(base.with_suffix(".json"), result)
     write_atomic(base.with_suffix(".csv"), to_csv(result))
     written = [base.with_suffix(".json"), base.with_suffix(".csv")]
-    # The newest run of each model under a fixed name, for `python -m clients.bench.summary`.
+    # The newest run of each model and serving variant under a fixed name, for `tritonclf bench-summary`.
     latest = args.output_dir / f"latest-{result_name(result)}.json"
     write_json_atomic(latest, result)
     written.append(latest)

@@ -10,6 +10,7 @@ starts, as perf_analyzer does: the loop measures the server, not numpy.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import dataclasses
 import os
@@ -25,12 +26,15 @@ UNAVAILABLE = "UNAVAILABLE"
 # "grpc-shm": gRPC carrying only the request; the image bytes wait in a system shared-memory
 # region the server reads (same host only). The cheapest transfer a local client has.
 SHM_SUFFIX = "-shm"
-BENCH_PROTOCOLS = ("grpc", "grpc-shm", "http")
+# "http-json": the image as base64 in plain JSON, as a client without Triton's binary
+# extension sends it (curl, a browser); answers come back as JSON too.
+JSON_SUFFIX = "-json"
+BENCH_PROTOCOLS = ("grpc", "grpc-shm", "http", "http-json")
 
 
 def wire_protocol(protocol: str) -> str:
-    """The protocol the requests travel on: ``grpc-shm`` -> ``grpc``."""
-    return protocol.removesuffix(SHM_SUFFIX)
+    """The protocol the requests travel on: ``grpc-shm`` -> ``grpc``, ``http-json`` -> ``http``."""
+    return protocol.removesuffix(SHM_SUFFIX).removesuffix(JSON_SUFFIX)
 
 
 # Triton's HTTP status codes back to the gRPC status names both protocols are reported in.
@@ -56,6 +60,7 @@ class LoadResult:
     size_labels: list[str]  # of each answered request, in the order of latencies_s
     errors: dict[str, int]
     first_error: str | None
+    request_bytes: float | None = None  # mean HTTP request body per image; None over gRPC
 
     @property
     def unavailable(self) -> int:
@@ -159,6 +164,7 @@ class AsyncSender:
         self._inputs: list[object] = []
         self._outputs: list[object] = []
         self._region = None  # shared-memory handle for grpc-shm
+        self.request_bytes: float | None = None
         self._region_name = f"bench-images-{os.getpid()}-{id(self)}"
 
     async def __aenter__(self) -> AsyncSender:
@@ -176,16 +182,21 @@ class AsyncSender:
 
             # One connection per sender: aiohttp would otherwise queue requests behind its pool limit.
             self._client = aio.InferenceServerClient(endpoint.url, conn_limit=max(self._concurrency, 1))
-            binary = {"binary_data": True}
+            binary = {"binary_data": not endpoint.protocol.endswith(JSON_SUFFIX)}
         if endpoint.protocol.endswith(SHM_SUFFIX):
             await self._inputs_in_shared_memory(module)
             return self._with_outputs(module, binary)
         for image in self._images:
             tensor = module.InferInput(endpoint.input_name, list(endpoint.input_shape), "BYTES")
-            payload = np.array([image.data], dtype=np.object_).reshape(endpoint.input_shape)
+            data = base64.b64encode(image.data) if endpoint.protocol.endswith(JSON_SUFFIX) else image.data
+            payload = np.array([data], dtype=np.object_).reshape(endpoint.input_shape)
             tensor.set_data_from_numpy(payload, **binary)
             self._inputs.append(tensor)
-        return self._with_outputs(module, binary)
+        self._with_outputs(module, binary)
+        if wire_protocol(endpoint.protocol) == "http":
+            bodies = [module.InferenceServerClient.generate_request_body([t], self._outputs)[0] for t in self._inputs]
+            self.request_bytes = sum(map(len, bodies)) / len(bodies)
+        return self
 
     def _with_outputs(self, module, binary: dict) -> AsyncSender:
         """Ask for the top-k through Triton's classification extension; ready to send."""
@@ -251,6 +262,7 @@ async def run_levels(
                 await closed_loop(send, images, concurrency, warmup_s, timeout_s)
             between("before", concurrency, None)
             result = await closed_loop(send, images, concurrency, duration_s, timeout_s)
+            result.request_bytes = send.request_bytes
             between("after", concurrency, result)
             results.append(result)
     return results

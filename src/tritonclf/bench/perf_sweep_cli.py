@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--perf-analyzer", help="binary (default: the venv's, then PATH)")
     parser.add_argument("--output-dir", type=Path, default=Path("benchmarks/results"), help="default: %(default)s")
     args = parser.parse_args(argv)
-    stamp = f"perf-{datetime.datetime.now(datetime.UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    stamp = f"perf-{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     args.output_dir.mkdir(parents=True, exist_ok=True)
     server = None
     try:

@@ -23,6 +23,7 @@ from tritonclf.bench.procmem import tree_rss_bytes
 from tritonclf.bench.stats import latency_summary, rate
 from tritonclf.bench.triton_stats import composing_models, diff_statistics, request_counts, stats_by_model
 from tritonclf.client.triton_client import ClassifierClient
+from tritonclf.progress import Progress
 
 TOP_K = 5
 REQUEST_TIMEOUT_S = 60.0  # bounds the last request of a level when the server stalls
@@ -139,6 +140,7 @@ def level_record(
         "other_errors": load.other_errors,
         "errors_by_status": load.errors,
         "first_error": load.first_error,
+        "request_bytes": load.request_bytes,
         **cpu,
         "server_rss_bytes": server_rss,
         "server_stats": list(timings),
@@ -154,14 +156,17 @@ def measure_sweep(
     warmup_s: float,
     subset: str = "mix",
     server_pid: int | None = None,
+    progress: Progress | None = None,
 ) -> list[dict]:
     """Closed loop at each concurrency level, with Triton's statistics diffed around each measured run."""
+    progress = progress or Progress.quiet()
     stats_client = ClassifierClient(endpoint.url, wire_protocol(endpoint.protocol), endpoint.model)
     snapshots: dict[int, tuple[dict, CpuSnapshot]] = {}
     records: list[dict] = []
 
     def between(phase: str, concurrency: int, load: LoadResult | None) -> None:
         if phase == "before":
+            progress.step(f"served {endpoint.protocol} c={concurrency} {subset} ({duration_s:g} s)")
             statistics = settled_statistics(stats_client)
             snapshots[concurrency] = (statistics, cpu_snapshot(server_pid))
             return
@@ -174,12 +179,11 @@ def measure_sweep(
         cpu = cores_used(cpu_before, cpu_after)
         records.append(level_record(endpoint, subset, load, timings=timings, server_rss=rss, cpu=cpu))
         record = records[-1]
-        print(
+        progress.write(
             f"served {endpoint.protocol} c={concurrency} {subset}: {record['images_per_s']:.1f} images/s, "
             f"p50 {_fmt(record['latency']['p50_ms'])} ms, p99 {_fmt(record['latency']['p99_ms'])} ms, "
-            f"{record['errors']} errors ({record['unavailable']} unavailable); cores: server "
-            f"{cpu['server_cpu_cores']:.2f}, client {cpu['client_cpu_cores']:.2f}, others {cpu['other_cpu_cores']:.2f}",
-            flush=True,
+            f"{record['errors']} errors ({record['unavailable']} unavailable){_request_size(load)}; cores: server "
+            f"{cpu['server_cpu_cores']:.2f}, client {cpu['client_cpu_cores']:.2f}, others {cpu['other_cpu_cores']:.2f}"
         )
 
     try:
@@ -197,6 +201,10 @@ def measure_sweep(
     finally:
         stats_client.close()
     return records
+
+
+def _request_size(load: LoadResult) -> str:
+    return "" if load.request_bytes is None else f", {load.request_bytes / 1024:.0f} KiB/request"
 
 
 def _fmt(value: float | None) -> str:

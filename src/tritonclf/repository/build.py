@@ -22,9 +22,7 @@ and for engines how they were built and how they passed the accuracy gate.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hashlib
-import importlib.metadata
 import io
 import json
 import os
@@ -42,6 +40,8 @@ from tritonclf import contract
 from tritonclf import preprocess as preprocess_module
 from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import sha256_file, write_atomic, write_json_atomic
+from tritonclf.progress import Progress
+from tritonclf.provenance import project_version, utc_timestamp
 from tritonclf.repository.models import (
     ENGINE_FILENAME,
     WARMUP_IMAGE_FILE,
@@ -63,6 +63,7 @@ _TORCH_PREPROCESS_SOURCE = _PREPROCESS_SOURCE.with_name("torch_preprocess.py")
 _TORCH_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 _BACKEND_MODELS = Path(backend_models.__file__).parent
 _WARMUP_JPEG = sample_photo("chelsea")
+BUILD_STEPS = 4  # check the export, then the classifier, the preprocessing and the ensemble
 
 
 class BuildError(RuntimeError):
@@ -132,19 +133,11 @@ def _read_manifest(version_dir: Path) -> dict:
         return {}
 
 
-def _builder_version() -> str:
-    # NVIDIA's container and the GPU kit run this checkout from PYTHONPATH, not pip-installed.
-    try:
-        return importlib.metadata.version("triton-image-classifier")
-    except importlib.metadata.PackageNotFoundError:
-        return "source checkout"
-
-
 def _build_info() -> dict[str, str]:
     return {
-        "builder": f"triton-image-classifier {_builder_version()}",
+        "builder": f"triton-image-classifier {project_version()}",
         "python": platform.python_version(),
-        "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "built_at": utc_timestamp(),
     }
 
 
@@ -248,7 +241,12 @@ def _classifier_files(
         weights = _torch_weights(export_dir, metadata)
         return {"model.py": _BACKEND_MODELS / "torch_classifier_model.py", contract.WEIGHTS_FILENAME: weights}, {}
     if options.backend == "python-ort":
-        return {"model.py": _BACKEND_MODELS / "onnx_classifier_model.py", contract.ONNX_FILENAME: onnx_path}, {}
+        files = {
+            "model.py": _BACKEND_MODELS / "onnx_classifier_model.py",
+            "ort_providers.py": _BACKEND_MODELS / "ort_providers.py",
+            contract.ONNX_FILENAME: onnx_path,
+        }
+        return files, {}
     if options.backend == "onnx":
         return {contract.ONNX_FILENAME: onnx_path}, {}
     if engine is None:
@@ -270,9 +268,15 @@ def build_repository(
     repository: Path,
     options: BuildOptions = BuildOptions(),  # noqa: B008 - frozen dataclass, safe as a default
     engine: PreparedEngine | None = None,
+    progress: Progress | None = None,
 ) -> list[ModelBuild]:
-    """Export folder (``model.onnx`` + ``model.json``) -> three models in ``repository``."""
+    """Export folder (``model.onnx`` + ``model.json``) -> three models in ``repository``.
+
+    ``progress`` shows the ``BUILD_STEPS`` steps (the command passes one; callers in code stay quiet).
+    """
+    progress = progress or Progress.quiet()
     export_dir, repository = Path(export_dir), Path(repository)
+    progress.step(f"check the export in {export_dir}")
     metadata = load_metadata(export_dir / contract.METADATA_FILENAME)
     onnx_path = export_dir / metadata.onnx_filename
     if not onnx_path.is_file():
@@ -303,29 +307,40 @@ def build_repository(
         preprocess_dir_files[f"warmup/{WARMUP_IMAGE_FILE}"] = warmup_image_bytes()
     keep = {"keep_versions": options.keep_versions}
     # Dependencies first, the ensemble last: it is the entry point clients call.
-    return [
+    classifier = classifier_spec(name, metadata, options, cc_map)
+    progress.step(f"write {classifier.name} ({options.backend})")
+    built = [
         write_model(
             repository,
-            classifier_spec(name, metadata, options, cc_map),
+            classifier,
             version_files=classifier_files,
             model_dir_files=labels,
             provenance=classifier_provenance,
             **keep,
-        ),
+        )
+    ]
+    preprocess = preprocess_spec(name, metadata, options)
+    progress.step(f"write {preprocess.name} ({options.preprocess})")
+    built.append(
         write_model(
             repository,
-            preprocess_spec(name, metadata, options),
+            preprocess,
             version_files=preprocess_files,
             model_dir_files=preprocess_dir_files,
             provenance=preprocess_provenance,
             **keep,
-        ),
+        )
+    )
+    ensemble = ensemble_spec(name, metadata, options)
+    progress.step(f"write {ensemble.name} (ensemble)")
+    built.append(
         write_model(
             repository,
-            ensemble_spec(name, metadata, options),
+            ensemble,
             version_files={},
             model_dir_files=labels,
             provenance=provenance,
             **keep,
-        ),
-    ]
+        )
+    )
+    return built

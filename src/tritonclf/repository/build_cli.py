@@ -19,10 +19,11 @@ from pathlib import Path
 
 from tritonclf.export_metadata import load_metadata
 from tritonclf.preprocess import DecodeLimits
+from tritonclf.progress import Progress
 from tritonclf.repository.backends import BACKENDS, choose_backend, probe_gpu, probe_tensorrt
-from tritonclf.repository.build import BuildError, BuildOptions, PreparedEngine, build_repository
+from tritonclf.repository.build import BUILD_STEPS, BuildError, BuildOptions, PreparedEngine, build_repository
 from tritonclf.repository.engine_args import add_engine_arguments, engine_options, gate_thresholds
-from tritonclf.repository.models import DEVICES, PREPROCESSORS
+from tritonclf.repository.models import DEVICES, GPU_QUEUE_DELAY_US, PREPROCESSORS
 from tritonclf.samples import sample_dir
 
 SAMPLES = sample_dir()
@@ -54,6 +55,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--classifier-instances", type=int, default=defaults.classifier_instances, help="default: %(default)s")
     add("--intra-op-threads", type=int, default=defaults.intra_op_threads, help="ONNX Runtime threads, 0 = its default")
     add("--max-queue-delay-us", type=int, default=defaults.max_queue_delay_microseconds, help="dynamic batching delay")
+    add(
+        "--classifier-queue-delay-us",
+        type=int,
+        help=f"the classifier's batching delay (default: {GPU_QUEUE_DELAY_US} on a GPU, else --max-queue-delay-us)",
+    )
+    add(
+        "--no-cuda-graphs",
+        dest="cuda_graphs",
+        action="store_false",
+        help="trt: do not capture CUDA graphs for the profile's batch sizes (default: captured)",
+    )
     add(
         "--max-queue-size",
         type=int,
@@ -100,12 +112,22 @@ def parse_extra_engines(values: list[str]) -> dict[str, Path]:
     return engines
 
 
-def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | None]:
+def resolve(args: argparse.Namespace, progress: Progress | None = None) -> tuple[BuildOptions, PreparedEngine | None]:
     """Options and, for trt, the prepared engine."""
-    gpu, tensorrt_version = (probe_gpu(), probe_tensorrt()) if args.backend == "auto" else (None, None)
-    backend, why = choose_backend(args.backend, gpu, tensorrt_version)
+    progress = progress or Progress.quiet()
+    gpu, tensorrt_version, prebuilt, plan = None, None, None, None
     if args.backend == "auto":
-        print(f"backend: {backend} ({why})")
+        from tritonclf.repository.engine_build import matching_engine
+
+        gpu, tensorrt_version = probe_gpu(), probe_tensorrt()
+        metadata = load_metadata(args.export / "model.json")
+        plan, engine_note = matching_engine(args.export, metadata.onnx_sha256, gpu)
+        prebuilt = engine_note if plan else None
+        if engine_note and not plan and gpu is not None:
+            print(f"not serving {engine_note}")
+    backend, why = choose_backend(args.backend, gpu, tensorrt_version, prebuilt_engine=prebuilt)
+    if args.backend == "auto":
+        progress.write(f"backend: {backend} ({why})")
     options = BuildOptions(
         name=args.name,
         backend=backend,
@@ -116,6 +138,8 @@ def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | No
         classifier_instances=args.classifier_instances,
         intra_op_threads=args.intra_op_threads,
         max_queue_delay_microseconds=args.max_queue_delay_us,
+        classifier_queue_delay_microseconds=args.classifier_queue_delay_us,
+        cuda_graphs=args.cuda_graphs,
         max_queue_size=args.max_queue_size,
         queue_timeout_microseconds=args.queue_timeout_us,
         limits=DecodeLimits(
@@ -134,7 +158,7 @@ def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | No
         return options, None
     from tritonclf.repository.engine_build import ENGINE_DIR, prepare_engine
 
-    engine_file = args.engine
+    engine_file = args.engine or (plan if prebuilt else None)
     default_engine = args.export / ENGINE_DIR / "model.plan"
     if engine_file is None and default_engine.is_file() and probe_tensorrt() is None:
         engine_file = default_engine
@@ -152,20 +176,27 @@ def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | No
     gate = engine.record.get("accuracy_gate", {})
     if gate.get("status") == "passed":
         agreement, delta = gate["top1_agreement"], gate["mean_abs_delta"]
-        print(f"FP16 accuracy gate passed: top-1 agreement {agreement:.2%}, mean |delta| {delta:.1e}")
+        ties = f", {gate['near_tie_flips']} near-tie flips apart" if gate.get("near_tie_flips") else ""
+        progress.write(f"FP16 accuracy gate passed: top-1 agreement {agreement:.2%}, mean |delta| {delta:.1e}{ties}")
     else:
-        print(f"warning: FP16 accuracy gate {gate.get('status', 'unknown')}: {gate.get('reason', '')}", file=sys.stderr)
+        warning = f"warning: FP16 accuracy gate {gate.get('status', 'unknown')}: {gate.get('reason', '')}"
+        progress.write(warning, stream=sys.stderr)
     return options, engine
 
 
 def main(argv: list[str] | None = None) -> int:
     """Build and print one line per model."""
     args = parse_args(argv)
+    progress = Progress("build", total=1 + BUILD_STEPS)
     try:
-        options, engine = resolve(args)
-        built = build_repository(args.export, args.repository, options, engine)
+        # Choosing the backend can mean building and gating a TensorRT engine: minutes.
+        progress.step(f"resolve the classifier backend ({args.backend})")
+        options, engine = resolve(args, progress)
+        built = build_repository(args.export, args.repository, options, engine, progress=progress)
         metadata = load_metadata(args.export / "model.json")
+        progress.finish("built")
     except (BuildError, FileNotFoundError, ValueError) as err:
+        progress.close()
         print(f"build_repository: error: {err}", file=sys.stderr)
         return 1
     for model in built:

@@ -16,6 +16,7 @@ from tritonclf.export_metadata import ExportMetadata
 from tritonclf.preprocess import DecodeLimits
 from tritonclf.repository.pbtxt import (
     Accelerator,
+    CudaGraph,
     DynamicBatching,
     EnsembleStep,
     InstanceGroup,
@@ -34,6 +35,10 @@ CLASSIFIER_BACKENDS = ("python-ort", "onnx", "trt", "torch")
 # Python models that take their input where the previous step left it (on the GPU after torch
 # preprocessing) instead of Triton copying it to the host first: python_backend's parameter.
 FORCE_CPU_ONLY_INPUT_TENSORS = "FORCE_CPU_ONLY_INPUT_TENSORS"
+# A GPU classifier runs a batch in well under a millisecond: waiting 0.1 ms lets the requests
+# that arrive meanwhile share one launch, for at most 0.1 ms more latency. A starting point
+# (Triton's batcher guide: raise the delay from 0 while latency allows); `make tune` measures.
+GPU_QUEUE_DELAY_US = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +61,12 @@ class BuildOptions:
     # every core whose threads spin during that run only (unloaded latency; the model's memory twice).
     single_image_spinning: bool = True
     max_queue_delay_microseconds: int = 0
+    # The classifier's own delay; None: GPU_QUEUE_DELAY_US on a GPU, else max_queue_delay_microseconds.
+    classifier_queue_delay_microseconds: int | None = None
+    # trt: Triton captures a CUDA graph per profile batch size (1, opt, max) at load; a batch of
+    # another size runs without one. Saves the per-layer kernel launches of small batches.
+    # torch on a GPU: the model captures one per padded batch size (cuda_graph_batch_sizes).
+    cuda_graphs: bool = True
     # Past capacity, clients get a fast UNAVAILABLE instead of unbounded latency: at most
     # this many requests wait in each model's queue, none longer than the timeout (0 = no bound).
     max_queue_size: int = 128
@@ -78,6 +89,8 @@ class BuildOptions:
             raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
         if self.max_batch_size < 1 or self.keep_versions < 1:
             raise ValueError("max_batch_size and keep_versions must be at least 1")
+        if self.max_queue_delay_microseconds < 0 or (self.classifier_queue_delay_microseconds or 0) < 0:
+            raise ValueError("a queue delay cannot be negative")
         if self.max_queue_size < 0 or self.queue_timeout_microseconds < 0:
             raise ValueError("max_queue_size and queue_timeout_microseconds must be 0 (no bound) or positive")
         if self.backend == "trt" and self.engine.max_batch_size != self.max_batch_size:
@@ -85,13 +98,20 @@ class BuildOptions:
         if self.onnx_tensorrt_fp16 and (self.backend != "onnx" or self.device != "gpu"):
             raise ValueError("the TensorRT accelerator needs --backend onnx --device gpu")
 
-    def dynamic_batching(self) -> DynamicBatching:
+    def dynamic_batching(self, delay_microseconds: int | None = None) -> DynamicBatching:
         """Batching and queue policy of the preprocessing model and the classifier (ensembles have no queue)."""
         return DynamicBatching(
-            self.max_queue_delay_microseconds,
+            self.max_queue_delay_microseconds if delay_microseconds is None else delay_microseconds,
             max_queue_size=self.max_queue_size or None,
             default_timeout_microseconds=self.queue_timeout_microseconds or None,
         )
+
+    @property
+    def classifier_queue_delay(self) -> int:
+        """The classifier's batching delay: explicit, else a small one on a GPU, else the general one."""
+        if self.classifier_queue_delay_microseconds is not None:
+            return self.classifier_queue_delay_microseconds
+        return GPU_QUEUE_DELAY_US if self.classifier_kind == "KIND_GPU" else self.max_queue_delay_microseconds
 
     @property
     def classifier_kind(self) -> str:
@@ -161,6 +181,21 @@ def _classifier_warmup(metadata: ExportMetadata, options: BuildOptions) -> tuple
     return tuple(WarmupSample(f"batch_{b}", b, {contract.PIXELS: pixels}) for b in options.warmup_batch_sizes())
 
 
+def _ort_trt_profile(metadata: ExportMetadata, options: BuildOptions) -> dict[str, str]:
+    """``trt_profile_{min,opt,max}_shapes`` of ONNX Runtime's TensorRT accelerator: batch 1 to max."""
+    dims = "x".join(str(d) for d in _pixels(metadata).dims)
+    sizes = {"min": 1, "opt": options.max_batch_size, "max": options.max_batch_size}
+    return {f"trt_profile_{k}_shapes": f"{contract.PIXELS}:{batch}x{dims}" for k, batch in sizes.items()}
+
+
+def _cuda_graphs(metadata: ExportMetadata, options: BuildOptions) -> tuple[CudaGraph, ...]:
+    """One CUDA graph per batch size of the engine's profile (the sizes it is warmed with)."""
+    if options.backend != "trt" or not options.cuda_graphs:
+        return ()
+    dims = _pixels(metadata).dims
+    return tuple(CudaGraph(batch, {contract.PIXELS: dims}) for batch in options.warmup_batch_sizes())
+
+
 def _backend_fields(metadata: ExportMetadata, options: BuildOptions, cc_model_filenames: Mapping[str, str]) -> dict:
     """What differs between classifier backends: who runs it, its file, its parameters."""
     if options.backend == "python-ort":
@@ -186,7 +221,7 @@ def _backend_fields(metadata: ExportMetadata, options: BuildOptions, cc_model_fi
             # The pixels stay where the preprocessing left them; the model moves them if needed.
             FORCE_CPU_ONLY_INPUT_TENSORS: "no",
         }
-        if options.device == "gpu":
+        if options.device == "gpu" and options.cuda_graphs:
             parameters["cuda_graph_batch_sizes"] = ",".join(map(str, options.cuda_graph_batch_sizes()))
         return {"backend": "python", "parameters": parameters}
     if options.backend == "onnx":
@@ -203,6 +238,9 @@ def _backend_fields(metadata: ExportMetadata, options: BuildOptions, cc_model_fi
                         "trt_engine_cache_path": options.ort_trt_cache_dir,
                         "trt_timing_cache_enable": "1",
                         "trt_timing_cache_path": options.ort_trt_cache_dir,
+                        # One explicit profile over the batch range: without it ONNX Runtime
+                        # rebuilds the engine each time a larger batch than seen so far arrives.
+                        **_ort_trt_profile(metadata, options),
                     },
                 ),
             )
@@ -217,6 +255,7 @@ def _backend_fields(metadata: ExportMetadata, options: BuildOptions, cc_model_fi
         "platform": "tensorrt_plan",
         "default_model_filename": ENGINE_FILENAME,
         "cc_model_filenames": dict(cc_model_filenames),
+        "cuda_graphs": _cuda_graphs(metadata, options),
     }
 
 
@@ -231,7 +270,7 @@ def classifier_spec(
         inputs=(_pixels(metadata, image_format="FORMAT_NCHW"),),
         outputs=(_probabilities(metadata),),
         instance_groups=(InstanceGroup(options.classifier_instances, options.classifier_kind),),
-        dynamic_batching=options.dynamic_batching(),
+        dynamic_batching=options.dynamic_batching(options.classifier_queue_delay),
         warmup=_classifier_warmup(metadata, options),
         **_backend_fields(metadata, options, cc_model_filenames or {}),
     )

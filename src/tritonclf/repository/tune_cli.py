@@ -61,6 +61,8 @@ def options_for(config: TrialConfig, base: BuildOptions) -> BuildOptions:
         classifier_instances=config.classifier_instances,
         intra_op_threads=config.intra_op_threads,
         max_queue_delay_microseconds=config.max_queue_delay_microseconds,
+        # The trial's delay is the classifier's too, on a GPU as well (no GPU default on top).
+        classifier_queue_delay_microseconds=config.max_queue_delay_microseconds,
     )
 
 

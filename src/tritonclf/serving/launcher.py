@@ -11,8 +11,14 @@ with the stub for this interpreter, and this environment's ``python3`` first on
 ``PATH`` (the stub imports the packages of the ``python3`` it finds there). On a GPU
 host it also sizes Triton's CUDA memory pool (``--cuda-memory-pool-byte-size``)
 unless the caller did.
+When the arguments leave Triton's admin APIs open (no ``--http-restricted-api`` /
+``--grpc-restricted-protocol`` for them), it says so in one line on stderr first.
 We run the binary, not PyTriton's Python API: the repository stays a plain Triton
 repository that the container serves as it is.
+
+Triton runs as a child under a watchdog (serving/supervisor.py) that reloads a model,
+or restarts the server, when one of its Python-backend stubs dies: Triton itself no
+longer does. ``TRITONCLF_STUB_CHECK_S=0`` turns it off and ``exec``s Triton instead.
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+from tritonclf.serving import supervisor
+from tritonclf.serving.admin_apis import open_api_notice
 
 
 class EmbeddedServerError(RuntimeError):
@@ -119,14 +128,17 @@ def server_command(args: list[str], gpu: bool | None = None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Replace this process with tritonserver, so signals and the exit code are Triton's own."""
+    """Run tritonserver under the stub watchdog; signals go to Triton and its exit code is ours."""
     args = sys.argv[1:] if argv is None else argv
+    notice = None if {"-h", "--help"} & set(args) else open_api_notice(args)
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
     try:
         command = server_command(args)
         env = server_environment()
-    except EmbeddedServerError as err:
+        sys.exit(supervisor.run(command, env))
+    except (EmbeddedServerError, ValueError) as err:
         sys.exit(f"tritonserver: {err}")
-    os.execve(command[0], command, env)
 
 
 if __name__ == "__main__":

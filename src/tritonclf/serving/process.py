@@ -56,7 +56,7 @@ class TritonProcess:
         log_path: Path | None = None,
         extra_args: tuple[str, ...] = (),
         ready_timeout_s: float = 120.0,
-        executable: str | None = None,
+        executable: Path | str | None = None,
         env: dict[str, str] | None = None,
     ):
         # A URL (s3://, gs://, as://) stays a string: Path() would fold its "//".
@@ -66,9 +66,10 @@ class TritonProcess:
         self.metrics_port = metrics_port or free_port()
         self.log_path = Path(log_path) if log_path else None
         self.extra_args = extra_args
+        self.env = env  # extra variables for the launcher, e.g. TRITONCLF_STUB_CHECK_S
         self.ready_timeout_s = ready_timeout_s
-        self.executable = executable  # None: this environment's tritonserver
-        self.env = env  # None: this process's environment
+        # Another program that takes tritonserver's arguments, e.g. deploy/tritonserver-secure.
+        self.executable = str(executable) if executable else None
         self.process: subprocess.Popen | None = None
         self._log_file = None
 
@@ -109,8 +110,8 @@ class TritonProcess:
             self.command(),
             stdout=self._log_file or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
-            env=self.env,
             start_new_session=True,  # our Ctrl-C goes to us; stop() signals the server itself
+            env={**os.environ, **self.env} if self.env else None,
         )
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:

@@ -30,10 +30,12 @@ from pathlib import Path
 
 from tritonclf import contract
 from tritonclf.export_metadata import load_metadata
+from tritonclf.progress import Progress
 from tritonclf.repository.accuracy_gate import GateThresholds, gate_images
 from tritonclf.repository.models import BuildOptions, classifier_spec
 from tritonclf.repository.pbtxt import render, to_model_config
 from tritonclf.repository.tensorrt import EngineOptions, fp32_node_names, trtexec_command
+from tritonclf.repository.tensorrt_versions import PINNED_TAG, container_tensorrt_version
 from tritonclf.samples import sample_dir
 from tritonclf.tools.gpu_kit.context import EXPECTED_TOP1
 
@@ -70,6 +72,7 @@ def cpu_only_parts(export: Path) -> None:
         input_chw=(3, height, width),
         options=options.engine,
         fp32_layers=fp32_node_names(export / metadata.onnx_filename),
+        tensorrt_version=container_tensorrt_version(PINNED_TAG),
     )
     print("equivalent trtexec: " + shlex.join(command))
 
@@ -107,29 +110,35 @@ def run(export: Path) -> int:
     from tritonclf.client.triton_client import ClassifierClient
     from tritonclf.serving.process import TritonProcess
 
-    started = time.monotonic()
+    progress = Progress("gpu-check", total=4)
     repository = Path(tempfile.mkdtemp(prefix="gpu-check-")) / "model_repository"
     build, preflight = plan(export, repository)[:2]
     t0 = time.monotonic()
+    progress.step("engine build + FP16 gate + repository (minutes)")
+    progress.close()  # the build's own lines follow
     subprocess.run([sys.executable, "-m", *shlex.split(build)], check=True)
-    print(f"engine build + FP16 gate + repository: {time.monotonic() - t0:.1f} s")
+    progress.write(f"engine build + FP16 gate + repository: {time.monotonic() - t0:.1f} s")
+    progress.step("preflight")
+    progress.close()
     subprocess.run([sys.executable, "-m", *shlex.split(preflight)], check=True)
+    progress.step("serve the repository, classify the sample photos")
     with TritonProcess(repository, log_path=repository.parent / "tritonserver.log", ready_timeout_s=300) as server:
         client = ClassifierClient(server.grpc_url, "grpc")
         top1 = {}
         for photo in sorted(SAMPLES.glob("*.jpg")):
             top = client.classify(photo.read_bytes(), top_k=1)[0]
             top1[photo.name] = top.index
-            print(f"{photo.name}: {top.label} ({top.score:.3f})")
+            progress.write(f"{photo.name}: {top.label} ({top.score:.3f})")
     wrong = wrong_labels(top1)
     for line in wrong:
         print(f"gpu-check: FAILED: {line}", file=sys.stderr)
     metadata = load_metadata(export / contract.METADATA_FILENAME)
     plan_path = next((repository / contract.classifier_model_name(metadata.model_name)).glob("*/model.plan"))
+    progress.step(f"engine throughput at batch {', '.join(map(str, BATCH_SIZES))}")
     for batch, rate in engine_throughput(plan_path, (3, *metadata.preprocess.input_size)).items():
-        print(f"engine throughput, batch {batch:>2}: {rate:,.0f} images/s")
-    elapsed = time.monotonic() - started
-    print(f"total {elapsed:.0f} s (budget {TIME_BUDGET_S} s)")
+        progress.write(f"engine throughput, batch {batch:>2}: {rate:,.0f} images/s")
+    elapsed = progress.elapsed_s()
+    progress.finish(f"total {elapsed:.0f} s (budget {TIME_BUDGET_S} s)")
     if elapsed > TIME_BUDGET_S:
         print(f"gpu-check: FAILED: took {elapsed:.0f} s, over the {TIME_BUDGET_S} s budget", file=sys.stderr)
     return 0 if elapsed <= TIME_BUDGET_S and not wrong else 1

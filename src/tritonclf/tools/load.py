@@ -59,8 +59,11 @@ class BackgroundLoad:
         model: str = MODEL,
         check: Check | None = None,
         timeout_s: float = 30.0,
+        error_pause_s: float = 0.0,
     ):
         self.url, self.images, self.model, self.check, self.timeout_s = url, images, model, check, timeout_s
+        # Like a client that backs off after an error; 0 keeps the closed loop tight.
+        self.error_pause_s = error_pause_s
         self.outcomes: list[Outcome] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -97,6 +100,8 @@ class BackgroundLoad:
                 outcome = self._send(client, self.images[position][0], tensors[position])
                 with self._lock:
                     self.outcomes.append(outcome)
+                if outcome.status != OK and self.error_pause_s:
+                    self._stop.wait(self.error_pause_s)
         finally:
             client.close()
 

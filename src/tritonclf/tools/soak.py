@@ -1,6 +1,6 @@
 """Soak: the real server at saturation with good and hostile images mixed; nothing lost, nothing leaked.
 
-    python tests/soak.py --seconds 1800                 # the long run (CI runs 75 s: tests/test_soak.py)
+    python tests/soak.py --seconds 1800                 # the long run (CI runs 75 s: tests/integration/test_soak.py)
     python tests/soak.py --seconds 600 --threads 32 --output soak.json
 
 Builds a repository with the shipped defaults (queue policy included) from an export,

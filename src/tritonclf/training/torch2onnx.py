@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import os
 import sys
 import tempfile
@@ -43,6 +42,8 @@ from tritonclf import contract
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.files import readable_by_all, sha256_file, write_json_atomic
 from tritonclf.preprocess import PreprocessSpec, preprocess_image
+from tritonclf.progress import Progress
+from tritonclf.provenance import installed_versions
 from tritonclf.samples import sample_dir
 from tritonclf.training import weights as weights_lib
 from tritonclf.training.checkpoint import ModelCard, read_model_card
@@ -50,6 +51,7 @@ from tritonclf.training.checkpoint import ModelCard, read_model_card
 SAMPLES_DIR = sample_dir()
 DEFAULT_OPSET = 17
 MAX_ABS_DIFF = 1e-4
+EXPORT_STEPS = 4  # create, export, compare, write model.json
 
 
 class ExportError(RuntimeError):
@@ -173,10 +175,10 @@ def save_weights(model: nn.Module, path: Path) -> str:
     return sha256_file(path)
 
 
-def package_versions() -> dict[str, str]:
+def package_versions() -> dict[str, str | None]:
     """Versions of what shaped the exported graph."""
     names = ("torch", "timm", "onnx", "onnxruntime", "numpy", "pillow", "safetensors")
-    return {n: importlib.metadata.version(n) for n in names}
+    return {n: v or "not installed" for n, v in installed_versions(names).items()}
 
 
 def export(
@@ -190,11 +192,14 @@ def export(
     num_classes: int | None = None,
     opset: int = DEFAULT_OPSET,
     samples: list[Path] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[ExportMetadata, ExportCheck]:
     """Export, check, then move ``model.onnx`` and ``model.json`` into ``output``.
 
     ``model_name`` None means the checkpoint's model, else the bundled EfficientNet-Lite0.
+    ``progress`` shows the steps (the command passes one; callers in code stay quiet).
     """
+    progress = progress or Progress.quiet()
     card = read_card(weights)
     if card is not None:
         if model_name not in (None, card.model_name):
@@ -204,6 +209,7 @@ def export(
     model_name = model_name or weights_lib.BUNDLED_MODEL
     if num_classes is None and labels_file is not None:
         num_classes = sum(1 for line in Path(labels_file).read_text().splitlines() if line.strip())
+    progress.step(f"create {model_name or 'the model'} with its weights")
     model, source = create_model(
         model_name, weights=weights, pretrained=pretrained, num_classes=num_classes, random_weights=random_weights
     )
@@ -215,7 +221,9 @@ def export(
     staged = Path(tempfile.mkstemp(prefix=".model.", suffix=".onnx", dir=output)[1])
     staged_weights = Path(tempfile.mkstemp(prefix=".model.", suffix=".safetensors", dir=output)[1])
     try:
+        progress.step(f"export to ONNX (opset {opset})")
         export_onnx(model, spec, staged, opset)
+        progress.step(f"compare ONNX Runtime with PyTorch on {len(samples)} photos")
         check = check_against_torch(model, staged, sample_batch(spec, samples))
         if check.max_abs_diff > MAX_ABS_DIFF or not check.top5_equal:
             raise ExportError(
@@ -242,6 +250,7 @@ def export(
     finally:
         staged.unlink(missing_ok=True)
         staged_weights.unlink(missing_ok=True)
+    progress.step(f"write {contract.METADATA_FILENAME}")
     write_json_atomic(output / contract.METADATA_FILENAME, metadata.to_dict())
     return metadata, check
 
@@ -272,6 +281,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Export and report; expected failures print one line and exit 1."""
     args = parse_args(argv)
+    progress = Progress("export", total=EXPORT_STEPS)
     try:
         card = read_card(args.weights)
         output = args.output or Path("exports") / (
@@ -286,8 +296,11 @@ def main(argv: list[str] | None = None) -> int:
             labels_file=args.labels,
             num_classes=args.num_classes,
             opset=args.opset,
+            progress=progress,
         )
+        progress.finish("exported")
     except (ExportError, weights_lib.WeightsError, FileNotFoundError) as err:
+        progress.close()
         print(f"export: error: {err}", file=sys.stderr)
         return 1
     print(

@@ -47,9 +47,9 @@ def server_env(ctx: Context, libpython_dir: str | None, base: dict[str, str] | N
     libraries = [str(ctx.triton / "lib")] + ([libpython_dir] if libpython_dir else [])
     env["LD_LIBRARY_PATH"] = os.pathsep.join([*libraries, env.get("LD_LIBRARY_PATH", "")]).rstrip(os.pathsep)
     # The kit's src/ is for the phases; the stub needs only numpy 1.26 ahead of the host's numpy 2.
-    env.pop("PYTHONPATH", None)
-    if (ctx.numpy_dir / "numpy").is_dir() and python_tag() == "3.12":
-        env["PYTHONPATH"] = str(ctx.numpy_dir)
+    # Set, not removed: TritonProcess merges this over its own environment.
+    carried_numpy = (ctx.numpy_dir / "numpy").is_dir() and python_tag() == "3.12"
+    env["PYTHONPATH"] = str(ctx.numpy_dir) if carried_numpy else ""
     return env
 
 
