@@ -187,6 +187,7 @@ def write_kit(  # noqa: PLR0917 - one call site, every argument named there
         if total > max_mib * 2**20:
             raise KitError(f"the kit is {total / 2**20:.1f} MiB, over the {max_mib:g} MiB limit: {_sizes(staging)}")
         (staging / "kit.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        os.chmod(staging, 0o755)  # mkdtemp made it private
         if output.exists():
             shutil.rmtree(output)
         os.rename(staging, output)
