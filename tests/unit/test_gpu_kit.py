@@ -191,3 +191,11 @@ def test_gpu_check_names_each_sample_photo_served_with_a_wrong_label():
         "coffee.jpg: served class 504, expected one of [967]"
     ]
     assert len(wrong_labels({})) == 2
+
+
+def test_the_run_unpacks_outside_the_kit_so_the_kit_stays_small_enough_to_travel(tmp_path):
+    from tritonclf.tools.gpu_kit.runner import default_work
+
+    work = default_work(tmp_path / "gpu-kit")
+    assert tmp_path not in work.parents
+    assert default_work(tmp_path / "gpu-kit") == work != default_work(tmp_path / "copy")

@@ -9,12 +9,14 @@ cut short (by the device's 10-minute limit, say) still reports what it got.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,16 +66,26 @@ def run_phase(phase: str, args: argparse.Namespace, budget_s: float) -> tuple[st
     return status, round(time.monotonic() - started, 1)
 
 
+def default_work(kit: Path) -> Path:
+    """A folder under the system's temp dir, one per kit location.
+
+    Not inside the kit: the kit folder is what travels to the GPU host (at most 64 MiB),
+    and the unpacked payloads are five times its size.
+    """
+    tag = hashlib.sha256(str(kit.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"tritonclf-gpu-kit-{tag}"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The run's options."""
     parser = argparse.ArgumentParser(prog="run.sh", description=__doc__.split("\n\n")[0])
     parser.add_argument("--kit", type=Path, required=True, help="the kit folder (run.sh passes its own)")
-    parser.add_argument("--work", type=Path, help="where payloads unpack (default: KIT/work)")
+    parser.add_argument("--work", type=Path, help="where payloads unpack (default: a folder in the temp dir)")
     parser.add_argument("--results", type=Path, help="results file (default: KIT/results.json)")
     parser.add_argument("--skip", action="append", default=[], help=f"phase(s) to skip: {', '.join(PHASES)}")
     parser.add_argument("--cpu-smoke", action="store_true", help="no GPU: serve the CPU repository, skip CUDA phases")
     args = parser.parse_args(argv)
-    args.work = (args.work or args.kit / "work").resolve()
+    args.work = (args.work or default_work(args.kit)).resolve()
     args.results = (args.results or args.kit / "results.json").resolve()
     return args
 
