@@ -71,7 +71,12 @@ def test_cpu_smoke_from_a_copy_of_the_kit_serves_the_sample_photos(export_dir, t
     env["PYTHON"] = sys.executable
     started = time.monotonic()
     run = subprocess.run(
-        ["bash", str(copy / "run.sh"), "--cpu-smoke"], env=env, capture_output=True, text=True, timeout=600, check=False
+        ["bash", str(copy / "run.sh"), "--cpu-smoke", "--work", str(tmp_path / "work")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     smoke_s = time.monotonic() - started
     print(f"kit built in {built_s:.0f} s; cpu-smoke ran in {smoke_s:.0f} s")
@@ -85,6 +90,7 @@ def test_cpu_smoke_from_a_copy_of_the_kit_serves_the_sample_photos(export_dir, t
     assert results["served"]["sweep"][0]["errors"] == 0 and results["served"]["sweep"][0]["images"] > 0
     assert results["phases"]["served"]["status"] == "ok" and results["preflight"]["checks"]["libpython"] is True
     assert "model.onnx" in results["run"]["kit"]["export_left_out"]
+    assert (copy / "logs" / "tritonserver.log").is_file()
 
 
 def test_accuracy_phase_code_runs_on_the_cpu_with_only_the_preprocessing_differing(export_dir):

@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{phase}: {status} in {seconds:.1f} s (budget {step.budget_s:.0f} s)", flush=True)
             statuses[phase] = {"status": status, "seconds": seconds, "budget_s": step.budget_s}
         results.update("phases", {phase: statuses[phase]})
+    logs = args.work / "logs"
+    if logs.is_dir():  # the server's log and any phase's traceback, beside results.json
+        shutil.copytree(logs, args.results.parent / "logs", dirs_exist_ok=True)
     total = round(time.monotonic() - started, 1)
     failed = [p for p, s in statuses.items() if s["status"] in ("failed", "timeout")]
     results.update("run", {"total_s": total, "failed": failed, "within_limit": total <= RUN_LIMIT_S})
