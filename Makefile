@@ -44,9 +44,13 @@ COMPARE_ARGS ?=
 # make serve SECURE=1: the admin APIs need a key (TRITON_ADMIN_KEY, else this file's, generated once).
 SECURE ?=
 ADMIN_KEY_FILE ?= .triton-admin-key
+# What the GPU kit's repository is built with: issue 12's GPU path. For the Pillow/ONNX Runtime path:
+# make gpu-kit GPU_KIT_BUILD="--backend python-ort --device gpu"
+GPU_KIT_BUILD ?= --preprocess torch --backend torch --device gpu
+GPU_KIT_ARGS ?=
 
 .PHONY: help setup lock export repository engine tune preflight serve demo test test-unit test-integration lint format bench clean
-.PHONY: upload image compose-up lock-image perf-tools perf compare-models
+.PHONY: upload image compose-up lock-image perf-tools perf compare-models gpu-kit
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -187,5 +191,8 @@ bench-train: setup ## Training images/s per strategy on this machine (BENCH_TRAI
 	$(CLF) bench-train $(BENCH_TRAIN_ARGS)
 
 clean: ## Remove generated exports and repository contents (keeps .venv)
-	rm -rf exports benchmarks/repository-*
+	rm -rf exports benchmarks/repository-* gpu-kit
 	find $(REPOSITORY) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+
+gpu-kit: export ## gpu-kit/ (<= 60 MiB): carried Triton, numpy 1.26, export + repository, run.sh for a bare GPU host
+	$(CLF) gpu-kit --export $(EXPORT_DIR) --output gpu-kit --build-args "$(GPU_KIT_BUILD)" $(GPU_KIT_ARGS)

@@ -50,7 +50,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "soak": ("tritonclf.tools.soak", "soak the real server at saturation with good and hostile images"),
     "fuzz": ("tritonclf.tools.fuzz_preprocess", "fuzz the preprocessing with hypothesis"),
     "measure-decode": ("tritonclf.tools.measure_decode", "time the decode + resize on photo sizes"),
-    "gpu-check": ("tritonclf.tools.gpu_check", "the GPU path end to end on a GPU host"),
+    "gpu-check": ("tritonclf.tools.gpu_check", "TensorRT engine, gate and trt repository in NVIDIA's container"),
+    "gpu-kit": ("tritonclf.tools.gpu_kit.build_cli", "gpu-kit/: Triton, numpy, models, run.sh for a bare GPU host"),
 }
 
 

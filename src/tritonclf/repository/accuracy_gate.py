@@ -87,13 +87,13 @@ def compare(
     )
 
 
-def gate_images(photos: Sequence[Path], spec: PreprocessSpec, variants_per_photo: int = 8) -> np.ndarray:
-    """Real photos, each also mirrored and cropped a few ways, through the serving preprocessing.
+def gate_framings(photos: Sequence[Path], variants_per_photo: int = 8) -> list[Image.Image]:
+    """Real photos, each also mirrored and cropped a few ways: the gate's images before preprocessing.
 
     A handful of photos alone would make top-1 agreement move in 25% steps; the
     variants are still real pixels, seen from slightly different framings.
     """
-    batch = []
+    framings = []
     for path in photos:
         upright = to_rgb(ImageOps.exif_transpose(Image.open(path)))
         for variant in range(variants_per_photo):
@@ -102,9 +102,14 @@ def gate_images(photos: Sequence[Path], spec: PreprocessSpec, variants_per_photo
             width, height = image.size
             box_w, box_h = int(width * shrink), int(height * shrink)
             left, top = (width - box_w) * (variant % 3) // 2, (height - box_h) * (variant % 2)
-            image = image.crop((left, top, left + box_w, top + box_h))
-            batch.append(normalize(resize_and_crop(image, spec), spec))
-    return np.stack(batch)
+            framings.append(image.crop((left, top, left + box_w, top + box_h)))
+    return framings
+
+
+def gate_images(photos: Sequence[Path], spec: PreprocessSpec, variants_per_photo: int = 8) -> np.ndarray:
+    """The gate's framings through the serving preprocessing: one float32 NCHW batch."""
+    framings = gate_framings(photos, variants_per_photo)
+    return np.stack([normalize(resize_and_crop(image, spec), spec) for image in framings])
 
 
 def run_in_batches(runner: Runner, pixels: np.ndarray, batch_size: int) -> np.ndarray:
