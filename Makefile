@@ -15,12 +15,18 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 SETUP_STAMP := $(VENV)/.setup-complete
 PYTEST_ARGS ?=
-# Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort.
+# Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort, torch, torchscript.
 BACKEND ?= auto
+# Preprocessing: pillow, or torch (batched JPEG decode and torch ops; nvJPEG on a GPU: docs/GPU.md).
+PREPROCESS ?= pillow
+# Export file formats: onnx, torchscript or both (BACKEND=torchscript needs the TorchScript file).
+EXPORT_FORMAT ?= $(if $(filter torchscript,$(BACKEND)),both,onnx)
 BUILD_ARGS ?=
 # NVIDIA's Triton container tag is pinned once, in deploy/triton.env.
 TRITON_TAG ?= $(shell sed -n 's/^TRITON_TAG=//p' deploy/triton.env)
 IMAGE ?= triton-image-classifier:$(TRITON_TAG)
+# onnxruntime-gpu in the image only for python-ort --device gpu (make image PYTHON_ORT=gpu).
+PYTHON_ORT ?= cpu
 S3_URL ?=
 UPLOAD_ARGS ?=
 BENCH_ARGS ?=
@@ -28,16 +34,26 @@ BENCH_ARGS ?=
 BENCH_MODEL2 ?= resnet50
 BENCH_EXPORT2 ?= exports/$(BENCH_MODEL2)
 BENCH_REPOSITORY2 ?= benchmarks/repository-$(BENCH_MODEL2)
-BENCH_ARGS2 ?= --concurrency 1,4,8 --protocols grpc
+BENCH_ARGS2 ?= --concurrency 1,4,8 --protocol grpc
 BENCH_RESULTS ?= benchmarks/results
+# make bench's torch rows: MODEL with --preprocess torch, then with --backend torch, each in its own repository.
+BENCH_TORCH_ARGS ?= --concurrency 1,4,8 --protocols grpc
 PERF_ARGS ?=
+COMPARE_ARGS ?=
 # make analyze: NVIDIA's Model Analyzer in its own venv (numpy 2), the search's wall time in seconds.
 ANALYZER_VENV ?= .venv-analyzer
 ANALYZE_BUDGET_S ?= 1200
 ANALYZE_ARGS ?=
+# make serve SECURE=1: the admin APIs need a key (TRITON_ADMIN_KEY, else this file's, generated once).
+SECURE ?=
+ADMIN_KEY_FILE ?= .triton-admin-key
+# What the GPU kit's repository is built with: issue 12's GPU path. For the Pillow/ONNX Runtime path:
+# make gpu-kit GPU_KIT_BUILD="--backend python-ort --device gpu"
+GPU_KIT_BUILD ?= --preprocess torch --backend torch --device gpu
+GPU_KIT_ARGS ?=
 
 .PHONY: help setup lock export repository engine preflight serve demo test test-unit test-integration lint format bench clean
-.PHONY: upload image compose-up lock-image perf-tools perf analyzer-tools analyze
+.PHONY: upload image compose-up lock-image perf-tools perf compare-models gpu-kit analyzer-tools analyze
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,13 +69,15 @@ lock: setup ## Re-pin constraints.txt (every transitive package) from .venv afte
 	{ echo "# Every installed package pinned: make setup installs with -c constraints.txt. Regenerate: make lock"; \
 	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
 
-$(EXPORT_DIR)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py src/tritonclf/training/weights.py src/tritonclf/preprocess.py
-	$(CLF) export --model $(MODEL) --output $(EXPORT_DIR)
+$(EXPORT_DIR)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py src/tritonclf/training/torch2torchscript.py \
+		src/tritonclf/training/export_check.py src/tritonclf/training/weights.py src/tritonclf/preprocess.py
+	$(CLF) export --model $(MODEL) --output $(EXPORT_DIR) --format $(EXPORT_FORMAT)
 
 export: $(EXPORT_DIR)/model.json ## Export the default model (MODEL=efficientnet_lite0) to ONNX + metadata
 
-repository: export ## Build model_repository/ from the export (BACKEND=auto|trt|onnx|python-ort); writes only changes
-	$(CLF) build --export $(EXPORT_DIR) --repository $(REPOSITORY) --backend $(BACKEND) $(BUILD_ARGS)
+repository: export ## Build model_repository/ from the export (BACKEND=auto|trt|onnx|python-ort|torch|torchscript, PREPROCESS=pillow|torch)
+	$(CLF) build --export $(EXPORT_DIR) --repository $(REPOSITORY) --backend $(BACKEND) --preprocess $(PREPROCESS) \
+		$(BUILD_ARGS)
 
 engine: export ## TensorRT FP16 engine via trtexec in NVIDIA's Triton container (TRITON_TAG; needs Docker + GPU)
 	$(CLF) engine --export $(EXPORT_DIR) --triton-tag $(TRITON_TAG)
@@ -67,9 +85,19 @@ engine: export ## TensorRT FP16 engine via trtexec in NVIDIA's Triton container 
 preflight: setup ## Check the repository: configs, files and hashes, ensemble wiring, engine compatibility
 	$(CLF) preflight --repository $(REPOSITORY)
 
-serve: preflight ## Preflight, then run tritonserver in the foreground (HTTP_PORT, GRPC_PORT, METRICS_PORT)
-	$(VENV)/bin/tritonserver --model-repository $(REPOSITORY) \
-		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+SERVE_ARGS = --model-repository $(REPOSITORY) --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+# SECURE=1 runs deploy/tritonserver-secure (the image's entry) with the key from TRITON_ADMIN_KEY,
+# else from ADMIN_KEY_FILE, made once (mode 600). The key itself never appears in make's output.
+serve: preflight ## Preflight, then run tritonserver in the foreground (HTTP_PORT, ...; SECURE=1: admin APIs behind a key)
+ifeq ($(SECURE),1)
+	@if [ -n "$${TRITON_ADMIN_KEY:-}" ]; then where=TRITON_ADMIN_KEY; else where=$(ADMIN_KEY_FILE); \
+		[ -s $(ADMIN_KEY_FILE) ] || (umask 077 && $(PY) -c 'import secrets; print(secrets.token_hex(32))' > $(ADMIN_KEY_FILE)); fi; \
+		echo "serve: shared-memory, trace and logging need the header admin-key (gRPC: triton-grpc-protocol-admin-key) = the key in $$where"
+	TRITON_ADMIN_KEY="$${TRITON_ADMIN_KEY:-$$(cat $(ADMIN_KEY_FILE))}" PATH="$(abspath $(VENV))/bin:$$PATH" \
+		deploy/tritonserver-secure $(SERVE_ARGS)
+else
+	$(VENV)/bin/tritonserver $(SERVE_ARGS)
+endif
 
 demo: repository ## Set up, build, start the server, classify the sample photos over gRPC and HTTP, stop
 	$(CLF) demo --repository $(REPOSITORY) --model $(MODEL) \
@@ -84,21 +112,33 @@ test-unit: setup ## The fast loop: tests/unit only (no server, no export), under
 test-integration: setup perf-tools analyzer-tools ## tests/integration only: the real server, real exports, real clients
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-lint: setup ## ruff: lint and format check
+# NVIDIA's 24.10 container runs the build tools and backend models on Python 3.10.
+PY310_SOURCES := src build clients training deploy
+
+lint: setup ## ruff (lint, format) and vermin: everything outside tests/ runs on Python 3.10+
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/vermin --target=3.10- --no-tips --violations -q $(PY310_SOURCES)
 
 format: setup ## ruff: apply formatting and safe fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: repository $(BENCH_EXPORT2)/model.json ## Served vs limit, in-process, naive on a phone-photo mix, for MODEL and resnet50; reports in benchmarks/results/
+bench: repository $(BENCH_EXPORT2)/model.json ## Served vs limit, in-process, naive on a phone-photo mix: MODEL, resnet50, torch rows; reports in benchmarks/results/
 	$(CLF) bench --repository $(REPOSITORY) --export $(EXPORT_DIR) --model $(MODEL) \
 		--output-dir $(BENCH_RESULTS) $(BENCH_ARGS)
 	$(CLF) build --export $(BENCH_EXPORT2) --repository $(BENCH_REPOSITORY2) --backend python-ort
 	$(CLF) bench --repository $(BENCH_REPOSITORY2) --export $(BENCH_EXPORT2) --model $(BENCH_MODEL2) \
 		--output-dir $(BENCH_RESULTS) $(BENCH_ARGS2)
+	$(CLF) build --export $(EXPORT_DIR) --repository benchmarks/repository-preprocess-torch \
+		--preprocess torch --backend python-ort
+	$(CLF) bench --repository benchmarks/repository-preprocess-torch --export $(EXPORT_DIR) --model $(MODEL) \
+		--output-dir $(BENCH_RESULTS) $(BENCH_TORCH_ARGS)
+	$(CLF) build --export $(EXPORT_DIR) --repository benchmarks/repository-backend-torch --backend torch
+	$(CLF) bench --repository benchmarks/repository-backend-torch --export $(EXPORT_DIR) --model $(MODEL) \
+		--output-dir $(BENCH_RESULTS) $(BENCH_TORCH_ARGS)
 	$(CLF) bench-summary $(BENCH_RESULTS)/latest-$(MODEL).json $(BENCH_RESULTS)/latest-$(BENCH_MODEL2).json \
+		$(BENCH_RESULTS)/latest-$(MODEL)-torch+python-ort.json $(BENCH_RESULTS)/latest-$(MODEL)-pillow+torch.json \
 		--output $(BENCH_RESULTS)/summary.md
 
 $(BENCH_EXPORT2)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py
@@ -125,13 +165,13 @@ upload: setup ## Upload the repository to S3 storage, complete versions only (S3
 	@test -n "$(S3_URL)" || { echo "upload: set S3_URL, e.g. make upload S3_URL=s3://bucket/path (AWS_* variables for credentials)"; exit 1; }
 	$(CLF) upload $(REPOSITORY) $(S3_URL) $(UPLOAD_ARGS)
 
-image: ## Build the serving image: NVIDIA's Triton (deploy/triton.env) + our Python-backend packages (needs Docker)
-	docker build --build-arg TRITON_TAG=$(TRITON_TAG) -f deploy/Dockerfile -t $(IMAGE) .
+image: ## Build the serving image: NVIDIA's Triton (deploy/triton.env) + our Python-backend packages (needs Docker; PYTHON_ORT=gpu adds onnxruntime-gpu)
+	docker build --build-arg TRITON_TAG=$(TRITON_TAG) --build-arg PYTHON_ORT=$(PYTHON_ORT) -f deploy/Dockerfile -t $(IMAGE) .
 
 compose-up: ## Serve model_repository/ in that image on this GPU host (needs Docker + NVIDIA Container Toolkit)
-	TRITON_TAG=$(TRITON_TAG) docker compose -f deploy/compose.yaml up -d --build
+	TRITON_TAG=$(TRITON_TAG) PYTHON_ORT=$(PYTHON_ORT) docker compose -f deploy/compose.yaml up -d --build
 
-lock-image: setup ## Re-pin deploy/requirements.txt (hashes, the container's Python 3.10) from deploy/requirements.in
+lock-image: setup ## Re-pin deploy/requirements.txt and requirements-gpu.txt (hashes, the container's Python 3.10) from their .in files
 	$(PY) deploy/lock_requirements.py
 
 # Reliability (docs/RELIABILITY.md): the long runs of what make test runs briefly.
@@ -153,9 +193,15 @@ BENCH_TRAIN_ARGS ?=
 train-demo: repository ## Fine-tune EfficientNet-Lite0 on digits, export, build, serve, evaluate the served model
 	$(CLF) train-demo --repository $(REPOSITORY) --name $(DEMO_NAME)
 
+compare-models: setup ## The article's model table measured here (random weights): docs/MODELS.md + docs/models.png
+	$(CLF) compare-models $(COMPARE_ARGS)
+
 bench-train: setup ## Training images/s per strategy on this machine (BENCH_TRAIN_ARGS="--input-size 64")
 	$(CLF) bench-train $(BENCH_TRAIN_ARGS)
 
 clean: ## Remove generated exports and repository contents (keeps .venv)
-	rm -rf exports benchmarks/repository-*
+	rm -rf exports benchmarks/repository-* gpu-kit
 	find $(REPOSITORY) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+
+gpu-kit: export ## gpu-kit/ (<= 60 MiB): carried Triton, numpy 1.26, export + repository, run.sh for a bare GPU host
+	$(CLF) gpu-kit --export $(EXPORT_DIR) --output gpu-kit --build-args "$(GPU_KIT_BUILD)" $(GPU_KIT_ARGS)

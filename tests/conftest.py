@@ -1,20 +1,24 @@
-"""Shared fixtures: one real export, one built repository and one real server per test session."""
+"""Shared fixtures: one real export, one built repository and one real server per test session.
+
+tests/unit and tests/integration both import from here. Torch, timm and ONNX Runtime are
+imported inside the fixtures that need them, so collecting tests/unit imports none of them.
+"""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from PIL import Image
 
 from tritonclf.export_metadata import ExportMetadata, load_metadata
-from tritonclf.repository.build import BuildOptions, build_repository
 from tritonclf.samples import sample_dir
-from tritonclf.serving.process import TritonProcess
-from tritonclf.training.torch2onnx import export
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sample_dir()
@@ -28,6 +32,8 @@ TEST_QUEUE_DELAY_US = 50_000
 @pytest.fixture(scope="session")
 def export_dir(tmp_path_factory) -> Path:
     """The default model (EfficientNet-Lite0, bundled ImageNet weights) exported to ONNX."""
+    from tritonclf.training.torch2onnx import export
+
     out = tmp_path_factory.mktemp("export")
     export("efficientnet_lite0", out)
     return out
@@ -40,11 +46,15 @@ def metadata(export_dir) -> ExportMetadata:
 
 @pytest.fixture(scope="session")
 def onnx_session(export_dir) -> ort.InferenceSession:
+    import onnxruntime as ort
+
     return ort.InferenceSession(str(export_dir / "model.onnx"), providers=["CPUExecutionProvider"])
 
 
 @pytest.fixture(scope="session")
 def repository(export_dir, tmp_path_factory) -> Path:
+    from tritonclf.repository.build import BuildOptions, build_repository
+
     repo = tmp_path_factory.mktemp("repo") / "model_repository"
     build_repository(export_dir, repo, BuildOptions(max_queue_delay_microseconds=TEST_QUEUE_DELAY_US))
     return repo
@@ -53,6 +63,8 @@ def repository(export_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def server(repository, tmp_path_factory):
     """The real tritonserver serving the test repository on free loopback ports."""
+    from tritonclf.serving.process import TritonProcess
+
     log = tmp_path_factory.mktemp("server") / "tritonserver.log"
     process = TritonProcess(repository, log_path=log)
     process.start()
@@ -75,3 +87,26 @@ def photo(name: str = "chelsea") -> Image.Image:
 def top1(session: ort.InferenceSession, pixels: np.ndarray) -> int:
     """Class index the exported model gives one preprocessed image."""
     return int(session.run(None, {"pixel_values": pixels[None]})[0].argmax())
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test under tests/integration, so ``-m "not integration"`` works from any path."""
+    integration = Path(__file__).parent / "integration"
+    for item in items:
+        if integration in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def timm_reference(data: bytes, spec) -> np.ndarray:
+    """timm's own eval transform for the same spec, on the same decoded image (imports timm)."""
+    from timm.data import create_transform
+
+    transform = create_transform(
+        input_size=(3, *spec.input_size),
+        interpolation=spec.interpolation,
+        crop_pct=spec.crop_pct,
+        crop_mode=spec.crop_mode,
+        mean=spec.mean,
+        std=spec.std,
+    )
+    return transform(Image.open(io.BytesIO(data)).convert("RGB")).numpy()

@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # benchmarks
     "bench": ("tritonclf.bench.benchmark_cli", "served vs limit, in-process and naive on a phone-photo mix"),
     "bench-summary": ("tritonclf.bench.summary", "one row per model from benchmark JSON files"),
+    "compare-models": (
+        "tritonclf.bench.compare_models",
+        "the article's four models: parameters, ONNX size, served images/s, p50, memory",
+    ),
     "perf": ("tritonclf.bench.perf_sweep_cli", "perf_analyzer sweep on the ensemble and the classifier"),
     "perf-input": ("tritonclf.bench.perf_input_cli", "perf_analyzer --input-data JSON from photos"),
     "perf-tools": ("tritonclf.bench.install_perf_analyzer", "put perf_analyzer 2.41.1 next to this Python"),
@@ -50,7 +54,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "soak": ("tritonclf.tools.soak", "soak the real server at saturation with good and hostile images"),
     "fuzz": ("tritonclf.tools.fuzz_preprocess", "fuzz the preprocessing with hypothesis"),
     "measure-decode": ("tritonclf.tools.measure_decode", "time the decode + resize on photo sizes"),
-    "gpu-check": ("tritonclf.tools.gpu_check", "the GPU path end to end on a GPU host"),
+    "gpu-check": ("tritonclf.tools.gpu_check", "TensorRT engine, gate and trt repository in NVIDIA's container"),
+    "gpu-kit": ("tritonclf.tools.gpu_kit.build_cli", "gpu-kit/: Triton, numpy, models, run.sh for a bare GPU host"),
 }
 
 
@@ -72,7 +77,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"tritonclf: unknown job {name!r}; one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+    except ModuleNotFoundError as err:
+        if not err.name or err.name.split(".")[0] == "tritonclf":
+            raise
+        # A client-only install (pip install ".[client]") runs `infer` and not the rest.
+        missing = err.name.split(".")[0]
+        print(
+            f"tritonclf {name}: needs {missing!r}, which is not installed here; "
+            'install the extras for it: make setup, or pip install ".[server,train,client]"',
+            file=sys.stderr,
+        )
+        return 2
     # argparse names the program after argv[0]: make usage lines read "tritonclf NAME".
     sys.argv[0] = f"tritonclf {name}"
     return module.main(rest) or 0

@@ -13,7 +13,11 @@ PREPROCESS_SUFFIX = "_preprocess"
 CLASSIFIER_SUFFIX = "_model"
 LABELS_FILENAME = "labels.txt"
 ONNX_FILENAME = "model.onnx"
+TORCHSCRIPT_FILENAME = "model.pt"  # also Triton's default file name for pytorch_libtorch
 METADATA_FILENAME = "model.json"  # written by the export next to model.onnx
+# The trained weights as tensors only (no pickled code), beside model.onnx: what --backend torch
+# loads into the timm architecture named in model.json.
+WEIGHTS_FILENAME = "model.safetensors"
 MANIFEST_FILENAME = "manifest.json"  # written by the build into every version directory
 
 

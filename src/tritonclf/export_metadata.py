@@ -1,4 +1,4 @@
-"""The export metadata file (``model.json`` beside ``model.onnx``).
+"""The export metadata file (``model.json`` beside ``model.onnx`` and/or ``model.pt``).
 
 The export writes it, the repository build reads it: it is how the class labels and
 the preprocessing spec travel from training to serving without being retyped.
@@ -17,7 +17,10 @@ METADATA_FORMAT_VERSION = 1
 
 @dataclasses.dataclass(frozen=True)
 class ExportMetadata:
-    """What the build needs to know about an exported ONNX classifier."""
+    """What the build needs to know about an exported classifier (ONNX, TorchScript or both).
+
+    A file format that was not exported has an empty filename and hash.
+    """
 
     model_name: str  # the timm architecture, e.g. "efficientnet_lite0"
     labels: tuple[str, ...]
@@ -29,6 +32,17 @@ class ExportMetadata:
     opset: int
     weights: str  # where the weights came from, for the record
     versions: dict[str, str]  # torch, timm, onnx... at export time
+    # The weights as safetensors for --backend torch; empty in exports made before it existed.
+    state_dict_filename: str = ""
+    state_dict_sha256: str = ""
+    torchscript_filename: str = ""
+    torchscript_sha256: str = ""
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The exported file formats: ``onnx``, ``torchscript``."""
+        files = (("onnx", self.onnx_filename), ("torchscript", self.torchscript_filename))
+        return tuple(fmt for fmt, filename in files if filename)
 
     @property
     def num_classes(self) -> int:

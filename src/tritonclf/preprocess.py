@@ -5,7 +5,7 @@ model (this file is copied into its version directory) and the client-side
 fallback all call the functions below, so the numbers a model sees are the same
 offline and online. The geometry reproduces timm's eval transform
 (``timm.data.transforms_imagenet_eval``) for the model's ``pretrained_cfg``;
-``tests/test_preprocess.py`` checks it against timm on real photos.
+``tests/unit/test_preprocess.py`` checks it against timm on real photos.
 
 Only the standard library, numpy and Pillow are imported: this file runs inside
 Triton's Python backend, where neither torch nor this project is installed.
@@ -13,10 +13,13 @@ Triton's Python backend, where neither torch nor this project is installed.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import functools
 import io
 import math
+import re
 import warnings
 from collections.abc import Mapping
 
@@ -40,6 +43,8 @@ _WIDE_BLOCK_PIXELS = 1 << 20
 # Largest resize before the center crop done in full (16 MB as RGB): a 61:1 panorama at
 # a 256-pixel short edge. Only extreme shapes go past it.
 _MAX_RESIZED_PIXELS = 4_000_000
+# Room for "data:image/<type>;<parameters>;base64," before a data URL's base64.
+_MAX_DATA_URL_HEADER_BYTES = 256
 
 
 class ImageRejected(ValueError):
@@ -142,6 +147,13 @@ class DecodeLimits:
     # unchanged in size, only its source is smaller.
     jpeg_draft: bool = True
 
+    @property
+    def max_base64_bytes(self) -> int:
+        """Longest base64 text accepted: ``max_image_bytes`` encoded, plus line breaks and a data URL header."""
+        characters = 4 * math.ceil(self.max_image_bytes / 3)
+        # CRLF after every 64 characters (PEM; MIME's 76 needs less).
+        return characters + 2 * math.ceil(characters / 64) + _MAX_DATA_URL_HEADER_BYTES
+
     def to_parameters(self) -> dict[str, str]:
         """Flat string map for a Triton config's ``parameters``."""
         return {
@@ -181,6 +193,13 @@ def resized_size(width: int, height: int, spec: PreprocessSpec) -> tuple[int, in
     return round(width / ratio), round(height / ratio)
 
 
+def needs_region_resize(width: int, height: int, spec: PreprocessSpec) -> bool:
+    """Whether the full resize before the crop would be too large, so only the kept region is resized."""
+    new_w, new_h = resized_size(width, height, spec)
+    crop_h, crop_w = spec.input_size
+    return new_w * new_h > _MAX_RESIZED_PIXELS and new_w >= crop_w and new_h >= crop_h
+
+
 def _center_crop_or_pad(image: Image.Image, height: int, width: int, fill: tuple[int, ...]) -> Image.Image:
     """Torchvision's CenterCrop / timm's CenterCropOrPad, same rounding."""
     if width > image.width or height > image.height:
@@ -211,7 +230,7 @@ def resize_and_crop(
     width, height = source_size or image.size
     new_w, new_h = resized_size(width, height, spec)
     crop_h, crop_w = spec.input_size
-    if new_w * new_h > _MAX_RESIZED_PIXELS and new_w >= crop_w and new_h >= crop_h:
+    if needs_region_resize(width, height, spec):
         # A sliver like 64000 x 1 (a 267-byte PNG) would resize to 16384000 x 256 before the
         # crop: 16 GB. Resize only the region the center crop keeps instead (Pillow's box);
         # pixels may differ from the full resize by one level, so normal shapes keep the exact path.
@@ -271,16 +290,32 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_image(
-    data: bytes, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()
-) -> tuple[Image.Image, tuple[int, int]]:
-    """Untrusted bytes -> (upright RGB image, its full-resolution (width, height)).
+@dataclasses.dataclass(frozen=True)
+class OpenedImage:
+    """An image whose header passed every limit; its pixels are not decoded yet."""
 
-    The image may be smaller than the returned size when a JPEG was draft-decoded.
-    Raises :class:`ImageRejected` with a one-line reason for anything unacceptable.
+    data: bytes  # the file's bytes (base64 and data URLs unwrapped)
+    image: Image.Image  # lazily decoding Pillow image: only the header has been read
+    orientation: int  # EXIF orientation, 1 (upright) when absent
+    upright_size: tuple[int, int]  # (width, height) once the EXIF orientation is applied
+
+    @property
+    def format(self) -> str:
+        """Pillow's format name: JPEG, PNG, WEBP, GIF or BMP."""
+        return self.image.format
+
+
+def open_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> OpenedImage:
+    """Check untrusted bytes (the file, its base64 or a data URL) against the limits from the header alone.
+
+    Nothing is decoded.
+    Every decoder (Pillow here, torchvision in ``torch_preprocess.py``) starts with this,
+    so the same bytes get the same rejection whichever path serves them.
+    Raises :class:`ImageRejected` with a one-line reason.
     """
     if not data:
         raise ImageRejected("empty input: no image bytes were sent")
+    data = unwrap_base64(data, limits)
     if len(data) > limits.max_image_bytes:
         raise ImageRejected(f"image is {len(data)} bytes, above the limit of {limits.max_image_bytes} bytes")
     try:
@@ -302,18 +337,37 @@ def decode_image(
     try:
         # PNG keeps EXIF wherever it likes, so reading it may decode the image: inside the try.
         orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
-        upright_size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
+    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as err:
+        raise ImageRejected(f"cannot decode {image.format} image: {_one_line(err)}") from None
+    upright_size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
+    return OpenedImage(data, image, orientation, upright_size)
+
+
+def decode_opened(opened: OpenedImage, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()) -> Image.Image:
+    """Decode an opened image with Pillow -> upright RGB (smaller than ``upright_size`` after a JPEG draft)."""
+    image = opened.image
+    try:
         if limits.jpeg_draft and image.format == "JPEG":
-            needed_w, needed_h = resized_size(*upright_size, spec)
-            if orientation in _TRANSPOSING_ORIENTATIONS:
+            needed_w, needed_h = resized_size(*opened.upright_size, spec)
+            if opened.orientation in _TRANSPOSING_ORIENTATIONS:
                 needed_w, needed_h = needed_h, needed_w
             image.draft(None, (max(needed_w, 1), max(needed_h, 1)))
         image.load()
-        image = ImageOps.exif_transpose(image)
-        rgb = to_rgb(image)
+        return to_rgb(ImageOps.exif_transpose(image))
     except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as err:
         raise ImageRejected(f"cannot decode {image.format} image: {_one_line(err)}") from None
-    return rgb, upright_size
+
+
+def decode_image(
+    data: bytes, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Untrusted bytes (the file, its base64 or a data URL) -> (upright RGB image, its full-resolution (width, height)).
+
+    The image may be smaller than the returned size when a JPEG was draft-decoded.
+    Raises :class:`ImageRejected` with a one-line reason for anything unacceptable.
+    """
+    opened = open_image(data, limits)
+    return decode_opened(opened, spec, limits), opened.upright_size
 
 
 def silence_decoder_warnings() -> None:
@@ -357,6 +411,82 @@ _SIGNATURES = (
     (4, b"ftypheic", "HEIF"),
     (4, b"ftypmif1", "HEIF"),
 )
+
+
+_WHITESPACE = b" \t\r\n"
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+# Base64 characters enough to cover every signature above (offset 4 + 8 bytes = 12 bytes = 16 characters).
+_HEAD_CHARACTERS = 16
+_DATA_URL = re.compile(rb"data:image/[-+.\w]+(;[-\w]+=[-\w.\"]+)*;base64,", re.IGNORECASE)
+_DATA_URL_FORM = "not a decodable image: a data URL must be data:image/<type>;base64,<the file in base64>"
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=\-_ \t\r\n]")
+
+
+def unwrap_base64(data: bytes, limits: DecodeLimits = DecodeLimits()) -> bytes:
+    """The image's bytes from raw bytes, base64 text or a ``data:image/...;base64,`` URL.
+
+    Plain JSON cannot carry raw bytes, so HTTP clients without Triton's binary extension
+    send base64. Raw images pass through untouched: no allowed format starts with base64
+    text, and text is only taken as base64 when its first characters decode to an image
+    signature (or it is a data URL), so HTML, JSON and file names stay text. The encoded
+    size is checked before anything is decoded; the result goes through the same limits.
+    """
+    if _signature_name(data) is not None:
+        return data
+    if data[:5].lower() == b"data:":
+        header = _DATA_URL.match(data, 0, _MAX_DATA_URL_HEADER_BYTES)
+        if header is None:
+            raise ImageRejected(_DATA_URL_FORM)
+        start = header.end()
+    elif _signature_name(_decode_head(data)) is not None:
+        start = 0
+    else:
+        return data
+    if len(data) > limits.max_base64_bytes:
+        raise ImageRejected(
+            f"base64 image is {len(data)} bytes, above the limit of {limits.max_base64_bytes} bytes "
+            f"({limits.max_image_bytes} bytes once decoded)"
+        )
+    return _decode_base64(data, start)
+
+
+def _decode_head(data: bytes) -> bytes:
+    """The first bytes that ``data`` encodes if it starts as base64 text, else b""."""
+    head = data[: 4 * _HEAD_CHARACTERS].translate(_URLSAFE_TO_STANDARD, _WHITESPACE)[:_HEAD_CHARACTERS]
+    try:
+        return base64.b64decode(head[: len(head) - len(head) % 4], validate=True)
+    except binascii.Error:
+        return b""
+
+
+def _signature_name(head: bytes) -> str | None:
+    for offset, signature, name in _SIGNATURES:
+        if head[offset : offset + len(signature)] == signature:
+            return name
+    return None
+
+
+def _decode_base64(data: bytes, start: int) -> bytes:
+    """Standard or URL-safe base64 from ``start``, padded or not, line breaks anywhere -> bytes."""
+    compact = data[start:].translate(_URLSAFE_TO_STANDARD, _WHITESPACE)
+    # A C-speed alphabet check: base64.b64decode(validate=True) runs a regex that costs more than the decode.
+    if compact.translate(None, _BASE64_ALPHABET):
+        stray = _NOT_BASE64.search(data, start)
+        code = stray.group()[0]
+        shown = repr(chr(code)) if 0x20 <= code < 0x7F else f"byte 0x{code:02x}"
+        raise ImageRejected(f"invalid base64: {shown} at offset {stray.start()} is not a base64 character")
+    body = compact.rstrip(b"=")
+    if len(compact) - len(body) > 2 or b"=" in body:
+        raise ImageRejected("invalid base64: '=' padding is only allowed, once or twice, at the end")
+    if len(body) % 4 == 1:
+        raise ImageRejected(f"invalid base64: {len(body)} characters is one more than a multiple of 4 (cut short?)")
+    # Untouched inputs are not copied: translate and rstrip return the same object.
+    padded = compact if len(compact) % 4 == 0 else body + b"=" * (-len(body) % 4)
+    try:
+        return binascii.a2b_base64(padded)
+    except binascii.Error as err:  # checked above; kept so a surprise is still one line
+        raise ImageRejected(f"invalid base64: {_one_line(err)}") from None
 
 
 def _unidentified_message(data: bytes, limits: DecodeLimits) -> str:

@@ -124,7 +124,7 @@ def test_config_names_map_to_our_two_models():
         config_role("resnet50_model_config_1", "efficientnet_lite0")
 
 
-def test_ensemble_result_sets_both_instance_counts_and_the_smaller_batch():
+def test_ensemble_result_sets_both_instance_counts_both_delays_and_the_smaller_batch():
     arguments = build_arguments(
         {
             "preprocess": ChosenConfig(
@@ -138,12 +138,14 @@ def test_ensemble_result_sets_both_instance_counts_and_the_smaller_batch():
     assert arguments == [
         "--preprocess-instances",
         "1",
+        "--max-queue-delay-us",
+        "0",
         "--classifier-instances",
         "2",
+        "--classifier-queue-delay-us",
+        "2000",
         "--max-batch-size",
         "8",
-        "--max-queue-delay-us",
-        "2000",
         "--preferred-batch-sizes",
         "4",
     ]
@@ -152,7 +154,7 @@ def test_ensemble_result_sets_both_instance_counts_and_the_smaller_batch():
 def test_build_options_are_ones_tritonclf_build_accepts():
     arguments = build_arguments({"classifier": ChosenConfig(3, 4, 100, (2, 4))})
     args = build_cli.parse_args(["--export", "exports/x", *arguments])
-    assert (args.classifier_instances, args.max_batch_size, args.max_queue_delay_us) == (3, 4, 100)
+    assert (args.classifier_instances, args.max_batch_size, args.classifier_queue_delay_us) == (3, 4, 100)
     assert args.preferred_batch_sizes == (2, 4)
 
 

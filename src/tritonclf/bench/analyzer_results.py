@@ -144,21 +144,23 @@ def config_role(config_name: str, ensemble: str) -> str:
 def build_arguments(configs: Mapping[str, ChosenConfig]) -> list[str]:
     """``tritonclf build`` options for the chosen configs (keys: ``preprocess`` and/or ``classifier``).
 
-    Our build has one max_batch_size and one queue delay for both models (the ensemble's
-    max_batch_size must not exceed either): with two configs it takes the smaller batch
-    size and the classifier's delay, where batching pays.
+    Our build has one max_batch_size for both models (the ensemble's must not exceed either):
+    with two configs it takes the smaller. Each model keeps its own queue delay.
     """
     if not configs:
         raise ResultError("no configuration to build")
+    batch = min(c.max_batch_size for c in configs.values())
     arguments = []
     if "preprocess" in configs:
-        arguments += ["--preprocess-instances", str(configs["preprocess"].instances)]
+        preprocess = configs["preprocess"]
+        arguments += ["--preprocess-instances", str(preprocess.instances)]
+        arguments += ["--max-queue-delay-us", str(preprocess.max_queue_delay_microseconds)]
     if "classifier" in configs:
-        arguments += ["--classifier-instances", str(configs["classifier"].instances)]
-    batch = min(c.max_batch_size for c in configs.values())
+        classifier = configs["classifier"]
+        arguments += ["--classifier-instances", str(classifier.instances)]
+        arguments += ["--classifier-queue-delay-us", str(classifier.max_queue_delay_microseconds)]
     arguments += ["--max-batch-size", str(batch)]
     timing = configs.get("classifier") or configs["preprocess"]
-    arguments += ["--max-queue-delay-us", str(timing.max_queue_delay_microseconds)]
     preferred = tuple(size for size in timing.preferred_batch_sizes if size <= batch)
     if preferred:
         arguments += ["--preferred-batch-sizes", ",".join(map(str, preferred))]

@@ -1,8 +1,8 @@
 """Benchmark the served classifier against the same work without a server, on the same images, in one run.
 
     python clients/benchmark.py                                   # starts tritonserver on model_repository
-    python clients/benchmark.py --duration-s 3 --concurrency 1,8 --protocols grpc
-    python clients/benchmark.py --images photos/ --grpc-url localhost:8001 --http-url localhost:8000
+    python clients/benchmark.py --duration-s 3 --concurrency 1,8 --protocol grpc
+    python clients/benchmark.py --images photos/ --url localhost:8001 --http-url localhost:8000
     python clients/benchmark.py --no-references --duration-s 5      # served numbers only (tuning loops)
 
 Served: a closed loop with asyncio gRPC and HTTP clients at each concurrency level
@@ -17,15 +17,15 @@ model, from single-threaded CPU time), ``in-process`` (one plain loop, batched) 
 ``naive`` (OpenCV full decode, squash resize, batch 1). Prints the ratios and the
 issue's targets; writes JSON, CSV and a throughput-vs-latency PNG to ``--output-dir``.
 
-Images: ``--images DIR`` (JPEGs), else ``--count`` photos in the ``--mix`` made
+Images: ``--images DIR`` (every image file in it), else ``--count`` photos in the ``--mix`` made
 from the sample photos shipped in ``tritonclf/samples``. Only loopback traffic unless URLs are given.
+Flags and exit codes as every command's (``tritonclf.cli_options``): 2 when nothing could be measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import os
 import platform
 import subprocess
@@ -47,36 +47,38 @@ from tritonclf.bench.report import (
 )
 from tritonclf.bench.results_csv import to_csv
 from tritonclf.bench.served import (
+    DEFAULT_VARIANT,
     measure_sweep,
     preprocess_parameters,
     resolve_endpoint,
     served_model_configs,
+    serving_variant,
 )
 from tritonclf.bench.stats import usable_cores
+from tritonclf.cli_options import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    add_concurrency,
+    add_server_arguments,
+    add_timeout,
+    fail,
+    positive_int,
+)
 from tritonclf.client.triton_client import ClientError
 from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import write_atomic, write_json_atomic
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec
-from tritonclf.samples import sample_dir
+from tritonclf.progress import Progress
+from tritonclf.provenance import installed_versions
+from tritonclf.samples import sample_dir, sample_photos
 from tritonclf.serving.process import ServerStartError, TritonProcess
 
-SAMPLES_DIR = sample_dir()
 DEFAULT_LEVELS = (1, 2, 4, 8, 16)
+SERVER_READY_TIMEOUT_S = 600.0
 
 
 class BenchmarkError(RuntimeError):
     """An expected setup problem; the message is one line for the user."""
-
-
-def parse_int_list(text: str) -> tuple[int, ...]:
-    """``"1,8"`` -> (1, 8); every value positive."""
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,8, not {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers like 1,8, not {text!r}")
-    return values
 
 
 def parse_mix(text: str) -> tuple:
@@ -106,6 +108,13 @@ def preprocess_mismatches(parameters: dict[str, str], spec: PreprocessSpec) -> l
     return []
 
 
+def result_name(result: dict) -> str:
+    """The model's name, with the serving variant when it is not the default pillow+python-ort."""
+    variant = result.get("server", {}).get("variant", DEFAULT_VARIANT)
+    name = result["export"]["model_name"]
+    return name if variant == DEFAULT_VARIANT else f"{name}-{variant}"
+
+
 def load_images(args: argparse.Namespace) -> list[bench_images.BenchImage]:
     """``--images`` or the generated mix."""
     if args.images:
@@ -113,9 +122,9 @@ def load_images(args: argparse.Namespace) -> list[bench_images.BenchImage]:
             return bench_images.load_folder(args.images)
         except FileNotFoundError as err:
             raise BenchmarkError(str(err)) from None
-    sources = sorted(SAMPLES_DIR.glob("*.jpg"))
+    sources = sample_photos()
     if not sources:
-        raise BenchmarkError(f"no sample photos in {SAMPLES_DIR}: reinstall the package or pass --images")
+        raise BenchmarkError(f"no sample photos in {sample_dir()}: reinstall the package or pass --images")
     try:
         return bench_images.generate_mix([p.read_bytes() for p in sources], args.mix, args.count, args.seed)
     except ValueError as err:
@@ -143,10 +152,11 @@ def start_server(args: argparse.Namespace, model: str | None, log_path: Path) ->
     """Start tritonserver on free loopback ports; with a model name, only that ensemble and its steps are loaded."""
     repository = args.repository
     if not repository.is_dir() or not any(repository.glob("*/config.pbtxt")):
-        raise BenchmarkError(f"no models in {repository}: run make repository first (or pass --grpc-url)")
+        raise BenchmarkError(f"no models in {repository}: run make repository first (or pass --url)")
     # Other models in the repository would hold memory and stub processes the numbers should not include.
     extra = ("--model-control-mode=explicit", f"--load-model={model}") if model else ()
-    server = TritonProcess(repository, log_path=log_path, extra_args=extra)
+    # Generous: every stub of a torch model imports torch first, minutes on a loaded 2-core machine.
+    server = TritonProcess(repository, log_path=log_path, extra_args=extra, ready_timeout_s=SERVER_READY_TIMEOUT_S)
     try:
         server.start()
     except ServerStartError as err:
@@ -154,8 +164,17 @@ def start_server(args: argparse.Namespace, model: str | None, log_path: Path) ->
     return server
 
 
-def run_served(args: argparse.Namespace, images: list, metadata: ExportMetadata, urls: dict, pid: int | None) -> dict:
+def run_served(
+    args: argparse.Namespace,
+    images: list,
+    metadata: ExportMetadata,
+    urls: dict,
+    pid: int | None,
+    *,
+    progress: Progress | None = None,
+) -> dict:
     """Every protocol's sweep, then the 12 MP subset at the best gRPC level; returns levels and server info."""
+    progress = progress or Progress.quiet()
     endpoints = {
         protocol: resolve_endpoint(urls[wire_protocol(protocol)], protocol, args.model) for protocol in args.protocols
     }
@@ -170,11 +189,13 @@ def run_served(args: argparse.Namespace, images: list, metadata: ExportMetadata,
         # The references decode as the server is configured to (draft or not), whatever that is today.
         limits = DecodeLimits.from_parameters(parameters)
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        progress.write(f"warning: {warning}", stream=sys.stderr)
     served = []
     timing = {"duration_s": args.duration_s, "warmup_s": args.warmup_s}
     for endpoint in endpoints.values():
-        served += measure_sweep(endpoint, images, args.concurrency, server_pid=pid, **timing)
+        served += measure_sweep(
+            endpoint, images, args.concurrency, server_pid=pid, timeout_s=args.timeout_s, progress=progress, **timing
+        )
     large_images = [image for image in images if image.is_large]
     served_large = None
     best = best_level(served, "grpc")
@@ -186,11 +207,14 @@ def run_served(args: argparse.Namespace, images: list, metadata: ExportMetadata,
             [concurrency],
             subset="large",
             server_pid=pid,
+            timeout_s=args.timeout_s,
+            progress=progress,
             **timing,
         )[0]
     info = {
         "urls": urls,
         "model": first.model,
+        "variant": serving_variant(configs, first.model),
         "configs": configs,
         "decode_limits": limits.to_parameters(),
         "warnings": warnings,
@@ -200,12 +224,9 @@ def run_served(args: argparse.Namespace, images: list, metadata: ExportMetadata,
 
 def environment() -> dict:
     """Versions, machine and commit, so results from different runs can be told apart."""
-    versions = {}
-    for package in ("numpy", "pillow", "onnxruntime", "opencv-python-headless", "tritonclient", "nvidia-pytriton"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
+    versions = installed_versions(
+        ("numpy", "pillow", "onnxruntime", "opencv-python-headless", "tritonclient", "nvidia-pytriton")
+    )
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
@@ -226,7 +247,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_argument_group("images")
-    source.add_argument("--images", type=Path, help="folder of JPEGs (default: the generated --mix)")
+    source.add_argument("--images", type=Path, help="folder of images (default: the generated --mix)")
     source.add_argument(
         "--mix",
         type=parse_mix,
@@ -236,22 +257,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source.add_argument("--count", type=int, default=40, help="generated images (default: %(default)s)")
     source.add_argument("--seed", type=int, default=0, help="generated images' seed (default: %(default)s)")
     load = parser.add_argument_group("load")
-    load.add_argument("--concurrency", type=parse_int_list, default=DEFAULT_LEVELS, help="levels (default: 1,2,4,8,16)")
+    add_concurrency(load, DEFAULT_LEVELS, levels=True)
     load.add_argument(
-        "--protocols",
+        "--protocol",
+        dest="protocols",
         type=parse_protocols,
         default=BENCH_PROTOCOLS,
-        help="default: grpc,grpc-shm,http (grpc-shm: image bytes in system shared memory, same host only)",
+        help="comma-separated (default: grpc,grpc-shm,http,http-json; grpc-shm: image bytes in shared memory, "
+        "same host only; http-json: base64 in plain JSON)",
     )
     load.add_argument("--duration-s", type=float, default=10.0, help="measured s per run (default: %(default)s)")
     load.add_argument("--warmup-s", type=float, default=2.0, help="unmeasured s before each (default: %(default)s)")
-    load.add_argument("--large-concurrency", type=int, help="level of the 12 MP run (default: the best gRPC level)")
+    load.add_argument(
+        "--large-concurrency", type=positive_int, help="level of the 12 MP run (default: the best gRPC level)"
+    )
+    add_timeout(load)
     server = parser.add_argument_group("server")
     server.add_argument("--repository", type=Path, default=Path("model_repository"), help="default: %(default)s")
-    server.add_argument("--grpc-url", help="HOST:PORT of a running server (default: start one on --repository)")
-    server.add_argument("--http-url", help="HOST:PORT of the same server's HTTP endpoint")
+    add_server_arguments(
+        server,
+        url_help="gRPC HOST:PORT of a running server (default: start one on --repository)",
+        protocols=None,
+        model_help="ensemble (default: the export's model name, else the only ensemble)",
+    )
+    server.add_argument("--http-url", metavar="HOST:PORT", help="HTTP address of the same running server")
     server.add_argument("--server-pid", type=int, help="pid of that server, to report its memory")
-    server.add_argument("--model", help="ensemble (default: the export's model name, else the only ensemble)")
     refs = parser.add_argument_group("references")
     refs.add_argument("--export", type=Path, default=Path("exports/efficientnet_lite0"), help="default: %(default)s")
     refs.add_argument("--no-references", action="store_true", help="served numbers only")
@@ -261,14 +291,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.count < 1 or args.duration_s <= 0 or args.warmup_s < 0:
         parser.error("--count and --duration-s must be positive, --warmup-s not negative")
-    external = args.grpc_url or args.http_url
-    if external:
-        urls = {"grpc": args.grpc_url, "http": args.http_url}
-        missing = [p for p in args.protocols if not urls[wire_protocol(p)]]
+    if args.url or args.http_url:
+        missing = [p for p in args.protocols if not running_server_urls(args)[wire_protocol(p)]]
         if missing:
-            wire = wire_protocol(missing[0])
-            parser.error(f"with a running server, give --{wire}-url or leave {missing[0]} out of --protocols")
+            flag = "--url" if wire_protocol(missing[0]) == "grpc" else "--http-url"
+            parser.error(f"with a running server, give {flag} or leave {missing[0]} out of --protocol")
     return args
+
+
+def running_server_urls(args: argparse.Namespace) -> dict[str, str | None]:
+    """{wire protocol: address} of the running server the user named."""
+    return {"grpc": args.url, "http": args.http_url}
 
 
 def settings_record(args: argparse.Namespace) -> dict:
@@ -278,29 +311,41 @@ def settings_record(args: argparse.Namespace) -> dict:
     return settings
 
 
+def bench_steps(args: argparse.Namespace, images: list, own_server: bool) -> int:
+    """Steps of a run: the server's start, each served level, the 12 MP level, the references."""
+    large = "grpc" in args.protocols and any(image.is_large for image in images)
+    return own_server + len(args.protocols) * len(args.concurrency) + large + (not args.no_references)
+
+
 def run(args: argparse.Namespace, started: datetime.datetime, stamp: str) -> dict:
     """Images, served sweep, references; the whole result."""
     metadata, onnx_path = load_export(args.export)
     images = load_images(args)
     image_info = bench_images.describe(images)
     print(mix_line(image_info), flush=True)
+    own_server = not (args.url or args.http_url)
+    progress = Progress("bench", total=bench_steps(args, images, own_server))
     server = None
-    if args.grpc_url or args.http_url:
-        urls, pid = {"grpc": args.grpc_url, "http": args.http_url}, args.server_pid
-    else:
+    if own_server:
         model = args.model or default_model(args.repository, metadata)
         args.model = model
+        progress.step(f"start tritonserver on {args.repository}")
         server = start_server(args, model, args.output_dir / f"{stamp}-tritonserver.log")
         urls, pid = {"grpc": server.grpc_url, "http": server.http_url}, server.process.pid
+    else:
+        urls, pid = running_server_urls(args), args.server_pid
     try:
-        served = run_served(args, images, metadata, urls, pid)
+        served = run_served(args, images, metadata, urls, pid, progress=progress)
     finally:
+        progress.close()
         if server:
             server.stop()
     references = {}
     if not args.no_references:
         # After the server is gone, so the references do not share the cores with it.
+        progress.step("references in this process: limit, in-process, naive")
         references = measure_references_for(args, metadata, onnx_path, images, served["limits"])
+    progress.finish("measured")
     return {
         "started": started.isoformat(),
         "settings": settings_record(args),
@@ -358,7 +403,7 @@ def print_report(result: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run everything, print the report, write JSON, CSV and PNG."""
     args = parse_args(argv)
-    started = datetime.datetime.now(datetime.UTC)
+    started = datetime.datetime.now(datetime.timezone.utc)
     stamp = f"benchmark-{started.strftime('%Y%m%dT%H%M%SZ')}"
     begin = time.monotonic()
     # Other work on the machine takes cores from the server and the references alike: say so in the record.
@@ -368,11 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(args, started, stamp)
     except (BenchmarkError, ClientError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return fail("bench", err)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     result["command"] = ["clients/benchmark.py", *(sys.argv[1:] if argv is None else argv)]
     result["wall_s"] = time.monotonic() - begin
     result["environment"]["loadavg_start"] = load_start
@@ -383,8 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(base.with_suffix(".json"), result)
     write_atomic(base.with_suffix(".csv"), to_csv(result))
     written = [base.with_suffix(".json"), base.with_suffix(".csv")]
-    # The newest run of each model under a fixed name, for `python -m clients.bench.summary`.
-    latest = args.output_dir / f"latest-{result['export']['model_name']}.json"
+    # The newest run of each model and serving variant under a fixed name, for `tritonclf bench-summary`.
+    latest = args.output_dir / f"latest-{result_name(result)}.json"
     write_json_atomic(latest, result)
     written.append(latest)
     try:
@@ -394,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("no plot: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
     print(f"\nwrote {', '.join(str(p) for p in written)} in {result['wall_s']:.0f} s")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def compare(served: Sequence[Mapping], served_large: Mapping | None, references:
     naive = references.get("naive") or {}
     naive_large = references.get("naive_large") or {}
     single = inprocess_run(references, 1)
-    best = {protocol: best_level(served, protocol) for protocol in ("grpc", "grpc-shm", "http")}
+    best = {protocol: best_level(served, protocol) for protocol in ("grpc", "grpc-shm", "http", "http-json")}
     c1 = level_at(served, "grpc", 1)
     grpc_best = (best["grpc"] or {}).get("images_per_s")
     c1_p50 = c1["latency"]["p50_ms"] if c1 else None

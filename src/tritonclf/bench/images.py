@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tritonclf.image_files import IMAGE_SUFFIXES, list_images
+
 JPEG_QUALITY = 90
 DEFAULT_MIX: tuple[tuple[tuple[int, int], float], ...] = (
     ((640, 480), 0.5),
@@ -165,12 +167,12 @@ def generate_mix(
 
 
 def load_folder(folder: Path) -> list[BenchImage]:
-    """Every ``.jpg``/``.jpeg`` in ``folder`` (not recursive), sorted by name."""
+    """Every image file in ``folder`` (not recursive), sorted by name."""
     if not folder.is_dir():
         raise FileNotFoundError(f"no image folder at {folder}")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+    paths = list_images(folder, recursive=False)
     if not paths:
-        raise FileNotFoundError(f"no .jpg or .jpeg files in {folder}")
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     images = []
     for path in paths:
         data = path.read_bytes()

@@ -25,6 +25,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from tritonclf.cli_options import fail
 from tritonclf.files import sha256_file
 
 VERSION = "2.41.1"
@@ -144,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     venv = Path(sys.prefix)
     if sys.prefix == sys.base_prefix:
-        print("error: run this with the virtual environment's python (.venv/bin/python)", file=sys.stderr)
-        return 2
+        return fail("perf-tools", "run this with the virtual environment's python (.venv/bin/python)")
     wrapper = venv / "bin" / "perf_analyzer"
     version = None if args.force else installed_version(wrapper)
     if version:
@@ -154,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         version = install(venv, Path(sysconfig.get_paths()["purelib"]))
     except InstallError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return fail("perf-tools", err)
     print(f"{wrapper}: {version}")
     return 0
 

@@ -1,4 +1,4 @@
-"""Closed-loop load with tritonclient's asyncio gRPC and HTTP clients.
+"""The closed-loop load generator that the benchmark, the tuner and the fault/soak checks share.
 
 ``concurrency`` coroutines on one event loop each send their next image as soon as
 the previous answer arrives, until time is up. One thread drives every request, so
@@ -10,40 +10,92 @@ starts, as perf_analyzer does: the loop measures the server, not numpy.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import dataclasses
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
+from tritonclf import contract
 from tritonclf.bench.images import BenchImage
-from tritonclf.bench.perf_data import serialize_bytes_tensor
+from tritonclf.client.status import OK, UNAVAILABLE, one_line, status_name
 
-UNAVAILABLE = "UNAVAILABLE"
 # "grpc-shm": gRPC carrying only the request; the image bytes wait in a system shared-memory
 # region the server reads (same host only). The cheapest transfer a local client has.
 SHM_SUFFIX = "-shm"
-BENCH_PROTOCOLS = ("grpc", "grpc-shm", "http")
+# "http-json": the image as base64 in plain JSON, as a client without Triton's binary
+# extension sends it (curl, a browser); answers come back as JSON too.
+JSON_SUFFIX = "-json"
+BENCH_PROTOCOLS = ("grpc", "grpc-shm", "http", "http-json")
+MODEL = "efficientnet_lite0"
 
 
 def wire_protocol(protocol: str) -> str:
-    """The protocol the requests travel on: ``grpc-shm`` -> ``grpc``."""
-    return protocol.removesuffix(SHM_SUFFIX)
+    """The protocol the requests travel on: ``grpc-shm`` -> ``grpc``, ``http-json`` -> ``http``."""
+    return protocol.removesuffix(SHM_SUFFIX).removesuffix(JSON_SUFFIX)
 
-
-# Triton's HTTP status codes back to the gRPC status names both protocols are reported in.
-_HTTP_STATUS_NAMES = {
-    "400": "INVALID_ARGUMENT",
-    "404": "NOT_FOUND",
-    "429": "RESOURCE_EXHAUSTED",
-    "500": "INTERNAL",
-    "503": UNAVAILABLE,
-    "504": "DEADLINE_EXCEEDED",
-}
 
 Send = Callable[[int], Awaitable[object]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """One request: which image, when (``time.monotonic()``), and what came back."""
+
+    name: str  # the caller's name for the image (a size label in the benchmark)
+    start: float
+    end: float
+    status: str  # OK, or the gRPC status name: INVALID_ARGUMENT, UNAVAILABLE...
+    message: str = ""
+    value: object = None  # what ``send`` returned, for an answered request
+
+    @property
+    def latency_s(self) -> float:
+        """Seconds from sending to the answer."""
+        return self.end - self.start
+
+
+async def drive(
+    send: Send,
+    names: Sequence[str],
+    concurrency: int,
+    *,
+    running: Callable[[], bool],
+    record: Callable[[Outcome], None],
+    timeout_s: float = 60.0,
+    error_pause_s: float = 0.0,
+) -> None:
+    """``concurrency`` senders, each sending its next image as soon as the previous answer arrives.
+
+    ``send(i)`` sends image ``i`` (``names[i]`` names it); every request, answered or
+    failed, goes to ``record``. Senders stop starting requests once ``running()`` is
+    false and wait for the one they have in flight. They stride through the images, so
+    at any moment they hold different ones and every kind of the mix is in flight.
+    ``error_pause_s`` makes a sender wait after a failure, like a client that backs off.
+    """
+
+    async def sender(slot: int) -> None:
+        index = slot
+        while running():
+            position = index % len(names)
+            index += concurrency
+            start = time.monotonic()
+            try:
+                value = await asyncio.wait_for(send(position), timeout_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # a client-side bug must show up as errors, not as a silently dead sender
+                record(Outcome(names[position], start, time.monotonic(), status_name(err), one_line(err)))
+                if error_pause_s:
+                    await asyncio.sleep(error_pause_s)
+                continue
+            record(Outcome(names[position], start, time.monotonic(), OK, value=value))
+
+    await asyncio.gather(*(sender(slot) for slot in range(concurrency)))
 
 
 @dataclasses.dataclass
@@ -56,6 +108,7 @@ class LoadResult:
     size_labels: list[str]  # of each answered request, in the order of latencies_s
     errors: dict[str, int]
     first_error: str | None
+    request_bytes: float | None = None  # mean HTTP request body per image; None over gRPC
 
     @property
     def unavailable(self) -> int:
@@ -75,63 +128,41 @@ class LoadResult:
         return dict(grouped)
 
 
-def error_status(err: BaseException) -> str:
-    """A failure as a gRPC status name (``UNAVAILABLE``, ``INVALID_ARGUMENT``...), else the exception's type."""
-    if isinstance(err, TimeoutError):
-        return "DEADLINE_EXCEEDED"
-    status = getattr(err, "status", None)
-    value = status() if callable(status) else status
-    text = str(value or "").removeprefix("StatusCode.")
-    return _HTTP_STATUS_NAMES.get(text, text) or type(err).__name__
-
-
-def error_message(err: BaseException) -> str:
-    """One line: tritonclient's message without its status, else ``str(err)``."""
-    message = getattr(err, "message", None)
-    text = message() if callable(message) else str(err)
-    return " ".join(str(text or type(err).__name__).split())[:300]
-
-
 async def closed_loop(
     send: Send, images: Sequence[BenchImage], concurrency: int, duration_s: float, timeout_s: float = 60.0
 ) -> LoadResult:
     """Run ``concurrency`` senders until ``duration_s`` is up; ``send(i)`` sends image ``i``.
 
     Requests in flight at the deadline are waited for and counted, so ``elapsed_s``
-    runs to the last answer. Senders stride through the images, so at any moment
-    they hold different images and every size of the mix is in flight.
+    runs to the last answer. Answers are reduced to their latency as they come.
     """
     latencies: list[float] = []
     labels: list[str] = []
-    failures: list[tuple[str, str]] = []
-    begin = time.perf_counter()
+    errors: collections.Counter[str] = collections.Counter()
+    first_error: list[str] = []
+
+    def record(outcome: Outcome) -> None:
+        if outcome.status == OK:
+            latencies.append(outcome.latency_s)
+            labels.append(outcome.name)
+            return
+        errors[outcome.status] += 1
+        if not first_error:
+            first_error.append(f"{outcome.status}: {outcome.message}")
+
+    begin = time.monotonic()
     deadline = begin + duration_s
-
-    async def sender(slot: int) -> None:
-        index = slot
-        while time.perf_counter() < deadline:
-            position = index % len(images)
-            index += concurrency
-            start = time.perf_counter()
-            try:
-                await asyncio.wait_for(send(position), timeout_s)
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # a client-side bug must show up as errors, not as a silently dead sender
-                failures.append((error_status(err), error_message(err)))
-                continue
-            latencies.append(time.perf_counter() - start)
-            labels.append(images[position].size_label)
-
-    await asyncio.gather(*(sender(slot) for slot in range(concurrency)))
-    elapsed = time.perf_counter() - begin
+    names = [image.size_label for image in images]
+    await drive(
+        send, names, concurrency, running=lambda: time.monotonic() < deadline, record=record, timeout_s=timeout_s
+    )
     return LoadResult(
         concurrency=concurrency,
-        elapsed_s=elapsed,
+        elapsed_s=time.monotonic() - begin,
         latencies_s=latencies,
         size_labels=labels,
-        errors=dict(collections.Counter(status for status, _ in failures)),
-        first_error=": ".join(failures[0]) if failures else None,
+        errors=dict(errors),
+        first_error=first_error[0] if first_error else None,
     )
 
 
@@ -159,6 +190,7 @@ class AsyncSender:
         self._inputs: list[object] = []
         self._outputs: list[object] = []
         self._region = None  # shared-memory handle for grpc-shm
+        self.request_bytes: float | None = None
         self._region_name = f"bench-images-{os.getpid()}-{id(self)}"
 
     async def __aenter__(self) -> AsyncSender:
@@ -176,16 +208,21 @@ class AsyncSender:
 
             # One connection per sender: aiohttp would otherwise queue requests behind its pool limit.
             self._client = aio.InferenceServerClient(endpoint.url, conn_limit=max(self._concurrency, 1))
-            binary = {"binary_data": True}
+            binary = {"binary_data": not endpoint.protocol.endswith(JSON_SUFFIX)}
         if endpoint.protocol.endswith(SHM_SUFFIX):
             await self._inputs_in_shared_memory(module)
             return self._with_outputs(module, binary)
         for image in self._images:
             tensor = module.InferInput(endpoint.input_name, list(endpoint.input_shape), "BYTES")
-            payload = np.array([image.data], dtype=np.object_).reshape(endpoint.input_shape)
+            data = base64.b64encode(image.data) if endpoint.protocol.endswith(JSON_SUFFIX) else image.data
+            payload = np.array([data], dtype=np.object_).reshape(endpoint.input_shape)
             tensor.set_data_from_numpy(payload, **binary)
             self._inputs.append(tensor)
-        return self._with_outputs(module, binary)
+        self._with_outputs(module, binary)
+        if wire_protocol(endpoint.protocol) == "http":
+            bodies = [module.InferenceServerClient.generate_request_body([t], self._outputs)[0] for t in self._inputs]
+            self.request_bytes = sum(map(len, bodies)) / len(bodies)
+        return self
 
     def _with_outputs(self, module, binary: dict) -> AsyncSender:
         """Ask for the top-k through Triton's classification extension; ready to send."""
@@ -196,8 +233,9 @@ class AsyncSender:
     async def _inputs_in_shared_memory(self, module) -> None:
         """Every image in one system shared-memory region, registered with the server; inputs point into it."""
         import tritonclient.utils.shared_memory as shm
+        from tritonclient.utils import serialize_byte_tensor
 
-        elements = [serialize_bytes_tensor([image.data]) for image in self._images]
+        elements = [serialize_byte_tensor(np.array([image.data], dtype=np.object_)).item() for image in self._images]
         key = f"/{self._region_name}"
         self._region = shm.create_shared_memory_region(self._region_name, key, sum(map(len, elements)))
         offset = 0
@@ -251,6 +289,94 @@ async def run_levels(
                 await closed_loop(send, images, concurrency, warmup_s, timeout_s)
             between("before", concurrency, None)
             result = await closed_loop(send, images, concurrency, duration_s, timeout_s)
+            result.request_bytes = send.request_bytes
             between("after", concurrency, result)
             results.append(result)
     return results
+
+
+# (image name, probabilities) -> whether they are the expected answer
+Check = Callable[[str, np.ndarray], bool]
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """What a background request kept of its answer: the top-1 class and the caller's verdict on it."""
+
+    top1: int
+    matched: bool | None  # None when the caller gave no check
+
+
+class BackgroundLoad:
+    """The closed loop in a background thread over gRPC until the ``with`` block ends (or :meth:`stop`).
+
+        with BackgroundLoad(server.grpc_url, [("cat", jpeg), ("empty", b"")], concurrency=8) as load:
+            time.sleep(10)
+        statuses = collections.Counter(o.status for o in load.outcomes)
+
+    For the fault and soak checks: every outcome is kept with its timestamps. An answer
+    keeps only its top-1 class and whether ``check`` accepted its probabilities (as
+    :class:`Checked` in ``Outcome.value``), not the probabilities: a long soak makes millions.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        images: Sequence[tuple[str, bytes]],
+        concurrency: int,
+        *,
+        model: str = MODEL,
+        check: Check | None = None,
+        timeout_s: float = 30.0,
+        error_pause_s: float = 0.0,
+    ):
+        self.url, self.images, self.model, self.check, self.timeout_s = url, images, model, check, timeout_s
+        self.concurrency = concurrency
+        self.error_pause_s = error_pause_s
+        self.outcomes: list[Outcome] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def __enter__(self) -> BackgroundLoad:
+        """Start sending."""
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Stop and wait for the requests in flight."""
+        self.stop()
+
+    def stop(self) -> None:
+        """Let each sender finish its request in flight, then end."""
+        self._stop.set()
+        self._thread.join(self.timeout_s + 10)
+
+    async def _run(self) -> None:
+        import tritonclient.grpc as grpcclient
+        from tritonclient.grpc import aio
+
+        client = aio.InferenceServerClient(self.url)
+        tensors = []
+        for _, data in self.images:
+            tensor = grpcclient.InferInput(contract.IMAGE_INPUT, [1, 1], "BYTES")
+            tensor.set_data_from_numpy(np.array([data], dtype=np.object_).reshape(1, 1))
+            tensors.append(tensor)
+
+        async def send(index: int) -> Checked:
+            result = await client.infer(self.model, [tensors[index]])
+            probabilities = result.as_numpy(contract.PROBABILITIES)
+            matched = self.check(self.images[index][0], probabilities) if self.check else None
+            return Checked(int(probabilities.argmax()), matched)
+
+        try:
+            await drive(
+                send,
+                [name for name, _ in self.images],
+                self.concurrency,
+                running=lambda: not self._stop.is_set(),
+                record=self.outcomes.append,  # list.append is atomic; the report reads after stop()
+                timeout_s=self.timeout_s,
+                error_pause_s=self.error_pause_s,
+            )
+        finally:
+            await client.close()

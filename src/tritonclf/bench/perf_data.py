@@ -10,22 +10,18 @@ the little-endian floats in C order. Pure functions; no server, no perf_analyzer
 from __future__ import annotations
 
 import base64
-import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-
-
-def serialize_bytes_tensor(elements: Iterable[bytes]) -> bytes:
-    """Triton's wire format of a BYTES tensor: ``<u32 length><bytes>`` per element, flattened in C order."""
-    return b"".join(struct.pack("<I", len(element)) + element for element in elements)
+from tritonclient.utils import serialize_byte_tensor
 
 
 def bytes_entry(input_name: str, data: bytes, shape: Sequence[int] = (1,)) -> dict:
     """One perf_analyzer input: a single encoded image in a BYTES tensor of ``shape`` (no batch dimension)."""
     if int(np.prod(shape)) != 1:
         raise ValueError(f"one image per request: shape {list(shape)} must hold exactly one element")
-    return {input_name: {"b64": base64.b64encode(serialize_bytes_tensor([data])).decode("ascii"), "shape": list(shape)}}
+    serialized = serialize_byte_tensor(np.array([data], dtype=np.object_)).item()  # <u32 length><bytes>
+    return {input_name: {"b64": base64.b64encode(serialized).decode("ascii"), "shape": list(shape)}}
 
 
 def tensor_entry(input_name: str, array: np.ndarray) -> dict:

@@ -22,32 +22,24 @@ from pathlib import Path
 from tritonclf import contract
 from tritonclf.bench.images import generate_mix
 from tritonclf.bench.perf_data import bytes_entry, input_data, tensor_entry
+from tritonclf.cli_options import EXIT_OK, fail
 from tritonclf.export_metadata import load_metadata
 from tritonclf.files import write_atomic
+from tritonclf.image_files import ImageFilesError, image_paths
 from tritonclf.preprocess import DecodeLimits, ImageRejected, preprocess_image
-from tritonclf.samples import sample_dir
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
-SAMPLES_DIR = sample_dir()
+from tritonclf.samples import sample_photos
 
 
 class InputError(RuntimeError):
     """A user mistake, reported in one line."""
 
 
-def collect_images(paths: Sequence[Path]) -> list[tuple[str, bytes]]:
+def read_images(paths: Sequence[Path]) -> list[tuple[str, bytes]]:
     """(name, bytes) of every image file given, folders expanded (sorted, not recursive)."""
-    files = []
-    for path in paths:
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise InputError(f"no such file or folder: {path}")
-    if not files:
-        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}")
-    return [(str(p), p.read_bytes()) for p in files]
+    try:
+        return [(str(p), p.read_bytes()) for p in image_paths(paths, recursive=False)]
+    except ImageFilesError as err:
+        raise InputError(str(err)) from None
 
 
 def ensemble_document(images: Sequence[tuple[str, bytes]], input_name: str) -> dict:
@@ -74,10 +66,10 @@ def classifier_document(images: Sequence[tuple[str, bytes]], export: Path, input
 def build_document(args: argparse.Namespace) -> tuple[dict, int]:
     """The JSON document and how many images it holds."""
     if args.generated_mix:
-        sources = [p.read_bytes() for p in sorted(SAMPLES_DIR.glob("*.jpg"))]
+        sources = [p.read_bytes() for p in sample_photos()]
         images = [(f"mix-{i}", image.data) for i, image in enumerate(generate_mix(sources, count=args.generated_mix))]
     else:
-        images = collect_images(args.images)
+        images = read_images(args.images)
     if args.pixels:
         return classifier_document(images, args.export, args.input_name or contract.PIXELS), len(images)
     return ensemble_document(images, args.input_name or contract.IMAGE_INPUT), len(images)
@@ -100,11 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         document, count = build_document(args)
     except (InputError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return fail("perf-input", err)
     write_atomic(args.output, json.dumps(document))
     print(f"wrote {args.output}: {count} entries, {args.output.stat().st_size / 1e6:.1f} MB")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

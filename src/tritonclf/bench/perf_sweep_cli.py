@@ -1,14 +1,17 @@
 """Run perf_analyzer's concurrency sweep against the ensemble and against the classifier alone.
 
     python clients/perf_sweep.py                                  # what `make perf` runs: starts tritonserver
-    python clients/perf_sweep.py --grpc-url localhost:8001 --concurrency-range 1:4:1
+    python clients/perf_sweep.py --url localhost:8001 --concurrency 1:4
+    python clients/perf_sweep.py --protocol http --concurrency 1,2,4,8 --model resnet50
     python clients/perf_sweep.py --perf-args "--measurement-interval 5000 --percentile 99"
 
 Inputs: the benchmark's generated photo mix (or ``--images DIR``) as BYTES for the
 ensemble, and the same photos preprocessed to FP32 ``pixel_values`` for the
 classifier; written with ``clients/perf_input.py`` next to the results. Each model's
 perf_analyzer CSV (``-f``) lands in ``--output-dir`` as ``perf-<time>-<model>.csv``.
-Needs ``.venv/bin/perf_analyzer`` (``make perf-tools``).
+Needs ``.venv/bin/perf_analyzer`` (``make perf-tools``). Flags and exit codes as every
+command's (``tritonclf.cli_options``): ``--concurrency`` levels must be evenly spaced
+(perf_analyzer's ``--concurrency-range``); 2 when nothing could be measured.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from tritonclf import contract
 from tritonclf.bench import perf_input_cli as perf_input
+from tritonclf.cli_options import EXIT_OK, add_concurrency, add_server_arguments, as_range, fail
 from tritonclf.serving.process import ServerStartError, TritonProcess
 
 # perf_analyzer gives up on a level unless three windows in a row agree within the stability
@@ -47,21 +51,21 @@ def perf_analyzer_path(explicit: str | None) -> str:
 
 
 def perf_command(
-    binary: str, model: str, url: str, *, input_file: Path | None, csv_path: Path, concurrency: str, extra: str
+    binary: str,
+    model: str,
+    url: str,
+    *,
+    protocol: str = "grpc",
+    input_file: Path | None,
+    csv_path: Path,
+    concurrency: tuple[int, ...],
+    extra: str,
 ) -> list[str]:
-    """One perf_analyzer invocation over gRPC; random inputs when ``input_file`` is None."""
-    command = [binary, "-m", model, "-u", url, "-i", "grpc", "--concurrency-range", concurrency, "-f", str(csv_path)]
+    """One perf_analyzer invocation; random inputs when ``input_file`` is None."""
+    command = [binary, "-m", model, "-u", url, "-i", protocol, "--concurrency-range", as_range(concurrency)]
+    command += ["-f", str(csv_path)]
     command += ["--input-data", str(input_file) if input_file else "random"]
     return command + shlex.split(extra)
-
-
-def requested_levels(concurrency_range: str) -> list[int]:
-    """``"1:8:2"`` -> [1, 3, 5, 7], as perf_analyzer expands ``--concurrency-range`` (step defaults to 1)."""
-    parts = [int(v) for v in concurrency_range.split(":")]
-    start = parts[0]
-    end = parts[1] if len(parts) > 1 else start
-    step = parts[2] if len(parts) > 2 else 1
-    return list(range(start, end + 1, step))
 
 
 def measured_levels(csv_path: Path) -> set[int]:
@@ -94,15 +98,16 @@ def run_sweeps(args: argparse.Namespace, url: str, model: str, stamp: str) -> li
             binary,
             target,
             url,
+            protocol=args.protocol,
             input_file=input_file,
             csv_path=csv_path,
-            concurrency=args.concurrency_range,
+            concurrency=args.concurrency,
             extra=args.perf_args,
         )
         print(f"$ {shlex.join(command)}", flush=True)
         if subprocess.run(command, check=False).returncode != 0 or not csv_path.is_file():
             raise SweepError(f"perf_analyzer failed on {target} (its output is above)")
-        missing = sorted(set(requested_levels(args.concurrency_range)) - measured_levels(csv_path))
+        missing = sorted(set(args.concurrency) - measured_levels(csv_path))
         if missing:
             # perf_analyzer stops the sweep at the first level it cannot stabilize, and still exits 0.
             print(f"warning: {csv_path} has no row for concurrency {missing} (unstable: see above)", file=sys.stderr)
@@ -114,39 +119,45 @@ def main(argv: list[str] | None = None) -> int:
     """Start a server unless given one, run both sweeps, print where the CSVs are."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repository", type=Path, default=Path("model_repository"), help="default: %(default)s")
-    parser.add_argument("--grpc-url", help="HOST:PORT of a running server (default: start one on --repository)")
-    parser.add_argument("--model", default="efficientnet_lite0", help="ensemble (default: %(default)s)")
+    add_server_arguments(
+        parser,
+        url_help="HOST:PORT of a running server for --protocol (default: start one on --repository)",
+        model_default="efficientnet_lite0",
+        model_help="ensemble; its classifier is swept too (default: %(default)s)",
+    )
     parser.add_argument("--export", type=Path, default=Path("exports/efficientnet_lite0"), help="for the pixels")
     parser.add_argument("--images", type=Path, help="folder of images (default: the generated photo mix)")
     parser.add_argument("--count", type=int, default=10, help="generated photos (default: %(default)s)")
-    parser.add_argument("--concurrency-range", default="1:8:1", help="start:end:step (default: %(default)s)")
+    add_concurrency(parser, (1, 2, 3, 4, 5, 6, 7, 8), levels=True)
     parser.add_argument("--perf-args", default=DEFAULT_PERF_ARGS, help="more perf_analyzer options")
     parser.add_argument("--perf-analyzer", help="binary (default: the venv's, then PATH)")
     parser.add_argument("--output-dir", type=Path, default=Path("benchmarks/results"), help="default: %(default)s")
     args = parser.parse_args(argv)
-    stamp = f"perf-{datetime.datetime.now(datetime.UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    try:
+        as_range(args.concurrency)
+    except ValueError as err:
+        parser.error(str(err))
+    stamp = f"perf-{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     args.output_dir.mkdir(parents=True, exist_ok=True)
     server = None
     try:
-        if args.grpc_url:
-            url = args.grpc_url
+        if args.url:
+            url = args.url
         else:
             log = args.output_dir / f"{stamp}-tritonserver.log"
             extra = ("--model-control-mode=explicit", f"--load-model={args.model}")
             server = TritonProcess(args.repository, log_path=log, extra_args=extra).start()
-            url = server.grpc_url
+            url = server.grpc_url if args.protocol == "grpc" else server.http_url
         written = run_sweeps(args, url, args.model, stamp)
     except ServerStartError as err:
-        print(f"error: {str(err).splitlines()[0]} (is the repository built? make repository)", file=sys.stderr)
-        return 1
+        return fail("perf", f"{str(err).splitlines()[0]} (is the repository built? make repository)")
     except SweepError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return fail("perf", err)
     finally:
         if server:
             server.stop()
     print("wrote " + ", ".join(str(p) for p in written))
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

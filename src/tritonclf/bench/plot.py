@@ -16,7 +16,7 @@ def plot_throughput_latency(result: Mapping, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(8, 5), dpi=120)
-    colors = {"grpc": "tab:blue", "grpc-shm": "tab:green", "http": "tab:orange"}
+    colors = {"grpc": "tab:blue", "grpc-shm": "tab:green", "http": "tab:orange", "http-json": "tab:red"}
     for protocol, color in colors.items():
         levels = sorted(
             (

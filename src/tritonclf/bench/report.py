@@ -145,6 +145,12 @@ def comparison_lines(comparison: Mapping) -> list[str]:
     http = comparison["best"].get("http")
     if http:
         lines.append(f"served HTTP best {http['images_per_s']:.1f} images/s (c={http['concurrency']})")
+    http_json = comparison["best"].get("http-json")
+    if http_json:
+        lines.append(
+            f"served HTTP, base64 in plain JSON, best {http_json['images_per_s']:.1f} images/s "
+            f"(c={http_json['concurrency']})"
+        )
     large = comparison["large"]
     if large["served_images_per_s"] is not None:
         lines.append(

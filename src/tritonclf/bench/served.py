@@ -23,6 +23,7 @@ from tritonclf.bench.procmem import tree_rss_bytes
 from tritonclf.bench.stats import latency_summary, rate
 from tritonclf.bench.triton_stats import composing_models, diff_statistics, request_counts, stats_by_model
 from tritonclf.client.triton_client import ClassifierClient
+from tritonclf.progress import Progress
 
 TOP_K = 5
 REQUEST_TIMEOUT_S = 60.0  # bounds the last request of a level when the server stalls
@@ -87,6 +88,24 @@ def served_model_configs(endpoint: Endpoint) -> dict[str, dict]:
         client.close()
 
 
+DEFAULT_VARIANT = "pillow+python-ort"
+
+
+def serving_variant(configs: Mapping[str, Mapping], ensemble: str) -> str:
+    """``PREPROCESSOR+BACKEND`` of the served ensemble, e.g. ``torch+torch``, read from its models' configs."""
+    parameters = preprocess_parameters(configs, ensemble) or {}
+    classifier = configs.get(contract.classifier_model_name(ensemble), {})
+    flat = {key: value.get("string_value", "") for key, value in classifier.get("parameters", {}).items()}
+    platform = classifier.get("platform", "")
+    if platform == "tensorrt_plan":
+        backend = "trt"
+    elif platform == "onnxruntime_onnx" or classifier.get("backend") == "onnxruntime":
+        backend = "onnx"
+    else:
+        backend = "torch" if "weights_filename" in flat else "python-ort"
+    return f"{parameters.get('preprocessor', 'pillow')}+{backend}"
+
+
 def preprocess_parameters(configs: Mapping[str, Mapping], ensemble: str) -> dict[str, str] | None:
     """The preprocessing model's config parameters as a flat string map; None without that model."""
     config = configs.get(contract.preprocess_model_name(ensemble))
@@ -121,6 +140,7 @@ def level_record(
         "other_errors": load.other_errors,
         "errors_by_status": load.errors,
         "first_error": load.first_error,
+        "request_bytes": load.request_bytes,
         **cpu,
         "server_rss_bytes": server_rss,
         "server_stats": list(timings),
@@ -136,14 +156,18 @@ def measure_sweep(
     warmup_s: float,
     subset: str = "mix",
     server_pid: int | None = None,
+    progress: Progress | None = None,
+    timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> list[dict]:
     """Closed loop at each concurrency level, with Triton's statistics diffed around each measured run."""
+    progress = progress or Progress.quiet()
     stats_client = ClassifierClient(endpoint.url, wire_protocol(endpoint.protocol), endpoint.model)
     snapshots: dict[int, tuple[dict, CpuSnapshot]] = {}
     records: list[dict] = []
 
     def between(phase: str, concurrency: int, load: LoadResult | None) -> None:
         if phase == "before":
+            progress.step(f"served {endpoint.protocol} c={concurrency} {subset} ({duration_s:g} s)")
             statistics = settled_statistics(stats_client)
             snapshots[concurrency] = (statistics, cpu_snapshot(server_pid))
             return
@@ -156,12 +180,11 @@ def measure_sweep(
         cpu = cores_used(cpu_before, cpu_after)
         records.append(level_record(endpoint, subset, load, timings=timings, server_rss=rss, cpu=cpu))
         record = records[-1]
-        print(
+        progress.write(
             f"served {endpoint.protocol} c={concurrency} {subset}: {record['images_per_s']:.1f} images/s, "
             f"p50 {_fmt(record['latency']['p50_ms'])} ms, p99 {_fmt(record['latency']['p99_ms'])} ms, "
-            f"{record['errors']} errors ({record['unavailable']} unavailable); cores: server "
-            f"{cpu['server_cpu_cores']:.2f}, client {cpu['client_cpu_cores']:.2f}, others {cpu['other_cpu_cores']:.2f}",
-            flush=True,
+            f"{record['errors']} errors ({record['unavailable']} unavailable){_request_size(load)}; cores: server "
+            f"{cpu['server_cpu_cores']:.2f}, client {cpu['client_cpu_cores']:.2f}, others {cpu['other_cpu_cores']:.2f}"
         )
 
     try:
@@ -173,12 +196,16 @@ def measure_sweep(
                 duration_s=duration_s,
                 warmup_s=warmup_s,
                 between=between,
-                timeout_s=REQUEST_TIMEOUT_S,
+                timeout_s=timeout_s,
             )
         )
     finally:
         stats_client.close()
     return records
+
+
+def _request_size(load: LoadResult) -> str:
+    return "" if load.request_bytes is None else f", {load.request_bytes / 1024:.0f} KiB/request"
 
 
 def _fmt(value: float | None) -> str:

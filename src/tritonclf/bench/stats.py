@@ -1,22 +1,13 @@
-"""The benchmark's arithmetic: percentiles, rates, ratios and the machine's compute limit. Pure functions."""
+"""The benchmark's arithmetic: latency summaries, rates, ratios and the machine's compute limit. Pure functions."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 
+import numpy as np
+
 PERCENTILES = (50, 90, 99)
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0-100) with linear interpolation, as numpy's default; None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def ms(seconds: float | None) -> float | None:
@@ -25,9 +16,12 @@ def ms(seconds: float | None) -> float | None:
 
 
 def latency_summary(latencies_s: Sequence[float]) -> dict[str, float | None]:
-    """Mean and p50/p90/p99 in milliseconds; None for an empty run (JSON has no NaN)."""
-    summary = {f"p{q}_ms": ms(percentile(latencies_s, q)) for q in PERCENTILES}
-    summary["mean_ms"] = ms(sum(latencies_s) / len(latencies_s)) if latencies_s else None
+    """Mean and p50/p90/p99 (numpy's linear interpolation) in milliseconds; None for an empty run (JSON has no NaN)."""
+    if not len(latencies_s):
+        return {**{f"p{q}_ms": None for q in PERCENTILES}, "mean_ms": None}
+    values = np.percentile(latencies_s, PERCENTILES)
+    summary = {f"p{q}_ms": float(value) * 1e3 for q, value in zip(PERCENTILES, values, strict=True)}
+    summary["mean_ms"] = float(np.mean(latencies_s)) * 1e3
     return summary
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tritonclf.bench.compare import best_level, compare, inprocess_reference
 from tritonclf.bench.report import MIB, format_ratio, format_value
+from tritonclf.cli_options import fail
 
 HEADERS = (
     "model",
@@ -45,8 +46,10 @@ def summary_row(result: Mapping) -> list[str]:
     c1 = latency["served_c1_p50_ms"]
     c1_cell = "-" if c1 is None else f"{c1:.1f} ({format_ratio(latency['ratio'])})"
     best_cell = "-" if not best else f"{best['images_per_s']:.1f} ({best['concurrency']})"
+    variant = (result.get("server") or {}).get("variant")
+    name = result["export"]["model_name"]
     return [
-        result["export"]["model_name"],
+        f"{name} ({variant})" if variant else name,
         best_cell,
         format_value((references.get("limit") or {}).get("images_per_s")),
         format_value((inprocess_reference(references) or {}).get("images_per_s")),
@@ -71,8 +74,7 @@ def summary(results: Sequence[Mapping]) -> str:
     """The table, then each run's command and wall time."""
     table = markdown_table([summary_row(result) for result in results])
     commands = [
-        f"- {result['export']['model_name']}: `{' '.join(result['command'])}` ({result['wall_s']:.0f} s)"
-        for result in results
+        f"- {summary_row(result)[0]}: `{' '.join(result['command'])}` ({result['wall_s']:.0f} s)" for result in results
     ]
     return "\n".join([table, "", *commands])
 
@@ -86,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = [json.loads(path.read_text()) for path in args.results]
     except (OSError, json.JSONDecodeError) as err:
-        print(f"summary: cannot read a result: {err}", file=sys.stderr)
-        return 1
+        return fail("bench-summary", f"cannot read a result: {err}")
     text = summary(results)
     print(text)
     if args.output:

@@ -6,8 +6,9 @@
 
 Each image is its own request, sent ``--concurrency`` at a time, so the server's
 dynamic batcher groups them and one broken image fails only its own line. Exit
-status: 0 when every image was classified, 1 when some were rejected or failed,
-2 when nothing could be sent (bad arguments, missing file, no server, no model).
+status (as every command's, ``tritonclf.cli_options``): 0 when every image was
+classified, 1 when some were rejected or failed, 2 when nothing could be sent (bad
+arguments, missing file, no server, no model).
 """
 
 from __future__ import annotations
@@ -16,39 +17,25 @@ import argparse
 import concurrent.futures
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
+from tritonclf.cli_options import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_concurrency,
+    add_server_arguments,
+    add_timeout,
+    fail,
+    positive_int,
+)
 from tritonclf.client.triton_client import (
-    PROTOCOLS,
     ClassifierClient,
     ClientError,
     InferenceFailed,
     Prediction,
 )
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
-
-
-class UsageError(ValueError):
-    """A problem with the command line's inputs."""
-
-
-def collect_images(paths: Iterable[str]) -> list[Path]:
-    """Files as given, folders expanded to their image files (sorted, recursive)."""
-    images: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {path}")
-            images.extend(found)
-        elif path.is_file():
-            images.append(path)
-        else:
-            raise UsageError(f"no such file or folder: {path}")
-    return images
+from tritonclf.image_files import ImageFilesError, image_paths
 
 
 def format_text(path: Path, predictions: list[Prediction]) -> str:
@@ -92,28 +79,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
     )
     parser.add_argument("images", nargs="+", help="image files or folders")
-    parser.add_argument("--url", help="HOST:PORT (default: localhost:8001 for grpc, localhost:8000 for http)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="grpc", help="default: %(default)s")
-    parser.add_argument("--model", help="model to call (default: the repository's only ensemble)")
-    parser.add_argument("--top-k", type=int, default=5, help="classes per image (default: %(default)s)")
+    add_server_arguments(parser)
+    parser.add_argument("--top-k", type=positive_int, default=5, help="classes per image (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per image (JSON Lines)")
-    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (default: %(default)s)")
-    parser.add_argument("--timeout-s", type=float, default=60.0, help="per-request timeout (default: %(default)s)")
-    args = parser.parse_args(argv)
-    if args.top_k < 1 or args.concurrency < 1 or args.timeout_s <= 0:
-        parser.error("--top-k and --concurrency must be at least 1, --timeout-s positive")
-    return args
+    add_concurrency(parser, 8)
+    add_timeout(parser)
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Classify and print; see the module docstring for exit codes."""
     args = parse_args(argv)
     try:
-        images = collect_images(args.images)
+        images = image_paths(args.images)
         client = ClassifierClient(args.url, args.protocol, args.model, timeout_s=args.timeout_s)
-    except (UsageError, ClientError) as err:
-        print(f"infer: error: {err}", file=sys.stderr)
-        return 2
+    except (ImageFilesError, ClientError) as err:
+        return fail("infer", err)
     failures = 0
     for path, predictions, error in classify_all(client, images, args.top_k, args.concurrency):
         if args.json:
@@ -125,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         failures += error is not None
     if failures and not args.json:
         print(f"infer: {failures} of {len(images)} images failed", file=sys.stderr)
-    return 1 if failures else 0
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import threading
 
 import numpy as np
 
+from tritonclf.client.status import DEADLINE_EXCEEDED, one_line, status_name
+
 PROTOCOLS = ("grpc", "http")
 DEFAULT_PORTS = {"grpc": 8001, "http": 8000}
 
@@ -54,19 +56,6 @@ def parse_classification(entry: bytes | str) -> Prediction:
 def default_url(protocol: str) -> str:
     """Triton's default port for the protocol on localhost."""
     return f"localhost:{DEFAULT_PORTS[protocol]}"
-
-
-def _status_name(err: Exception) -> str:
-    status = getattr(err, "status", lambda: None)()
-    text = str(status or "")
-    # gRPC gives "StatusCode.INVALID_ARGUMENT"; HTTP gives "400", "503"...
-    http_names = {"400": "INVALID_ARGUMENT", "404": "NOT_FOUND", "503": "UNAVAILABLE", "500": "INTERNAL"}
-    return http_names.get(text, text.removeprefix("StatusCode.") or "UNKNOWN")
-
-
-def _message(err: Exception) -> str:
-    message = getattr(err, "message", lambda: None)() or str(err)
-    return " ".join(str(message).split())
 
 
 class ClassifierClient:
@@ -112,7 +101,7 @@ class ClassifierClient:
             live = self.raw.is_server_live()
         except Exception as err:  # connection refused, DNS, TLS...: all mean "not reachable"
             raise ClientError(
-                f"cannot reach Triton over {self.protocol} at {self.url}: {_message(err)}; "
+                f"cannot reach Triton over {self.protocol} at {self.url}: {one_line(err)}; "
                 f"is the server running (make serve)?"
             ) from None
         if not live:
@@ -134,7 +123,7 @@ class ClassifierClient:
                 else self.raw.get_model_repository_index()
             )
         except Exception as err:  # a server that restricts its repository API (docs/SECURITY.md)
-            raise ClientError(f"cannot list the models on {self.url} ({_message(err)}): pass --model") from None
+            raise ClientError(f"cannot list the models on {self.url} ({one_line(err)}): pass --model") from None
         models = index.get("models", index) if isinstance(index, dict) else index
         ready = [m["name"] for m in models if m.get("state") == "READY"]
         ensembles = sorted(name for name in ready if self._config(name).get("platform") == "ensemble")
@@ -150,7 +139,7 @@ class ClassifierClient:
         try:
             ready = self.raw.is_model_ready(name)
         except Exception as err:
-            raise ClientError(f"cannot query model {name!r}: {_message(err)}") from None
+            raise ClientError(f"cannot query model {name!r}: {one_line(err)}") from None
         if not ready:
             raise ClientError(f"model {name!r} is not ready on {self.url} (unknown, or failed to load)")
         meta = (
@@ -178,13 +167,13 @@ class ClassifierClient:
             else:
                 result = self.raw.infer(self.model, [tensor], outputs=[output])
         except Exception as err:
-            status = _status_name(err)
-            if status == "DEADLINE_EXCEEDED" or isinstance(err, TimeoutError):
+            status = status_name(err)
+            if status == DEADLINE_EXCEEDED:
                 # gRPC says "Deadline Exceeded", HTTP raises a bare "timed out": one clear line for both.
                 raise InferenceFailed(
-                    f"no answer within {self.timeout_s:g} s (the client's timeout)", "DEADLINE_EXCEEDED"
+                    f"no answer within {self.timeout_s:g} s (the client's timeout)", DEADLINE_EXCEEDED
                 ) from None
-            raise InferenceFailed(_message(err), status) from None
+            raise InferenceFailed(one_line(err), status) from None
         return [parse_classification(entry) for entry in result.as_numpy(self.output_name).reshape(-1)]
 
     def close(self) -> None:

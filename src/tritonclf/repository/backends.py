@@ -5,9 +5,15 @@ Backends (same ensemble, same tensor names, only the classifier model differs):
 - ``trt``: a TensorRT FP16 engine served by Triton's TensorRT backend (GPU);
 - ``onnx``: the ONNX file served by Triton's ONNX Runtime backend (CPU or GPU,
   optionally with its TensorRT execution accelerator in FP16);
-- ``python-ort``: ONNX Runtime inside a Python-backend model; the only one the
-  embedded server of the nvidia-pytriton wheel can run;
-- ``auto``: ``trt`` where a GPU and TensorRT are present, else ``python-ort``.
+- ``python-ort``: ONNX Runtime inside a Python-backend model; with ``torch``, the
+  ones the embedded server of the nvidia-pytriton wheel can run;
+- ``torch``: the export's weights in their timm architecture, run by torch inside a
+  Python-backend model (FP16 with CUDA graphs on a GPU, FP32 on a CPU): the fast GPU
+  classifier where TensorRT is missing;
+- ``torchscript``: the TorchScript export (``--format torchscript``) served by
+  Triton's PyTorch (LibTorch) backend in NVIDIA's container (CPU or GPU);
+- ``auto``: ``trt`` where a GPU and TensorRT 10 are present, or a GPU and an engine
+  ``make engine`` built for this export; else ``python-ort``.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import importlib.util
 import shutil
 import subprocess
 
-BACKENDS = ("auto", "trt", "onnx", "python-ort")
+from tritonclf.repository.tensorrt_versions import UnsupportedTensorRT, require_supported
+
+BACKENDS = ("auto", "trt", "onnx", "python-ort", "torch", "torchscript")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,15 +85,34 @@ def probe_tensorrt() -> str | None:
         return None
 
 
-def choose_backend(requested: str, gpu: GpuInfo | None, tensorrt_version: str | None) -> tuple[str, str]:
-    """(backend, why) for a requested backend, given what the machine has."""
+def choose_backend(
+    requested: str, gpu: GpuInfo | None, tensorrt_version: str | None, prebuilt_engine: str | None = None
+) -> tuple[str, str]:
+    """(backend, why) for a requested backend, given what the machine has.
+
+    ``prebuilt_engine`` describes an engine built for this export (``engine_build.matching_engine``):
+    on a GPU host with Docker but without the TensorRT Python package, that is what ``trt`` serves.
+    """
     if requested not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {requested!r}")
     if requested != "auto":
         return requested, "requested"
-    if gpu is not None and tensorrt_version is not None:
-        return "trt", f"GPU {gpu.name} (compute {gpu.compute_capability}) and TensorRT {tensorrt_version} found"
-    found = (("no NVIDIA GPU", gpu), ("no TensorRT Python package", tensorrt_version))
+    tensorrt_problem = None
+    if tensorrt_version is not None:
+        try:
+            require_supported(tensorrt_version, "none")
+        except UnsupportedTensorRT:
+            tensorrt_problem = f"TensorRT {tensorrt_version} found but only 10.x builds engines"
+    if gpu is not None:
+        found_gpu = f"GPU {gpu.name} (compute {gpu.compute_capability})"
+        if tensorrt_version is not None and tensorrt_problem is None:
+            return "trt", f"{found_gpu} and TensorRT {tensorrt_version} found"
+        if prebuilt_engine:
+            return "trt", f"{found_gpu} and {prebuilt_engine}"
+    found = (
+        ("no NVIDIA GPU", gpu is not None),
+        (tensorrt_problem or "no TensorRT Python package", tensorrt_version is not None and not tensorrt_problem),
+    )
     missing = " and ".join(what for what, present in found if not present)
     return "python-ort", f"{missing} on this machine"
 

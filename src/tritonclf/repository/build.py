@@ -5,9 +5,11 @@ For ensemble name N it writes three models (configs in ``model_specs.py``):
 - ``N``: the ensemble, the public entry point: encoded image bytes in,
   probabilities out (with ``label_filename``, so ``class_count=k`` returns
   ``score:index:label``);
-- ``N_preprocess``: Python backend, decode + resize + crop + normalize;
+- ``N_preprocess``: Python backend, decode + resize + crop + normalize, with Pillow
+  or with torch (``BuildOptions.preprocess``);
 - ``N_model``: the classifier: ONNX Runtime in the Python backend, Triton's ONNX
-  Runtime backend, or a TensorRT engine, by ``BuildOptions.backend``.
+  Runtime backend, a TensorRT engine, torch in the Python backend, or the TorchScript
+  file on Triton's PyTorch backend, by ``BuildOptions.backend``.
 
 Each model's new version is staged outside the repository and renamed into place,
 so a server polling the repository never sees half a version. Rebuilding
@@ -20,9 +22,7 @@ and for engines how they were built and how they passed the accuracy gate.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hashlib
-import importlib.metadata
 import io
 import json
 import os
@@ -40,6 +40,8 @@ from tritonclf import contract
 from tritonclf import preprocess as preprocess_module
 from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import sha256_file, write_atomic, write_json_atomic
+from tritonclf.progress import Progress
+from tritonclf.provenance import project_version, utc_timestamp
 from tritonclf.repository.models import (
     ENGINE_FILENAME,
     WARMUP_IMAGE_FILE,
@@ -55,8 +57,13 @@ from tritonclf.serving import backend_models
 __all__ = ["BuildError", "BuildOptions", "ModelBuild", "PreparedEngine", "build_repository"]
 
 _PREPROCESS_SOURCE = Path(preprocess_module.__file__)
+# Beside preprocess.py; not imported here: building needs no torch.
+_TORCH_PREPROCESS_SOURCE = _PREPROCESS_SOURCE.with_name("torch_preprocess.py")
+# Interpolations torch_preprocess.py reproduces (its TORCH_MODES).
+_TORCH_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 _BACKEND_MODELS = Path(backend_models.__file__).parent
 _WARMUP_JPEG = sample_photo("chelsea")
+BUILD_STEPS = 4  # check the export, then the classifier, the preprocessing and the ensemble
 
 
 class BuildError(RuntimeError):
@@ -128,9 +135,9 @@ def _read_manifest(version_dir: Path) -> dict:
 
 def _build_info() -> dict[str, str]:
     return {
-        "builder": f"triton-image-classifier {importlib.metadata.version('triton-image-classifier')}",
+        "builder": f"triton-image-classifier {project_version()}",
         "python": platform.python_version(),
-        "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "built_at": utc_timestamp(),
     }
 
 
@@ -196,10 +203,40 @@ def write_model(
     return ModelBuild(spec.name, version, changed=True)
 
 
-def _classifier_files(options: BuildOptions, onnx_path: Path, engine: PreparedEngine | None) -> tuple[dict, dict]:
+def _preprocess_files(options: BuildOptions, metadata: ExportMetadata) -> dict[str, Path]:
+    """Version files of the preprocessing model: Pillow's, or torch's beside the shared header checks."""
+    files = {"preprocess.py": _PREPROCESS_SOURCE}
+    if options.preprocess == "pillow":
+        return {"model.py": _BACKEND_MODELS / "preprocess_model.py", **files}
+    if metadata.preprocess.interpolation not in _TORCH_INTERPOLATIONS:
+        raise BuildError(
+            f"--preprocess torch supports interpolation {', '.join(_TORCH_INTERPOLATIONS)}; this model uses "
+            f"{metadata.preprocess.interpolation!r}: use --preprocess pillow"
+        )
+    return {
+        "model.py": _BACKEND_MODELS / "torch_preprocess_model.py",
+        **files,
+        "torch_preprocess.py": _TORCH_PREPROCESS_SOURCE,
+    }
+
+
+def _classifier_files(
+    options: BuildOptions, export_dir: Path, metadata: ExportMetadata, engine: PreparedEngine | None
+) -> tuple[dict, dict]:
     """(version files, cc_model_filenames) of the classifier for the chosen backend."""
+    if options.backend == "torch":
+        weights = _exported_file(export_dir, metadata, "safetensors")
+        return {"model.py": _BACKEND_MODELS / "torch_classifier_model.py", contract.WEIGHTS_FILENAME: weights}, {}
+    if options.backend == "torchscript":
+        return {contract.TORCHSCRIPT_FILENAME: _exported_file(export_dir, metadata, "torchscript")}, {}
+    onnx_path = _exported_file(export_dir, metadata, "onnx")
     if options.backend == "python-ort":
-        return {"model.py": _BACKEND_MODELS / "onnx_classifier_model.py", contract.ONNX_FILENAME: onnx_path}, {}
+        files = {
+            "model.py": _BACKEND_MODELS / "onnx_classifier_model.py",
+            "ort_providers.py": _BACKEND_MODELS / "ort_providers.py",
+            contract.ONNX_FILENAME: onnx_path,
+        }
+        return files, {}
     if options.backend == "onnx":
         return {contract.ONNX_FILENAME: onnx_path}, {}
     if engine is None:
@@ -216,20 +253,38 @@ def _classifier_files(options: BuildOptions, onnx_path: Path, engine: PreparedEn
     return files, cc_map
 
 
+def _exported_file(export_dir: Path, metadata: ExportMetadata, fmt: str) -> Path:
+    """The export's file of one format, present and matching the hash in ``model.json``."""
+    filename, digest = {
+        "onnx": (metadata.onnx_filename, metadata.onnx_sha256),
+        "torchscript": (metadata.torchscript_filename, metadata.torchscript_sha256),
+        "safetensors": (metadata.state_dict_filename, metadata.state_dict_sha256),
+    }[fmt]
+    if not filename:
+        raise BuildError(f"{export_dir} has no {fmt} export: re-run the export with --format {fmt} (or both)")
+    path = export_dir / filename
+    if not path.is_file():
+        raise BuildError(f"{path} is missing: re-run the export")
+    if sha256_file(path) != digest:
+        raise BuildError(f"{path} does not match the hash in its metadata: re-run the export")
+    return path
+
+
 def build_repository(
     export_dir: Path,
     repository: Path,
     options: BuildOptions = BuildOptions(),  # noqa: B008 - frozen dataclass, safe as a default
     engine: PreparedEngine | None = None,
+    progress: Progress | None = None,
 ) -> list[ModelBuild]:
-    """Export folder (``model.onnx`` + ``model.json``) -> three models in ``repository``."""
+    """Export folder (``model.onnx`` and/or ``model.pt``, ``model.json``) -> three models in ``repository``.
+
+    ``progress`` shows the ``BUILD_STEPS`` steps (the command passes one; callers in code stay quiet).
+    """
+    progress = progress or Progress.quiet()
     export_dir, repository = Path(export_dir), Path(repository)
+    progress.step(f"check the export in {export_dir}")
     metadata = load_metadata(export_dir / contract.METADATA_FILENAME)
-    onnx_path = export_dir / metadata.onnx_filename
-    if not onnx_path.is_file():
-        raise BuildError(f"{onnx_path} is missing: re-run the export")
-    if sha256_file(onnx_path) != metadata.onnx_sha256:
-        raise BuildError(f"{onnx_path} does not match the hash in its metadata: re-run the export")
     name = options.name or metadata.model_name
     repository.mkdir(parents=True, exist_ok=True)
     labels = {contract.LABELS_FILENAME: labels_text(metadata)}
@@ -237,12 +292,17 @@ def build_repository(
         "source": {
             "model_name": metadata.model_name,
             "onnx_sha256": metadata.onnx_sha256,
+            "state_dict_sha256": metadata.state_dict_sha256,
+            **({"torchscript_sha256": metadata.torchscript_sha256} if metadata.torchscript_sha256 else {}),
             "weights": metadata.weights,
             "export_versions": metadata.versions,
         }
     }
-    classifier_files, cc_map = _classifier_files(options, onnx_path, engine)
+    # Every input is checked before anything is written.
+    classifier_files, cc_map = _classifier_files(options, export_dir, metadata, engine)
+    preprocess_files = _preprocess_files(options, metadata)
     classifier_provenance = {**provenance, "backend": options.backend}
+    preprocess_provenance = {**provenance, "preprocess": options.preprocess}
     if engine is not None and options.backend == "trt":
         classifier_provenance["engine"] = dict(engine.record)
     preprocess_dir_files: dict[str, str | bytes] = {}
@@ -250,32 +310,40 @@ def build_repository(
         preprocess_dir_files[f"warmup/{WARMUP_IMAGE_FILE}"] = warmup_image_bytes()
     keep = {"keep_versions": options.keep_versions}
     # Dependencies first, the ensemble last: it is the entry point clients call.
-    return [
+    classifier = classifier_spec(name, metadata, options, cc_map)
+    progress.step(f"write {classifier.name} ({options.backend})")
+    built = [
         write_model(
             repository,
-            classifier_spec(name, metadata, options, cc_map),
+            classifier,
             version_files=classifier_files,
             model_dir_files=labels,
             provenance=classifier_provenance,
             **keep,
-        ),
+        )
+    ]
+    preprocess = preprocess_spec(name, metadata, options)
+    progress.step(f"write {preprocess.name} ({options.preprocess})")
+    built.append(
         write_model(
             repository,
-            preprocess_spec(name, metadata, options),
-            version_files={
-                "model.py": _BACKEND_MODELS / "preprocess_model.py",
-                "preprocess.py": _PREPROCESS_SOURCE,
-            },
+            preprocess,
+            version_files=preprocess_files,
             model_dir_files=preprocess_dir_files,
-            provenance=provenance,
+            provenance=preprocess_provenance,
             **keep,
-        ),
+        )
+    )
+    ensemble = ensemble_spec(name, metadata, options)
+    progress.step(f"write {ensemble.name} (ensemble)")
+    built.append(
         write_model(
             repository,
-            ensemble_spec(name, metadata, options),
+            ensemble,
             version_files={},
             model_dir_files=labels,
             provenance=provenance,
             **keep,
-        ),
-    ]
+        )
+    )
+    return built

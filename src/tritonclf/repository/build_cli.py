@@ -3,6 +3,7 @@
     python build/build_repository.py --export exports/efficientnet_lite0                 # --backend auto
     python build/build_repository.py --export exports/efficientnet_lite0 --backend onnx --device gpu
     python build/build_repository.py --export exports/efficientnet_lite0 --backend trt  # GPU + TensorRT
+    python build/build_repository.py --export exports/efficientnet_lite0 --preprocess torch --backend torch
 
 Writes the ensemble ``NAME`` (image bytes in, probabilities out), its Python-backend
 preprocessing model ``NAME_preprocess`` and the classifier ``NAME_model`` for the
@@ -16,12 +17,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from tritonclf.cli_options import fail
 from tritonclf.export_metadata import load_metadata
+from tritonclf.image_files import list_images
 from tritonclf.preprocess import DecodeLimits
+from tritonclf.progress import Progress
 from tritonclf.repository.backends import BACKENDS, choose_backend, probe_gpu, probe_tensorrt
-from tritonclf.repository.build import BuildError, BuildOptions, PreparedEngine, build_repository
+from tritonclf.repository.build import BUILD_STEPS, BuildError, BuildOptions, PreparedEngine, build_repository
 from tritonclf.repository.engine_args import add_engine_arguments, engine_options, gate_thresholds
-from tritonclf.repository.models import DEVICES
+from tritonclf.repository.models import DEVICES, GPU_QUEUE_DELAY_US, PREPROCESSORS
 from tritonclf.samples import sample_dir
 
 SAMPLES = sample_dir()
@@ -44,7 +48,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--repository", type=Path, default=Path("model_repository"), help="default: %(default)s")
     add("--name", help="ensemble name (default: the exported model's name)")
     add("--backend", choices=BACKENDS, default="auto", help="classifier backend (default: %(default)s)")
-    add("--device", choices=DEVICES, default=defaults.device, help="python-ort/onnx instances (default: %(default)s)")
+    add(
+        "--device",
+        choices=DEVICES,
+        default=defaults.device,
+        help="python-ort/onnx/torch classifier and torch preprocessing instances (default: %(default)s)",
+    )
+    add(
+        "--preprocess",
+        choices=PREPROCESSORS,
+        default=defaults.preprocess,
+        help="pillow, or torch: batched JPEG decode (nvJPEG on a GPU) and torch ops (default: %(default)s)",
+    )
     add("--max-batch-size", type=int, default=defaults.max_batch_size, help="default: %(default)s")
     add("--preprocess-instances", type=int, default=defaults.preprocess_instances, help="default: %(default)s")
     add("--classifier-instances", type=int, default=defaults.classifier_instances, help="default: %(default)s")
@@ -56,6 +71,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=(),
         metavar="N,N",
         help="dynamic batching's preferred batch sizes (default: none)",
+    )
+    add(
+        "--classifier-queue-delay-us",
+        type=int,
+        help=f"the classifier's batching delay (default: {GPU_QUEUE_DELAY_US} on a GPU, else --max-queue-delay-us)",
+    )
+    add(
+        "--no-cuda-graphs",
+        dest="cuda_graphs",
+        action="store_false",
+        help="trt: do not capture CUDA graphs for the profile's batch sizes (default: captured)",
     )
     add(
         "--max-queue-size",
@@ -111,22 +137,35 @@ def parse_extra_engines(values: list[str]) -> dict[str, Path]:
     return engines
 
 
-def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | None]:
+def resolve(args: argparse.Namespace, progress: Progress | None = None) -> tuple[BuildOptions, PreparedEngine | None]:
     """Options and, for trt, the prepared engine."""
-    gpu, tensorrt_version = (probe_gpu(), probe_tensorrt()) if args.backend == "auto" else (None, None)
-    backend, why = choose_backend(args.backend, gpu, tensorrt_version)
+    progress = progress or Progress.quiet()
+    gpu, tensorrt_version, prebuilt, plan = None, None, None, None
     if args.backend == "auto":
-        print(f"backend: {backend} ({why})")
+        from tritonclf.repository.engine_build import matching_engine
+
+        gpu, tensorrt_version = probe_gpu(), probe_tensorrt()
+        metadata = load_metadata(args.export / "model.json")
+        plan, engine_note = matching_engine(args.export, metadata.onnx_sha256, gpu)
+        prebuilt = engine_note if plan else None
+        if engine_note and not plan and gpu is not None:
+            print(f"not serving {engine_note}")
+    backend, why = choose_backend(args.backend, gpu, tensorrt_version, prebuilt_engine=prebuilt)
+    if args.backend == "auto":
+        progress.write(f"backend: {backend} ({why})")
     options = BuildOptions(
         name=args.name,
         backend=backend,
         device=args.device,
+        preprocess=args.preprocess,
         max_batch_size=args.max_batch_size,
         preprocess_instances=args.preprocess_instances,
         classifier_instances=args.classifier_instances,
         intra_op_threads=args.intra_op_threads,
         max_queue_delay_microseconds=args.max_queue_delay_us,
         preferred_batch_sizes=args.preferred_batch_sizes,
+        classifier_queue_delay_microseconds=args.classifier_queue_delay_us,
+        cuda_graphs=args.cuda_graphs,
         max_queue_size=args.max_queue_size,
         queue_timeout_microseconds=args.queue_timeout_us,
         limits=DecodeLimits(
@@ -146,12 +185,12 @@ def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | No
         return options, None
     from tritonclf.repository.engine_build import ENGINE_DIR, prepare_engine
 
-    engine_file = args.engine
+    engine_file = args.engine or (plan if prebuilt else None)
     default_engine = args.export / ENGINE_DIR / "model.plan"
     if engine_file is None and default_engine.is_file() and probe_tensorrt() is None:
         engine_file = default_engine
     metadata = load_metadata(args.export / "model.json")
-    photos = sorted(p for p in args.gate_images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    photos = list_images(args.gate_images, recursive=False)
     engine = prepare_engine(
         args.export,
         metadata,
@@ -164,22 +203,28 @@ def resolve(args: argparse.Namespace) -> tuple[BuildOptions, PreparedEngine | No
     gate = engine.record.get("accuracy_gate", {})
     if gate.get("status") == "passed":
         agreement, delta = gate["top1_agreement"], gate["mean_abs_delta"]
-        print(f"FP16 accuracy gate passed: top-1 agreement {agreement:.2%}, mean |delta| {delta:.1e}")
+        ties = f", {gate['near_tie_flips']} near-tie flips apart" if gate.get("near_tie_flips") else ""
+        progress.write(f"FP16 accuracy gate passed: top-1 agreement {agreement:.2%}, mean |delta| {delta:.1e}{ties}")
     else:
-        print(f"warning: FP16 accuracy gate {gate.get('status', 'unknown')}: {gate.get('reason', '')}", file=sys.stderr)
+        warning = f"warning: FP16 accuracy gate {gate.get('status', 'unknown')}: {gate.get('reason', '')}"
+        progress.write(warning, stream=sys.stderr)
     return options, engine
 
 
 def main(argv: list[str] | None = None) -> int:
     """Build and print one line per model."""
     args = parse_args(argv)
+    progress = Progress("build", total=1 + BUILD_STEPS)
     try:
-        options, engine = resolve(args)
-        built = build_repository(args.export, args.repository, options, engine)
+        # Choosing the backend can mean building and gating a TensorRT engine: minutes.
+        progress.step(f"resolve the classifier backend ({args.backend})")
+        options, engine = resolve(args, progress)
+        built = build_repository(args.export, args.repository, options, engine, progress=progress)
         metadata = load_metadata(args.export / "model.json")
+        progress.finish("built")
     except (BuildError, FileNotFoundError, ValueError) as err:
-        print(f"build_repository: error: {err}", file=sys.stderr)
-        return 1
+        progress.close()
+        return fail("build", err)
     for model in built:
         state = "written" if model.changed else "up to date"
         print(f"{args.repository}/{model.name}/{model.version}: {state}")

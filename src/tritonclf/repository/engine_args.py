@@ -24,7 +24,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         "--hardware-compatibility",
         choices=HARDWARE_COMPATIBILITY_LEVELS,
         default=engine.hardware_compatibility,
-        help="ampere+: one engine for all Ampere-or-newer GPUs, slightly slower (default: %(default)s)",
+        help="ampere+: one engine for all Ampere-or-newer GPUs, slightly slower; same-compute-capability: "
+        "TensorRT 10.9+ only, not 24.10's 10.5 (default: %(default)s)",
     )
     group.add_argument("--timing-cache", type=Path, help="reuse and update this TensorRT timing cache file")
     group.add_argument(
@@ -32,6 +33,13 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--max-mean-delta", type=float, default=gate.max_mean_abs_delta, help="FP16 gate (default: %(default)s)"
+    )
+    group.add_argument(
+        "--near-tie-margin",
+        type=float,
+        default=gate.near_tie_margin,
+        help="FP16 gate: a top-1 flip counts only where FP32's top two classes differ by this much; "
+        "closer ones are reported apart (default: %(default)s)",
     )
 
 
@@ -48,4 +56,8 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
 
 def gate_thresholds(args: argparse.Namespace) -> GateThresholds:
     """GateThresholds from parsed arguments."""
-    return GateThresholds(min_top1_agreement=args.min_top1_agreement, max_mean_abs_delta=args.max_mean_delta)
+    return GateThresholds(
+        min_top1_agreement=args.min_top1_agreement,
+        max_mean_abs_delta=args.max_mean_delta,
+        near_tie_margin=args.near_tie_margin,
+    )

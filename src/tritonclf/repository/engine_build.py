@@ -9,7 +9,6 @@ an identical engine.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from tritonclf import contract
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.files import sha256_file, write_atomic, write_json_atomic
+from tritonclf.provenance import utc_timestamp
 from tritonclf.repository.accuracy_gate import (
     GateThresholds,
     compare,
@@ -29,6 +29,7 @@ from tritonclf.repository.accuracy_gate import (
 from tritonclf.repository.backends import GpuInfo, parse_nvidia_smi, probe_gpu, probe_tensorrt, tensorrt_missing_message
 from tritonclf.repository.build import BuildError, PreparedEngine
 from tritonclf.repository.tensorrt import EngineOptions, build_engine, parse_trtexec_version
+from tritonclf.repository.tensorrt_versions import require_supported
 
 ENGINE_DIR = "engine"
 ENGINE_RECORD = "engine.json"
@@ -54,8 +55,11 @@ def gpu_record(gpu: GpuInfo | None) -> dict:
     }
 
 
-def container_build_record(engine_dir: Path, triton_tag: str, options: EngineOptions) -> dict:
-    """The record of an engine built by trtexec in NVIDIA's container, from the files it left there."""
+def container_build_record(engine_dir: Path, triton_tag: str, options: EngineOptions, *, onnx_sha256: str) -> dict:
+    """The record of an engine built by trtexec in NVIDIA's container, from the files it left there.
+
+    ``onnx_sha256`` ties the engine to its export: ``--backend auto`` serves it only for that ONNX.
+    """
 
     def read(name: str) -> str:
         path = engine_dir / name
@@ -65,11 +69,38 @@ def container_build_record(engine_dir: Path, triton_tag: str, options: EngineOpt
     return {
         "builder": f"trtexec in nvcr.io/nvidia/tritonserver:{triton_tag}",
         "triton_tag": triton_tag,
+        "onnx_sha256": onnx_sha256,
         "tensorrt_version": parse_trtexec_version(read("trtexec.log")),
         **gpu_record(gpu),
         "builder_flags": options.to_manifest(),
-        "built_at": _now(),
+        "built_at": utc_timestamp(),
     }
+
+
+def matching_engine(export_dir: Path, onnx_sha256: str, gpu: GpuInfo | None) -> tuple[Path | None, str]:
+    """``EXPORT/engine/model.plan`` if its record says it was built from this ONNX for this GPU, and why (not).
+
+    ``(None, "")`` when there is no engine at all.
+    """
+    plan = Path(export_dir) / ENGINE_DIR / "model.plan"
+    if not plan.is_file():
+        return None, ""
+    record_path = plan.with_name(ENGINE_RECORD)
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None, f"{plan} has no readable {ENGINE_RECORD}: rebuild it with make engine"
+    if record.get("onnx_sha256") != onnx_sha256:
+        return None, f"{plan} was built for another ONNX (or before engines named theirs): rebuild it with make engine"
+    built_on = record.get("compute_capability")
+    if gpu is not None and built_on and built_on != gpu.compute_capability:
+        return None, (
+            f"{plan} was built for compute {built_on}, this GPU is compute {gpu.compute_capability}: "
+            "rebuild it here with make engine"
+        )
+    builder = record.get("builder", "an unknown builder")
+    where = f", compute {built_on}" if built_on else ""
+    return plan, f"engine {plan} ({builder}{where}) built for this export's ONNX"
 
 
 def run_gate(
@@ -89,11 +120,12 @@ def run_gate(
         max_batch_size,
     )
     candidate = run_in_batches(tensorrt_runner(engine, contract.PIXELS, contract.PROBABILITIES), pixels, max_batch_size)
-    report = compare(reference, candidate)
+    report = compare(reference, candidate, thresholds.near_tie_margin)
     record = {"status": "passed", **report.__dict__, "thresholds": thresholds.__dict__}
     failures = report.failures(thresholds)
     if failures:
-        raise BuildError(f"FP16 accuracy gate failed on {report.images} images: {'; '.join(failures)}")
+        counted = f"{report.images} images ({report.decisive_images} decisive, {report.near_tie_flips} near-tie flips)"
+        raise BuildError(f"FP16 accuracy gate failed on {counted}: {'; '.join(failures)}")
     return record
 
 
@@ -123,6 +155,7 @@ def prepare_engine(
     problem = tensorrt_missing_message(gpu, tensorrt_version)
     if problem:
         raise BuildError(problem)
+    require_supported(tensorrt_version, options.hardware_compatibility)
     engine_dir = export_dir / ENGINE_DIR
     key = engine_cache_key(metadata.onnx_sha256, options, tensorrt_version, gpu)
     plan, record_path = engine_dir / f"model-{key}.plan", engine_dir / f"model-{key}.json"
@@ -139,9 +172,10 @@ def prepare_engine(
     )
     record = {
         **build,
+        "onnx_sha256": metadata.onnx_sha256,
         **gpu_record(gpu),
         "builder_flags": options.to_manifest(),
-        "built_at": _now(),
+        "built_at": utc_timestamp(),
         "accuracy_gate": gate,
     }
     write_atomic(plan, engine)  # only a gated engine is ever cached
@@ -177,7 +211,3 @@ def _prepared_from_file(
         # The gate needs TensorRT and a GPU; an engine from `make engine` was gated in its container.
         record["accuracy_gate"] = {"status": "not run", "reason": "no TensorRT or GPU where the repository was built"}
     return PreparedEngine(plan, record, extra)
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

@@ -2,7 +2,8 @@
 
 Same ensemble and same tensor names whatever runs the classifier: only the
 classifier's config (and the files in its version directory) change between
-``python-ort``, ``onnx`` and ``trt``.
+``python-ort``, ``onnx``, ``trt``, ``torch`` and ``torchscript``; and only the preprocessing
+model's source changes between ``pillow`` and ``torch`` preprocessing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tritonclf.export_metadata import ExportMetadata
 from tritonclf.preprocess import DecodeLimits
 from tritonclf.repository.pbtxt import (
     Accelerator,
+    CudaGraph,
     DynamicBatching,
     EnsembleStep,
     InstanceGroup,
@@ -28,6 +30,15 @@ from tritonclf.repository.tensorrt import EngineOptions
 ENGINE_FILENAME = "model.plan"
 WARMUP_IMAGE_FILE = "image.bytes"  # under <preprocess model>/warmup/: one length-prefixed JPEG
 DEVICES = ("cpu", "gpu")
+PREPROCESSORS = ("pillow", "torch")
+CLASSIFIER_BACKENDS = ("python-ort", "onnx", "trt", "torch", "torchscript")
+# Python models that take their input where the previous step left it (on the GPU after torch
+# preprocessing) instead of Triton copying it to the host first: python_backend's parameter.
+FORCE_CPU_ONLY_INPUT_TENSORS = "FORCE_CPU_ONLY_INPUT_TENSORS"
+# A GPU classifier runs a batch in well under a millisecond: waiting 0.1 ms lets the requests
+# that arrive meanwhile share one launch, for at most 0.1 ms more latency. A starting point
+# (Triton's batcher guide: raise the delay from 0 while latency allows); `make perf` measures.
+GPU_QUEUE_DELAY_US = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +46,10 @@ class BuildOptions:
     """Serving choices baked into the generated configs."""
 
     name: str | None = None  # ensemble name; default: the exported model's name
-    backend: str = "python-ort"  # "python-ort" | "onnx" | "trt" (``auto`` is resolved before)
-    device: str = "cpu"  # where python-ort / onnx classifier instances run; trt is always GPU
+    backend: str = "python-ort"  # "python-ort" | "onnx" | "trt" | "torch" | "torchscript" (``auto`` is resolved before)
+    # Where python-ort / onnx / torch classifier instances and torch preprocessing run; trt is always GPU.
+    device: str = "cpu"
+    preprocess: str = "pillow"  # "pillow" (CPU, numpy) | "torch" (batched decode + ops on ``device``)
     max_batch_size: int = 32
     preprocess_instances: int = 2
     # Two single-threaded classifier instances: on 2 cores 6% more images/s than one on two
@@ -48,6 +61,12 @@ class BuildOptions:
     # every core whose threads spin during that run only (unloaded latency; the model's memory twice).
     single_image_spinning: bool = True
     max_queue_delay_microseconds: int = 0
+    # The classifier's own delay; None: GPU_QUEUE_DELAY_US on a GPU, else max_queue_delay_microseconds.
+    classifier_queue_delay_microseconds: int | None = None
+    # trt: Triton captures a CUDA graph per profile batch size (1, opt, max) at load; a batch of
+    # another size runs without one. Saves the per-layer kernel launches of small batches.
+    # torch on a GPU: the model captures one per padded batch size (cuda_graph_batch_sizes).
+    cuda_graphs: bool = True
     preferred_batch_sizes: tuple[int, ...] = ()  # dynamic batching's preferred sizes (empty: none)
     # Past capacity, clients get a fast UNAVAILABLE instead of unbounded latency: at most
     # this many requests wait in each model's queue, none longer than the timeout (0 = no bound).
@@ -67,12 +86,16 @@ class BuildOptions:
 
     def __post_init__(self) -> None:
         """Catch contradictory options before anything is written."""
-        if self.backend not in ("python-ort", "onnx", "trt"):
-            raise ValueError(f"backend must be python-ort, onnx or trt, not {self.backend!r}")
+        if self.backend not in CLASSIFIER_BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(CLASSIFIER_BACKENDS)}, not {self.backend!r}")
+        if self.preprocess not in PREPROCESSORS:
+            raise ValueError(f"preprocess must be one of {', '.join(PREPROCESSORS)}, not {self.preprocess!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
         if self.max_batch_size < 1 or self.keep_versions < 1:
             raise ValueError("max_batch_size and keep_versions must be at least 1")
+        if self.max_queue_delay_microseconds < 0 or (self.classifier_queue_delay_microseconds or 0) < 0:
+            raise ValueError("a queue delay cannot be negative")
         if self.max_queue_size < 0 or self.queue_timeout_microseconds < 0:
             raise ValueError("max_queue_size and queue_timeout_microseconds must be 0 (no bound) or positive")
         if self.backend == "trt" and self.engine.max_batch_size != self.max_batch_size:
@@ -90,24 +113,48 @@ class BuildOptions:
                 f"({self.max_batch_size})"
             )
 
-    def dynamic_batching(self) -> DynamicBatching:
+    def dynamic_batching(self, delay_microseconds: int | None = None) -> DynamicBatching:
         """Batching and queue policy of the preprocessing model and the classifier (ensembles have no queue)."""
         return DynamicBatching(
-            self.max_queue_delay_microseconds,
+            self.max_queue_delay_microseconds if delay_microseconds is None else delay_microseconds,
             preferred_batch_sizes=tuple(sorted(set(self.preferred_batch_sizes))),
             max_queue_size=self.max_queue_size or None,
             default_timeout_microseconds=self.queue_timeout_microseconds or None,
         )
 
     @property
+    def classifier_queue_delay(self) -> int:
+        """The classifier's batching delay: explicit, else a small one on a GPU, else the general one."""
+        if self.classifier_queue_delay_microseconds is not None:
+            return self.classifier_queue_delay_microseconds
+        return GPU_QUEUE_DELAY_US if self.classifier_kind == "KIND_GPU" else self.max_queue_delay_microseconds
+
+    @property
     def classifier_kind(self) -> str:
         """Triton instance kind of the classifier."""
         return "KIND_GPU" if self.backend == "trt" or self.device == "gpu" else "KIND_CPU"
 
+    @property
+    def preprocess_kind(self) -> str:
+        """Triton instance kind of the preprocessing model: Pillow always runs on the CPU."""
+        return "KIND_GPU" if self.preprocess == "torch" and self.device == "gpu" else "KIND_CPU"
+
+    def cuda_graph_batch_sizes(self) -> tuple[int, ...]:
+        """Padded batch sizes the torch classifier captures on a GPU: powers of two, then the maximum."""
+        sizes, size = [], 1
+        while size < self.max_batch_size:
+            sizes.append(size)
+            size *= 2
+        return (*sizes, self.max_batch_size)
+
     def classifier_warmup_batch_sizes(self) -> tuple[int, ...]:
-        """Batch sizes the classifier is warmed with: the chosen ones, else 1, max and a TensorRT engine's opt."""
+        """Batch sizes the classifier is warmed with: the chosen ones, else every profile batch size."""
         if self.warmup_batch_sizes:
             return tuple(sorted(set(self.warmup_batch_sizes)))
+        return self.profile_batch_sizes()
+
+    def profile_batch_sizes(self) -> tuple[int, ...]:
+        """Every shape of the TensorRT engine profile (1, opt, max), or 1 and max for the other backends."""
         sizes = {1, self.max_batch_size}
         if self.backend == "trt":
             sizes.add(self.engine.resolved_opt_batch)
@@ -135,13 +182,15 @@ def preprocess_spec(name: str, metadata: ExportMetadata, options: BuildOptions) 
         max_batch_size=options.max_batch_size,
         inputs=(Tensor(contract.IMAGE_INPUT, "TYPE_STRING", (1,)),),
         outputs=(_pixels(metadata),),
-        instance_groups=(InstanceGroup(options.preprocess_instances, "KIND_CPU"),),
+        instance_groups=(InstanceGroup(options.preprocess_instances, options.preprocess_kind),),
         dynamic_batching=options.dynamic_batching(),
         parameters={
             "input_name": contract.IMAGE_INPUT,
             "output_name": contract.PIXELS,
             **metadata.preprocess.to_parameters(),
             **options.limits.to_parameters(),
+            # One torch thread per CPU instance: the instances and the classifier share the cores.
+            **({"preprocessor": "torch", "torch_threads": "1"} if options.preprocess == "torch" else {}),
         },
         warmup=warmup,
     )
@@ -156,7 +205,22 @@ def _classifier_warmup(metadata: ExportMetadata, options: BuildOptions) -> tuple
     )
 
 
-def _backend_fields(options: BuildOptions, cc_model_filenames: Mapping[str, str]) -> dict:
+def _ort_trt_profile(metadata: ExportMetadata, options: BuildOptions) -> dict[str, str]:
+    """``trt_profile_{min,opt,max}_shapes`` of ONNX Runtime's TensorRT accelerator: batch 1 to max."""
+    dims = "x".join(str(d) for d in _pixels(metadata).dims)
+    sizes = {"min": 1, "opt": options.max_batch_size, "max": options.max_batch_size}
+    return {f"trt_profile_{k}_shapes": f"{contract.PIXELS}:{batch}x{dims}" for k, batch in sizes.items()}
+
+
+def _cuda_graphs(metadata: ExportMetadata, options: BuildOptions) -> tuple[CudaGraph, ...]:
+    """One CUDA graph per batch size of the engine's profile (the sizes it is warmed with)."""
+    if options.backend != "trt" or not options.cuda_graphs:
+        return ()
+    dims = _pixels(metadata).dims
+    return tuple(CudaGraph(batch, {contract.PIXELS: dims}) for batch in options.profile_batch_sizes())
+
+
+def _backend_fields(metadata: ExportMetadata, options: BuildOptions, cc_model_filenames: Mapping[str, str]) -> dict:
     """What differs between classifier backends: who runs it, its file, its parameters."""
     if options.backend == "python-ort":
         return {
@@ -170,6 +234,20 @@ def _backend_fields(options: BuildOptions, cc_model_filenames: Mapping[str, str]
                 "single_image_spinning": "1" if options.single_image_spinning else "0",
             },
         }
+    if options.backend == "torch":
+        parameters = {
+            "input_name": contract.PIXELS,
+            "output_name": contract.PROBABILITIES,
+            "weights_filename": contract.WEIGHTS_FILENAME,
+            "timm_model": metadata.model_name,
+            "num_classes": str(metadata.num_classes),
+            "torch_threads": str(options.intra_op_threads),
+            # The pixels stay where the preprocessing left them; the model moves them if needed.
+            FORCE_CPU_ONLY_INPUT_TENSORS: "no",
+        }
+        if options.device == "gpu" and options.cuda_graphs:
+            parameters["cuda_graph_batch_sizes"] = ",".join(map(str, options.cuda_graph_batch_sizes()))
+        return {"backend": "python", "parameters": parameters}
     if options.backend == "onnx":
         accelerators = ()
         if options.onnx_tensorrt_fp16:
@@ -184,6 +262,9 @@ def _backend_fields(options: BuildOptions, cc_model_filenames: Mapping[str, str]
                         "trt_engine_cache_path": options.ort_trt_cache_dir,
                         "trt_timing_cache_enable": "1",
                         "trt_timing_cache_path": options.ort_trt_cache_dir,
+                        # One explicit profile over the batch range: without it ONNX Runtime
+                        # rebuilds the engine each time a larger batch than seen so far arrives.
+                        **_ort_trt_profile(metadata, options),
                     },
                 ),
             )
@@ -194,10 +275,32 @@ def _backend_fields(options: BuildOptions, cc_model_filenames: Mapping[str, str]
             "parameters": params,
             "gpu_accelerators": accelerators,
         }
+    if options.backend == "torchscript":
+        return libtorch_fields(options)
     return {
         "platform": "tensorrt_plan",
         "default_model_filename": ENGINE_FILENAME,
         "cc_model_filenames": dict(cc_model_filenames),
+        "cuda_graphs": _cuda_graphs(metadata, options),
+    }
+
+
+def libtorch_fields(options: BuildOptions) -> dict:
+    """The TorchScript classifier for Triton's PyTorch (LibTorch) backend, as its 24.10 README documents.
+
+    The tensor names stay the served ones: the input binds to ``forward(pixel_values)``
+    by argument name, and a single output needs no ``<name>__<index>`` suffix (the
+    backend falls back to the config's order). ``INFERENCE_MODE`` is the backend's
+    default, written out so the config says how the model runs.
+    """
+    params = {"INFERENCE_MODE": "true"}
+    if options.intra_op_threads and options.classifier_kind == "KIND_CPU":
+        # One instance per core, like the other CPU backends, instead of every instance on every core.
+        params.update(INTRA_OP_THREAD_COUNT=str(options.intra_op_threads), INTER_OP_THREAD_COUNT="1")
+    return {
+        "platform": "pytorch_libtorch",
+        "default_model_filename": contract.TORCHSCRIPT_FILENAME,
+        "parameters": params,
     }
 
 
@@ -212,9 +315,9 @@ def classifier_spec(
         inputs=(_pixels(metadata, image_format="FORMAT_NCHW"),),
         outputs=(_probabilities(metadata),),
         instance_groups=(InstanceGroup(options.classifier_instances, options.classifier_kind),),
-        dynamic_batching=options.dynamic_batching(),
+        dynamic_batching=options.dynamic_batching(options.classifier_queue_delay),
         warmup=_classifier_warmup(metadata, options),
-        **_backend_fields(options, cc_model_filenames or {}),
+        **_backend_fields(metadata, options, cc_model_filenames or {}),
     )
 
 

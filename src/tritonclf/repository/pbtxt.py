@@ -81,6 +81,14 @@ class Accelerator:
 
 
 @dataclasses.dataclass(frozen=True)
+class CudaGraph:
+    """A CUDA graph the TensorRT backend captures at load: one batch size, input shapes without the batch."""
+
+    batch_size: int
+    inputs: Mapping[str, tuple[int, ...]]
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """Everything our configs set. ``backend`` or ``platform`` names what runs the model."""
 
@@ -98,6 +106,7 @@ class ModelSpec:
     cc_model_filenames: Mapping[str, str] = dataclasses.field(default_factory=dict)  # "8.0" -> "model_sm80.plan"
     warmup: tuple[WarmupSample, ...] = ()
     gpu_accelerators: tuple[Accelerator, ...] = ()
+    cuda_graphs: tuple[CudaGraph, ...] = ()  # TensorRT backend only
 
 
 def _tensor_fields(tensor: Tensor) -> dict:
@@ -135,10 +144,20 @@ def to_model_config(spec: ModelSpec) -> pb.ModelConfig:
         entry.output_map.update(step.output_map)
     for sample in spec.warmup:
         _add_warmup(config, sample)
+    _set_optimization(config, spec)
+    return config
+
+
+def _set_optimization(config: pb.ModelConfig, spec: ModelSpec) -> None:
     for accelerator in spec.gpu_accelerators:
         entry = config.optimization.execution_accelerators.gpu_execution_accelerator.add(name=accelerator.name)
         entry.parameters.update(accelerator.parameters)
-    return config
+    if spec.cuda_graphs:
+        config.optimization.cuda.graphs = True
+        for graph in spec.cuda_graphs:
+            entry = config.optimization.cuda.graph_spec.add(batch_size=graph.batch_size)
+            for name, dims in graph.inputs.items():
+                entry.input[name].dim.extend(dims)
 
 
 def _set_dynamic_batching(config: pb.ModelConfig, batching: DynamicBatching) -> None:

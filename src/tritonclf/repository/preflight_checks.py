@@ -4,15 +4,20 @@ Triton's own load errors come late and cryptic ("plan file is not compatible",
 "unable to find ... in the model", an ensemble stuck UNAVAILABLE). This checks,
 for every model: the config parses and names its folder; every file it needs
 exists; files match the hashes in the version's manifest; the ensemble's steps
-wire up (names, data types, shapes); and for TensorRT engines, that this
-machine's TensorRT version and GPU match the ones the engine was built for.
+wire up (names, data types, shapes); for TensorRT engines, that this
+machine's TensorRT version and GPU match the ones the engine was built for; and for
+TorchScript classifiers (``pytorch_libtorch``), that the config's tensor names follow
+the PyTorch backend's rules and, where torch is importable, match the file's ``forward``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as pb
@@ -74,12 +79,15 @@ def required_files(config: pb.ModelConfig) -> list[str]:
         return []
     if config.backend == "python":
         files = ["model.py"]
-        onnx = config.parameters.get("onnx_filename")
-        if onnx is not None:
-            files.append(onnx.string_value)
+        for parameter in ("onnx_filename", "weights_filename"):
+            value = config.parameters.get(parameter)
+            if value is not None:
+                files.append(value.string_value)
         return files
     if config.platform == "onnxruntime_onnx" or config.backend == "onnxruntime":
         return [config.default_model_filename or contract.ONNX_FILENAME]
+    if config.platform == "pytorch_libtorch" or config.backend == "pytorch":
+        return [config.default_model_filename or "model.pt"]
     if config.platform == "tensorrt_plan" or config.backend == "tensorrt":
         return [config.default_model_filename or "model.plan", *config.cc_model_filenames.values()]
     return [config.default_model_filename] if config.default_model_filename else []
@@ -193,6 +201,41 @@ def check_ensemble(model: LoadedModel, models: dict[str, LoadedModel]) -> list[F
     return findings
 
 
+# What the torch models import in the server's environment: the preprocessing model is known by
+# the torch_preprocess.py in its version, the classifier by its weights_filename parameter.
+_TORCH_PREPROCESS_IMPORTS = ("torch", "torchvision")
+_TORCH_CLASSIFIER_IMPORTS = ("torch", "timm", "safetensors")
+
+
+def check_torch_imports(model: LoadedModel, importable=None) -> list[Finding]:
+    """A torch classifier or torch preprocessing needs torch in the server's Python; say so where it is missing.
+
+    A warning: the server may run elsewhere (NVIDIA's container) with another environment.
+    """
+    importable = importable or (lambda name: importlib.util.find_spec(name) is not None)
+    if model.config.backend != "python" or not model.versions:
+        return []
+    manifest_path = model.path / str(model.versions[-1]) / contract.MANIFEST_FILENAME
+    try:
+        files = json.loads(manifest_path.read_text()).get("files", {})
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    needed = set(_TORCH_PREPROCESS_IMPORTS) if "torch_preprocess.py" in files else set()
+    if model.config.parameters.get("weights_filename") is not None:
+        needed.update(_TORCH_CLASSIFIER_IMPORTS)
+    missing = sorted(name for name in needed if not importable(name))
+    if not missing:
+        return []
+    return [
+        Finding(
+            model.path.name,
+            f"runs torch but {', '.join(missing)} cannot be imported here: the server's Python needs them "
+            "(docs/GPU.md, deploy/requirements.in)",
+            "warning",
+        )
+    ]
+
+
 def check_engine(
     model: LoadedModel, gpu: GpuInfo | None, tensorrt_version: str | None, triton_tag: str | None
 ) -> list[Finding]:
@@ -243,6 +286,65 @@ def check_engine(
     return findings
 
 
+_NAMED_INDEX = re.compile(r".+__\d+$")
+
+
+def libtorch_naming_findings(name: str, config: pb.ModelConfig, forward_args: Sequence[str] | None) -> list[Finding]:
+    """The PyTorch backend's tensor-name rules (r24.10 ``GetNamingConvention``).
+
+    Inputs bind by ``forward()`` argument name, else by ``<name>__<index>``, else by
+    config order; outputs by ``<name>__<index>``, else by config order. Order is only
+    unambiguous for one tensor, so more than one needs names the backend can match.
+    ``forward_args`` None: the file could not be read here (no torch).
+    """
+    findings = []
+    inputs = [t.name for t in config.input]
+    if forward_args is not None:
+        unknown = [n for n in inputs if n not in forward_args]
+        if unknown and not all(_NAMED_INDEX.match(n) for n in inputs):
+            findings.append(
+                Finding(
+                    name,
+                    f"input {unknown[0]!r} is not an argument of the TorchScript forward({', '.join(forward_args)}): "
+                    "re-export the model (tritonclf export --format torchscript) or rename the input",
+                )
+            )
+    elif len(inputs) > 1 and not all(_NAMED_INDEX.match(n) for n in inputs):
+        findings.append(Finding(name, "several inputs and no torch here to read forward()'s arguments", "warning"))
+    outputs = [t.name for t in config.output]
+    if len(outputs) > 1 and not all(_NAMED_INDEX.match(n) for n in outputs):
+        findings.append(Finding(name, f"outputs {outputs} must be named <name>__<index> when there is more than one"))
+    return findings
+
+
+def _torchscript_forward_args(path: Path) -> tuple[str, ...] | None:
+    if importlib.util.find_spec("torch") is None:
+        return None
+    from tritonclf.training.torch2torchscript import forward_arguments, load_torchscript
+
+    return forward_arguments(load_torchscript(path))
+
+
+def check_libtorch(
+    model: LoadedModel, read_forward_args: Callable[[Path], tuple[str, ...] | None] = _torchscript_forward_args
+) -> list[Finding]:
+    """Tensor names of a ``pytorch_libtorch`` model against its latest TorchScript file."""
+    config = model.config
+    if (config.platform != "pytorch_libtorch" and config.backend != "pytorch") or not model.versions:
+        return []
+    path = model.path / str(model.versions[-1]) / (config.default_model_filename or "model.pt")
+    if not path.is_file():
+        return []  # reported by check_files
+    try:
+        forward_args = read_forward_args(path)
+    except Exception as err:  # torch.jit.load raises RuntimeError and friends on a bad file
+        return [Finding(model.path.name, f"{path.name} does not load as TorchScript ({_one_line(err)}): re-export")]
+    findings = libtorch_naming_findings(model.path.name, config, forward_args)
+    if forward_args is None:
+        findings.append(Finding(model.path.name, "no torch here: forward() argument names not checked", "warning"))
+    return findings
+
+
 def check_repository(
     repository: Path, gpu: GpuInfo | None = None, tensorrt_version: str | None = None, triton_tag: str | None = None
 ) -> list[Finding]:
@@ -258,6 +360,8 @@ def check_repository(
         if model.config.platform == "ensemble":
             findings += check_ensemble(model, models)
         findings += check_engine(model, gpu, tensorrt_version, triton_tag)
+        findings += check_torch_imports(model)
+        findings += check_libtorch(model)
     return findings
 
 

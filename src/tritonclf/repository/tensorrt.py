@@ -10,7 +10,9 @@ Two ways to get that right:
   that server's TensorRT by construction.
 
 Either way the softmax and the output stay in FP32, the optimization profile spans
-batch 1..max_batch_size, and the timing cache is reused between builds.
+batch 1..max_batch_size, and the timing cache is reused between builds. Both ways
+build with TensorRT 10 only, and offer an option only where that release has it
+(``tensorrt_versions``): each refuses with one line before anything is built.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from pathlib import Path
 
 import onnx
 
-HARDWARE_COMPATIBILITY_LEVELS = ("none", "ampere+", "same-compute-capability")
+from tritonclf.repository.tensorrt_versions import (
+    HARDWARE_COMPATIBILITY_LEVELS,
+    python_hardware_compatibility,
+    require_supported,
+    trtexec_hardware_compatibility,
+)
+
+CONTAINER_TIMING_CACHE_DIR = "/timing-cache"  # where container_command mounts the timing cache's folder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +94,14 @@ def trtexec_command(
     input_chw: tuple[int, int, int],
     options: EngineOptions,
     fp32_layers: list[str],
+    tensorrt_version: str,
     trtexec: str = "trtexec",
 ) -> list[str]:
-    """The trtexec command line equivalent to :func:`build_engine`."""
+    """The trtexec command line equivalent to :func:`build_engine`, for the TensorRT that will run it.
+
+    Raises UnsupportedTensorRT where that TensorRT lacks a flag or an option.
+    """
+    require_supported(tensorrt_version, options.hardware_compatibility)
     profile = options.profile(*input_chw)
     command = [
         trtexec,
@@ -110,7 +124,7 @@ def trtexec_command(
     if options.timing_cache:
         command.append(f"--timingCacheFile={options.timing_cache}")
     if options.hardware_compatibility != "none":
-        command.append(f"--hardwareCompatibilityLevel={options.hardware_compatibility}")
+        command.append(f"--hardwareCompatibilityLevel={trtexec_hardware_compatibility(options.hardware_compatibility)}")
     return command
 
 
@@ -120,11 +134,14 @@ def container_command(
     inner: list[str],
     *,
     user: str | None = None,
+    timing_cache: Path | None = None,
     image: str = "nvcr.io/nvidia/tritonserver",
 ) -> list[str]:
     """``docker run`` of a trtexec build in NVIDIA's Triton container, ``mount_dir`` mounted at /work.
 
     The build log and ``nvidia-smi`` output land in /work/engine/, for the manifest.
+    ``timing_cache`` is the host file: its folder is mounted at ``CONTAINER_TIMING_CACHE_DIR``,
+    so ``inner`` must name it there (:func:`container_timing_cache`) for the next build to find it.
     """
     shell = "set -o pipefail && " + " && ".join(
         [
@@ -134,11 +151,17 @@ def container_command(
         ]
     )
     user_args = ["--user", user] if user else []
+    cache_args = ["-v", f"{Path(timing_cache).parent.resolve()}:{CONTAINER_TIMING_CACHE_DIR}"] if timing_cache else []
     return [
         "docker", "run", "--rm", "--gpus", "all", *user_args,
-        "-v", f"{Path(mount_dir).resolve()}:/work", "-w", "/work",
+        "-v", f"{Path(mount_dir).resolve()}:/work", *cache_args, "-w", "/work",
         f"{image}:{triton_tag}", "bash", "-c", shell,
     ]  # fmt: skip
+
+
+def container_timing_cache(host_path: Path) -> Path:
+    """Where a host timing cache file is seen inside the build container."""
+    return Path(CONTAINER_TIMING_CACHE_DIR) / Path(host_path).name
 
 
 _TRTEXEC_VERSION = re.compile(r"TensorRT v(\d+)")
@@ -161,6 +184,7 @@ def build_engine(onnx_path: Path, input_name: str, options: EngineOptions) -> tu
     """
     import tensorrt as trt
 
+    require_supported(str(trt.__version__), options.hardware_compatibility)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # explicit batch: the only mode in TensorRT 10
@@ -181,10 +205,9 @@ def build_engine(onnx_path: Path, input_name: str, options: EngineOptions) -> tu
                 layer.precision = trt.float32
                 for out in range(layer.num_outputs):
                     layer.set_output_type(out, trt.float32)
-    if options.hardware_compatibility == "ampere+":
-        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
-    elif options.hardware_compatibility == "same-compute-capability":
-        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY
+    if options.hardware_compatibility != "none":
+        level = python_hardware_compatibility(options.hardware_compatibility)
+        config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, level)
 
     channels, height, width = tuple(network.get_input(0).shape)[1:]
     shapes = options.profile(channels, height, width)

@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tritonclf.cli_options import fail
 from tritonclf.repository.object_store import UploadError, make_client, parse_s3_url, upload_repository
 
 
@@ -46,15 +47,12 @@ def main(argv: list[str] | None = None) -> int:
             progress=lambda op: print(f"{op.action} {op.path}", flush=True),
         )
     except NoCredentialsError:
-        print(
-            "upload_repository: error: no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-            "(or AWS_PROFILE), as for Triton",
-            file=sys.stderr,
+        return fail(
+            "upload",
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), as for Triton",
         )
-        return 1
     except (UploadError, BotoCoreError, ClientError) as err:
-        print(f"upload_repository: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 1
+        return fail("upload", err)
     if args.dry_run:
         print("\n".join(f"would {op.action} {op.path}" for op in operations) or "nothing to do")
         return 0

@@ -3,6 +3,7 @@
     tritonclf demo --repository model_repository
 
 It runs ``tritonclf infer`` exactly as a user would, printing each command first.
+Exit 1 when a classification failed, 2 when the server could not start.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tritonclf.cli_options import EXIT_FAILED, EXIT_OK, fail, positive_int
 from tritonclf.samples import sample_dir
 from tritonclf.serving.process import ServerStartError, TritonProcess
 
@@ -39,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
-    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--top-k", type=positive_int, default=5)
     # make train-demo adds a second ensemble next to the ImageNet one: then the client needs a name.
     parser.add_argument("--model", help="ensemble to classify with (default: the repository's only ensemble)")
     return parser.parse_args(argv)
@@ -50,12 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     busy = [p for p in (args.http_port, args.grpc_port, args.metrics_port) if port_in_use(p)]
     if busy:
-        print(
-            f"demo: port {busy[0]} is in use (another tritonserver?): stop it, "
+        return fail(
+            "demo",
+            f"port {busy[0]} is in use (another tritonserver?): stop it, "
             "or run e.g. make demo HTTP_PORT=9000 GRPC_PORT=9001 METRICS_PORT=9002",
-            file=sys.stderr,
         )
-        return 1
     log = Path(tempfile.gettempdir()) / "tritonclf-demo-server.log"
     print(f"starting tritonserver --model-repository {args.repository} (log: {log})", flush=True)
     server = TritonProcess(
@@ -68,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server.start()
     except ServerStartError as err:
-        print(f"demo: {err}", file=sys.stderr)
-        return 1
+        return fail("demo", str(err).splitlines()[0])
     failed = False
     try:
         print(f"server ready: HTTP {server.http_url}, gRPC {server.grpc_url}, metrics {server.metrics_url}\n")
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         code = server.stop()
         print(f"tritonserver stopped (exit code {code})")
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -8,9 +8,17 @@ is the same command line as in NVIDIA's Triton container. Every argument goes to
 Triton unchanged; this shell only supplies what the wheel leaves out: its
 libraries on ``LD_LIBRARY_PATH``, a backend directory holding the Python backend
 with the stub for this interpreter, and this environment's ``python3`` first on
-``PATH`` (the stub imports the packages of the ``python3`` it finds there).
+``PATH`` (the stub imports the packages of the ``python3`` it finds there). On a GPU
+host it also sizes Triton's CUDA memory pool (``--cuda-memory-pool-byte-size``)
+unless the caller did.
+When the arguments leave Triton's admin APIs open (no ``--http-restricted-api`` /
+``--grpc-restricted-protocol`` for them), it says so in one line on stderr first.
 We run the binary, not PyTriton's Python API: the repository stays a plain Triton
 repository that the container serves as it is.
+
+Triton runs as a child under a watchdog (serving/supervisor.py) that reloads a model,
+or restarts the server, when one of its Python-backend stubs dies: Triton itself no
+longer does. ``TRITONCLF_STUB_CHECK_S=0`` turns it off and ``exec``s Triton instead.
 """
 
 from __future__ import annotations
@@ -21,6 +29,9 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+from tritonclf.serving import supervisor
+from tritonclf.serving.admin_apis import open_api_notice
 
 
 class EmbeddedServerError(RuntimeError):
@@ -92,10 +103,23 @@ def server_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def server_command(args: list[str]) -> list[str]:
-    """The full command line: the binary, the caller's arguments, and our defaults for what is missing."""
+# Triton's CUDA memory pool on GPU 0 (its default is 64 MiB). The Python backend moves GPU tensors
+# between its stubs and the server through this pool: torch preprocessing on a GPU hands each
+# batch of pixels (32 x 3 x 224 x 224 FP32 = 19 MB) to the classifier through it, several batches
+# in flight. Too small a pool and the tensors go through host copies instead.
+CUDA_MEMORY_POOL_BYTES = 256 * 1024 * 1024
+_NVIDIA_DEVICE = Path("/dev/nvidiactl")
+
+
+def server_command(args: list[str], gpu: bool | None = None) -> list[str]:
+    """The full command line: the binary, the caller's arguments, and our defaults for what is missing.
+
+    ``gpu`` (default: whether NVIDIA's device node exists) adds the CUDA memory pool size.
+    """
     command = [str(binary_path()), *args]
     given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
+    if (_NVIDIA_DEVICE.exists() if gpu is None else gpu) and "--cuda-memory-pool-byte-size" not in given:
+        command.append(f"--cuda-memory-pool-byte-size=0:{CUDA_MEMORY_POOL_BYTES}")
     if "--backend-directory" not in given:
         command.append(f"--backend-directory={backend_dir()}")
     if "--cache-directory" not in given:
@@ -104,14 +128,17 @@ def server_command(args: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Replace this process with tritonserver, so signals and the exit code are Triton's own."""
+    """Run tritonserver under the stub watchdog; signals go to Triton and its exit code is ours."""
     args = sys.argv[1:] if argv is None else argv
+    notice = None if {"-h", "--help"} & set(args) else open_api_notice(args)
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
     try:
         command = server_command(args)
         env = server_environment()
-    except EmbeddedServerError as err:
+        sys.exit(supervisor.run(command, env))
+    except (EmbeddedServerError, ValueError) as err:
         sys.exit(f"tritonserver: {err}")
-    os.execve(command[0], command, env)
 
 
 if __name__ == "__main__":

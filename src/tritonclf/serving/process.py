@@ -56,6 +56,8 @@ class TritonProcess:
         log_path: Path | None = None,
         extra_args: tuple[str, ...] = (),
         ready_timeout_s: float = 120.0,
+        executable: Path | str | None = None,
+        env: dict[str, str] | None = None,
     ):
         # A URL (s3://, gs://, as://) stays a string: Path() would fold its "//".
         self.repository = repository if isinstance(repository, str) and "://" in repository else Path(repository)
@@ -64,7 +66,10 @@ class TritonProcess:
         self.metrics_port = metrics_port or free_port()
         self.log_path = Path(log_path) if log_path else None
         self.extra_args = extra_args
+        self.env = env  # extra variables for the launcher, e.g. TRITONCLF_STUB_CHECK_S
         self.ready_timeout_s = ready_timeout_s
+        # Another program that takes tritonserver's arguments, e.g. deploy/tritonserver-secure.
+        self.executable = str(executable) if executable else None
         self.process: subprocess.Popen | None = None
         self._log_file = None
 
@@ -86,7 +91,7 @@ class TritonProcess:
     def command(self) -> list[str]:
         """The tritonserver command line."""
         return [
-            tritonserver_executable(),
+            self.executable or tritonserver_executable(),
             f"--model-repository={self.repository}",
             f"--http-port={self.http_port}",
             f"--grpc-port={self.grpc_port}",
@@ -106,6 +111,7 @@ class TritonProcess:
             stdout=self._log_file or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # our Ctrl-C goes to us; stop() signals the server itself
+            env={**os.environ, **self.env} if self.env else None,
         )
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:

@@ -13,18 +13,21 @@ import dataclasses
 import functools
 import io
 import struct
+import urllib.parse
 import zlib
 from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
 
+from tritonclf.preprocess import DecodeLimits
 from tritonclf.samples import sample_dir
 
 SAMPLES = sample_dir()
 ALLOWED = "JPEG, PNG, WEBP, GIF, BMP"
 MAX_BYTES = 32 * 1024 * 1024  # DecodeLimits() defaults
 MAX_PIXELS = 64_000_000
+MAX_BASE64 = DecodeLimits().max_base64_bytes
 TEXT = "not a decodable image: the bytes are text (HTML, JSON, base64, a file name?); send the file's bytes"
 
 
@@ -75,6 +78,22 @@ def gif_header_only(width: int, height: int) -> bytes:
     return screen + frame
 
 
+def photo_base64() -> bytes:
+    """The bundled cat photo's file in standard base64, as a JSON client sends it."""
+    return base64.b64encode((SAMPLES / "chelsea.jpg").read_bytes())
+
+
+def url_safe_base64_lines() -> bytes:
+    """The photo in URL-safe base64 without padding, wrapped at 76 characters like MIME."""
+    text = base64.urlsafe_b64encode((SAMPLES / "chelsea.jpg").read_bytes()).rstrip(b"=")
+    return b"\n".join(text[start : start + 76] for start in range(0, len(text), 76))
+
+
+def url_quoted_base64() -> bytes:
+    """The photo's base64 URL-encoded on top (a form encoder's ``%2B`` for ``+``)."""
+    return urllib.parse.quote_from_bytes(photo_base64()).encode("ascii")
+
+
 def jpeg_cut_halfway() -> bytes:
     """The bundled cat photo, cut halfway."""
     data = (SAMPLES / "chelsea.jpg").read_bytes()
@@ -100,12 +119,6 @@ BAD_INPUTS = (
         f"not a decodable image in an allowed format ({ALLOWED})",
     ),
     BadInput("html", "an HTML page", lambda: b"<!doctype html><html><body>hello</body></html>", TEXT),
-    BadInput(
-        "base64",
-        "the photo base64-encoded instead of raw",
-        lambda: base64.b64encode((SAMPLES / "chelsea.jpg").read_bytes()),
-        TEXT,
-    ),
     BadInput(
         "truncated-jpeg",
         "a JPEG cut halfway",
@@ -172,6 +185,37 @@ BAD_INPUTS = (
         lambda: b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(64),
         f"not a decodable image: HEIF is not an allowed format (allowed: {ALLOWED})",
     ),
+    BadInput(
+        "base64-url-quoted",
+        "the photo's base64 URL-encoded (%2B for +)",
+        url_quoted_base64,
+        f"invalid base64: '%' at offset {url_quoted_base64().index(b'%')} is not a base64 character",
+    ),
+    BadInput(
+        "base64-bomb",
+        "base64 of the 40,000 x 40,000 PNG bomb",
+        lambda: base64.b64encode(png_header_only(40_000, 40_000)),
+        f"image dimensions are far above the limit of {MAX_PIXELS} pixels (decompression bomb?)",
+    ),
+    BadInput(
+        "base64-tiff",
+        "base64 of a TIFF",
+        lambda: base64.b64encode(encode(photo().resize((64, 48)), "TIFF")),
+        f"not a decodable image: TIFF is not an allowed format (allowed: {ALLOWED})",
+    ),
+    BadInput(
+        "base64-too-many-bytes",
+        f"base64 text of {MAX_BASE64 + 1:,} bytes (more than 32 MiB decoded)",
+        lambda: b"/9j/" + b"A" * (MAX_BASE64 - 3),
+        f"base64 image is {MAX_BASE64 + 1} bytes, above the limit of {MAX_BASE64} bytes "
+        f"({MAX_BYTES} bytes once decoded)",
+    ),
+    BadInput(
+        "svg-data-url",
+        "an SVG data URL",
+        lambda: b"data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg'/>",
+        "not a decodable image: a data URL must be data:image/<type>;base64,<the file in base64>",
+    ),
 )
 
 
@@ -205,6 +249,12 @@ ODD_IMAGES: dict[str, tuple[str, Callable[[], bytes]]] = {
     "progressive-jpeg": ("progressive JPEG", lambda: encode(photo(), "JPEG", quality=90, progressive=True)),
     "animated-gif": ("animated GIF (first frame)", lambda: _animated("GIF")),
     "animated-webp": ("animated WebP (first frame)", lambda: _animated("WEBP")),
+    "base64": ("the JPEG in standard base64 (how plain JSON carries it)", photo_base64),
+    "base64-url-safe-lines": (
+        "the JPEG in URL-safe base64, unpadded, a line break every 76 characters",
+        url_safe_base64_lines,
+    ),
+    "data-url": ("a data:image/jpeg;base64, URL of the JPEG", lambda: b"data:image/jpeg;base64," + photo_base64()),
     "tiny": ("8 x 8 PNG (upscaled)", lambda: encode(photo().resize((8, 8)), "PNG")),
     # Not a cat any more, but accepted cheaply: its plain resize would be 16384000 x 256.
     "sliver": ("64,000 x 1 PNG of a few KB", lambda: encode(photo().resize((64_000, 1)), "PNG")),

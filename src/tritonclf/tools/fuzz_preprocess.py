@@ -1,6 +1,6 @@
-"""Fuzz ``preprocess_image`` with hypothesis: random bytes and mutated real images.
+"""Fuzz ``preprocess_image`` with hypothesis: random bytes, mutated real images, mutated base64.
 
-    python tests/fuzz_preprocess.py --seconds 60          # what CI runs (tests/test_fuzz_preprocess.py)
+    python tests/fuzz_preprocess.py --seconds 60          # what CI runs (tests/integration/test_fuzz_preprocess.py)
     python tests/fuzz_preprocess.py --seconds 3600        # the long run; FUZZ_SECONDS=3600 make test does the same
 
 A finding is any input for which ``preprocess_image`` (served defaults: ``DecodeLimits()``)
@@ -22,6 +22,7 @@ Only the standard library, numpy, Pillow and hypothesis are imported: no torch.
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import resource
@@ -47,12 +48,27 @@ from tritonclf.samples import sample_photo
 SPEC = PreprocessSpec(input_size=(224, 224))
 LIMITS = DecodeLimits()
 MAX_CPU_S_PER_INPUT = 1.0
-# tests/test_preprocess_memory.py: no accepted image needs more than 17 bytes per pixel.
+# tests/integration/test_preprocess_memory.py: no accepted image needs more than 17 bytes per pixel.
 MAX_BYTES_PER_PIXEL = 17
 HEADROOM_BYTES = 256 * 1024 * 1024  # hypothesis' own bookkeeping, interpreter growth
 MAX_WARNING_REGISTRY_ENTRIES = 10
 BATCH_EXAMPLES = 200  # examples per hypothesis run; runs repeat until the time is up
 INTERESTING_INTS = (0, 1, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF, 0xFFFFFFFF)
+
+
+def url_safe_lines(data: bytes) -> bytes:
+    """URL-safe base64 without padding, a line break every 76 characters."""
+    text = base64.urlsafe_b64encode(data).rstrip(b"=")
+    return b"\r\n".join(text[start : start + 76] for start in range(0, len(text), 76))
+
+
+# How a client may carry a file: the served input takes all of them (see preprocess.unwrap_base64).
+WRAPPERS = {
+    "raw": lambda data: data,
+    "base64": base64.b64encode,
+    "url-safe-lines": url_safe_lines,
+    "data-url": lambda data: b"data:image/png;base64," + base64.b64encode(data),
+}
 
 
 class Finding(AssertionError):
@@ -201,7 +217,15 @@ def fuzz_mutated_images(name: str, data) -> None:
     mutated = apply(seed, edits)
     if name.startswith("png") and data.draw(st.booleans()):
         mutated = fix_png_crcs(mutated)
-    record(mutated)
+    record(WRAPPERS[data.draw(st.sampled_from(sorted(WRAPPERS)))](mutated))
+
+
+@SETTINGS
+@given(st.sampled_from(sorted(SEEDS)), st.sampled_from(sorted(set(WRAPPERS) - {"raw"})), st.data())
+def fuzz_mutated_base64(name: str, wrapper: str, data) -> None:
+    """A real file as base64 text or a data URL, the text itself edited: stray bytes, cuts, padding."""
+    text = WRAPPERS[wrapper](SEEDS[name])
+    record(apply(text, data.draw(st.lists(mutation(len(text)), min_size=1, max_size=8))))
 
 
 def limit_address_space() -> int:
@@ -224,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = 0
     finding = None
     while time.monotonic() < deadline and finding is None:
-        target = fuzz_random_bytes if runs % 4 == 0 else fuzz_mutated_images
+        target = (fuzz_random_bytes, fuzz_mutated_base64, fuzz_mutated_images, fuzz_mutated_images)[runs % 4]
         try:
             target()
         except Finding as err:

@@ -1,11 +1,11 @@
 """Soak: the real server at saturation with good and hostile images mixed; nothing lost, nothing leaked.
 
-    python tests/soak.py --seconds 1800                 # the long run (CI runs 75 s: tests/test_soak.py)
-    python tests/soak.py --seconds 600 --threads 32 --output soak.json
+    tritonclf soak --seconds 1800                       # the long run (CI runs 75 s: tests/integration/test_soak.py)
+    tritonclf soak --seconds 600 --concurrency 32 --output soak.json
 
 Builds a repository with the shipped defaults (queue policy included) from an export,
 starts tritonserver on loopback ports and sends every image of ``tests/bad_images.py``
-plus the sample photos from ``--threads`` closed-loop senders, in rounds of
+plus the sample photos from ``--concurrency`` closed-loop senders, in rounds of
 ``--round-seconds``: one warm-up round, then ``--seconds`` of measured rounds. After each
 round the load pauses until nothing is pending and the server's memory is read idle.
 Then it checks, and prints as JSON:
@@ -39,12 +39,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tritonclf.bench.load import MODEL, BackgroundLoad, Outcome
 from tritonclf.bench.procmem import descendants, parent_pids
-from tritonclf.samples import sample_dir
+from tritonclf.cli_options import EXIT_FAILED, EXIT_OK, add_concurrency
+from tritonclf.client.status import OK
+from tritonclf.samples import sample_photos
 from tritonclf.tools.bad_images import BAD_INPUTS, ODD_IMAGES
-from tritonclf.tools.load import MODEL, OK, BackgroundLoad, Outcome
 
-SAMPLES = sample_dir()
 MODELS = (MODEL, f"{MODEL}_preprocess", f"{MODEL}_model")
 # Triton 2.51 counts a failed ensemble request twice in nv_inference_request_failure (and in the
 # statistics extension): its own L0_model_queue test expects an increase of 2 per failure.
@@ -63,7 +64,7 @@ MAX_GROWTH_BYTES = {
 
 def soak_images() -> tuple[list[tuple[str, bytes]], dict[str, str]]:
     """(every (name, bytes) to send, {bad name: exact expected message}); names are unique."""
-    good = [(path.stem, path.read_bytes()) for path in sorted(SAMPLES.glob("*.jpg"))]
+    good = [(path.stem, path.read_bytes()) for path in sample_photos()]
     good += [(f"odd-{name}", make()) for name, (_, make) in ODD_IMAGES.items()]
     bad = [(f"bad-{item.name}", item.make()) for item in BAD_INPUTS]
     messages = {name: f"in ensemble '{MODEL}', {item.message}" for (name, _), item in zip(bad, BAD_INPUTS, strict=True)}
@@ -158,31 +159,33 @@ def make_check(expected: Mapping[str, np.ndarray]) -> Callable[[str, np.ndarray]
     return check
 
 
-def soak(server, images, bad_messages: Mapping[str, str], expected, *, seconds: float, threads: int, round_s: float):
+def soak(
+    server, images, bad_messages: Mapping[str, str], expected, *, seconds: float, concurrency: int, round_s: float
+):
     """A warm-up round, then measured rounds for ``seconds``; returns the report (``problems`` empty when all passed).
 
     Memory is read idle between rounds: under load it swings with which large requests
     happen to be in flight; idle, after a warm-up at the same load, what remains is growth.
     """
     check = make_check(expected)
-    with BackgroundLoad(server.grpc_url, images, threads, check=check):
+    with BackgroundLoad(server.grpc_url, images, concurrency, check=check):
         time.sleep(round_s)
     before, memory = settle(server)
     idle = [{**memory, "requests": 0}]
     outcomes: list[Outcome] = []
     started = time.monotonic()
     while time.monotonic() - started < seconds:
-        with BackgroundLoad(server.grpc_url, images, threads, check=check) as load:
+        with BackgroundLoad(server.grpc_url, images, concurrency, check=check) as load:
             time.sleep(min(round_s, max(1.0, seconds - (time.monotonic() - started))))
         outcomes += load.outcomes
         after, memory = settle(server)
         idle.append({**memory, "requests": len(outcomes)})
     elapsed = time.monotonic() - started
-    return report(outcomes, bad_messages, before, after, idle, elapsed, threads)
+    return report(outcomes, bad_messages, before, after, idle, elapsed, concurrency)
 
 
 def report(  # noqa: PLR0917
-    outcomes, bad_messages, before, after, idle: Sequence[Mapping[str, int]], seconds: float, threads: int
+    outcomes, bad_messages, before, after, idle: Sequence[Mapping[str, int]], seconds: float, concurrency: int
 ):
     """Every number of the soak, and the list of broken expectations."""
 
@@ -192,7 +195,7 @@ def report(  # noqa: PLR0917
     statuses = collections.Counter(o.status for o in outcomes)
     good = [o for o in outcomes if o.name not in bad_messages]
     bad = [o for o in outcomes if o.name in bad_messages]
-    wrong_answers = [o for o in good if o.status != OK or not o.matched]
+    wrong_answers = [o for o in good if o.status != OK or not o.value.matched]
     wrong_rejections = [o for o in bad if o.status != "INVALID_ARGUMENT" or o.message != bad_messages[o.name]]
     successes, failures = delta("nv_inference_request_success"), delta("nv_inference_request_failure")
     pending = pending_requests(after)
@@ -201,7 +204,7 @@ def report(  # noqa: PLR0917
     growth = {key: idle[-1][key] - idle[0][key] for key in kinds}
     result = {
         "seconds": round(seconds, 1),
-        "threads": threads,
+        "concurrency": concurrency,
         "requests_sent": len(outcomes),
         "good_sent": len(good),
         "bad_sent": len(bad),
@@ -251,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export", type=Path, default=default_export, help="default: %(default)s")
     parser.add_argument("--seconds", type=float, default=75.0, help="measured load (default: %(default)s)")
     parser.add_argument("--round-seconds", type=float, default=15.0, help="load between idle checks (default: 15)")
-    parser.add_argument("--threads", type=int, default=16, help="closed-loop senders (default: %(default)s)")
+    add_concurrency(parser, 16)
     parser.add_argument("--output", type=Path, help="also write the report here (JSON)")
     args = parser.parse_args(argv)
 
@@ -272,14 +275,14 @@ def main(argv: list[str] | None = None) -> int:
                 bad_messages,
                 expected,
                 seconds=args.seconds,
-                threads=args.threads,
+                concurrency=args.concurrency,
                 round_s=args.round_seconds,
             )
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:
         args.output.write_text(text + "\n")
-    return 1 if result["problems"] else 0
+    return EXIT_FAILED if result["problems"] else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -21,7 +21,15 @@ from tritonclf.training.mixing import Mixer
 from tritonclf.training.model import INITS
 from tritonclf.training.strategies import STRATEGIES
 
-AMP_MODES = ("none", "fp16", "bf16")
+AMP_MODES = ("none", "auto", "fp16", "bf16")
+SCHEDULE_UNITS = ("step", "epoch")
+# timm's train.py spellings, accepted beside ours: the same option under timm's name.
+TIMM_ALIASES = {"smoothing": "label_smoothing", "drop": "drop_rate"}
+# Options whose meaning moved: a saved config naming them says what to write instead.
+_RETIRED = {
+    "mixup_alpha": "--mixup is now the mixup alpha (as in timm) and --mixup-prob the chance per batch",
+    "cutmix_alpha": "--cutmix is now the CutMix alpha (as in timm) and --mixup-switch-prob picks between them",
+}
 
 
 class ConfigError(ValueError):
@@ -47,11 +55,13 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.01
+    schedule_unit: str = "step"
     label_smoothing: float = 0.1
     mixup: float = 0.0
     cutmix: float = 0.0
-    mixup_alpha: float = 0.2
-    cutmix_alpha: float = 1.0
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5
+    drop_rate: float = 0.0
     aug: str = "light"
     hflip: float = 0.5
     input_size: int | None = None
@@ -84,12 +94,17 @@ _HELP = {
     "lr_stage_decay": "LR multiplier per stage below the last (1 = same LR for the whole backbone)",
     "warmup_epochs": "linear LR warmup before the cosine decay (fractions allowed)",
     "min_lr_ratio": "the cosine schedule ends at this fraction of each LR",
-    "mixup": "probability of mixup per batch",
-    "cutmix": "probability of CutMix per batch (mixup + cutmix <= 1)",
+    "schedule_unit": "step: the LR changes every step; epoch: once per epoch (torch's CosineAnnealingLR)",
+    "label_smoothing": "label smoothing (timm: --smoothing)",
+    "mixup": "mixup Beta alpha as in timm, 0 = off (e.g. 0.8); an alpha, not a probability",
+    "cutmix": "CutMix Beta alpha as in timm, 0 = off (e.g. 1.0)",
+    "mixup_prob": "probability that a batch is mixed when --mixup or --cutmix is on (timm)",
+    "mixup_switch_prob": "probability of CutMix instead of mixup when both are on (timm)",
+    "drop_rate": "dropout before the classifier head (timm's drop_rate; timm: --drop)",
     "aug": f"augmentation preset: {', '.join(AUGMENTATIONS)}",
     "hflip": "horizontal flip probability (0 for text, digits, asymmetric objects)",
     "input_size": "train and serve at this square size instead of the model's default",
-    "amp": "mixed precision: fp16 (CUDA, with GradScaler) or bf16 (CPU or CUDA)",
+    "amp": "mixed precision: fp16 (CUDA, with GradScaler), bf16 (CPU or CUDA), auto (fp16 on CUDA, else none)",
     "clip_grad": "clip the gradient norm to this value (0 = off)",
     "patience": "stop after this many epochs without a better val top-1 (0 = off)",
     "ema_decay": "keep an EMA of the weights, validated and exported instead (e.g. 0.998; 0 = off)",
@@ -107,9 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune a timm classifier on an ImageFolder dataset.", allow_abbrev=False
     )
     parser.add_argument("--config", type=Path, help="YAML file with any of the options below; flags override it")
-    choices = {"strategy": STRATEGIES, "aug": AUGMENTATIONS, "init": INITS, "amp": AMP_MODES}
+    choices = {
+        "strategy": STRATEGIES,
+        "aug": AUGMENTATIONS,
+        "init": INITS,
+        "amp": AMP_MODES,
+        "schedule_unit": SCHEDULE_UNITS,
+    }
+    aliases = {ours: theirs for theirs, ours in TIMM_ALIASES.items()}
     for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
+        flags = ["--" + field.name.replace("_", "-")]
+        if field.name in aliases:
+            flags.append("--" + aliases[field.name].replace("_", "-"))
         kwargs = {"default": argparse.SUPPRESS, "help": _HELP.get(field.name, "")}
         default = field.default
         if field.name == "resume":
@@ -120,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["type"] = _field_type(field)
         if default is not None and field.name != "resume":
             kwargs["help"] += f" (default: {default})"
-        parser.add_argument(flag, **kwargs)
+        parser.add_argument(*flags, dest=field.name, **kwargs)
     return parser
 
 
@@ -134,6 +158,9 @@ def _field_type(field: dataclasses.Field) -> type:
 
 def _coerce(values: dict, source: str) -> dict:
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    retired = sorted(set(values) & set(_RETIRED))
+    if retired:
+        raise ConfigError(f"{source}: {retired[0]!r} is gone: {_RETIRED[retired[0]]}")
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(f"{source}: unknown option {unknown[0]!r} (options: {', '.join(fields)})")
@@ -159,7 +186,8 @@ def load_yaml(path: Path) -> dict:
         return {}
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a mapping of option: value")
-    return _coerce({str(k).replace("-", "_"): v for k, v in values.items()}, str(path))
+    names = (str(k).replace("-", "_") for k in values)
+    return _coerce({TIMM_ALIASES.get(n, n): v for n, v in zip(names, values.values(), strict=True)}, str(path))
 
 
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
@@ -183,6 +211,10 @@ def check_config(config: TrainConfig) -> None:
         raise ConfigError(f"aug must be one of {', '.join(AUGMENTATIONS)}, not {config.aug!r}")
     if config.amp not in AMP_MODES:
         raise ConfigError(f"amp must be one of {', '.join(AMP_MODES)}, not {config.amp!r}")
+    if config.schedule_unit not in SCHEDULE_UNITS:
+        raise ConfigError(f"schedule_unit must be one of {', '.join(SCHEDULE_UNITS)}, not {config.schedule_unit!r}")
+    if not 0.0 <= config.drop_rate < 1.0:
+        raise ConfigError(f"--drop-rate must be in [0, 1), got {config.drop_rate}")
     if config.epochs < 1 or config.batch_size < 1:
         raise ConfigError("--epochs and --batch-size must be at least 1")
     if min(config.workers, config.threads, config.patience) < 0 or config.unfreeze_every < 1:
@@ -192,9 +224,21 @@ def check_config(config: TrainConfig) -> None:
     if config.input_size is not None and config.input_size < 8:
         raise ConfigError(f"--input-size must be at least 8 pixels, got {config.input_size}")
     try:
-        Mixer(2, config.mixup, config.cutmix, config.mixup_alpha, config.cutmix_alpha, config.label_smoothing)
+        create_mixer(config, 2)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+def create_mixer(config: TrainConfig, num_classes: int) -> Mixer:
+    """The batch mixer the config asks for (timm's meaning of every knob)."""
+    return Mixer(
+        num_classes,
+        mixup_alpha=config.mixup,
+        cutmix_alpha=config.cutmix,
+        prob=config.mixup_prob,
+        switch_prob=config.mixup_switch_prob,
+        label_smoothing=config.label_smoothing,
+    )
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

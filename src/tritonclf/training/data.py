@@ -23,9 +23,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from tritonclf.image_files import IMAGE_SUFFIXES, is_image_file
 from tritonclf.preprocess import DecodeLimits, ImageRejected, PreprocessSpec, decode_image, preprocess_image
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
 # The label EvalDataset gives an image that fails to decode after the scan; metrics leave it out.
 INVALID_LABEL = -1
 
@@ -72,8 +72,8 @@ def probe_image(path: Path, limits: DecodeLimits) -> str | None:
     """Why this file cannot be a training image, or None if its header reads as an allowed image."""
     if path.name.startswith("."):
         return "hidden file"
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        return "not an image file name (.jpg, .png, .webp, .gif, .bmp)"
+    if not is_image_file(path):
+        return f"not an image file name ({', '.join(IMAGE_SUFFIXES)})"
     try:
         with Image.open(path, formats=limits.allowed_formats) as image:
             width, height = image.size

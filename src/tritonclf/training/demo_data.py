@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tritonclf.cli_options import fail
+
 DEFAULT_SIZE = 64
 
 
@@ -63,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         counts = write_digits(args.output, size=args.size)
     except ImportError:
-        print("demo_data: error: scikit-learn is not installed: run `make setup`", file=sys.stderr)
-        return 1
+        return fail("demo-data", "scikit-learn is not installed: run `make setup`")
     print(f"wrote {counts['train']} train and {counts['val']} val digits to {args.output}")
     return 0
 

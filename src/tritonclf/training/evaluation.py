@@ -12,7 +12,8 @@ PNG in ``--output``. With several sources, the share of images on which their to
 agrees is the train/serve skew detector: anything below 1.0 means the served model
 does not see what the checkpoint saw. ``--json`` prints one object whose ``top1``,
 ``top5`` and ``n`` are those of the served model (else the ONNX file, else the
-checkpoint). ``--min-top1``/``--min-agreement`` turn the numbers into an exit code (3).
+checkpoint). ``--min-top1``/``--min-agreement`` turn the numbers into an exit code: 1 when
+one is missed, 2 when nothing could be evaluated (``tritonclf.cli_options``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from tritonclf import contract
+from tritonclf.cli_options import EXIT_FAILED, EXIT_OK, add_concurrency, add_server_arguments, add_timeout, fail
 from tritonclf.export_metadata import load_metadata
 from tritonclf.files import write_atomic
 from tritonclf.preprocess import DecodeLimits, ImageRejected, PreprocessSpec, preprocess_image
@@ -36,7 +38,6 @@ from tritonclf.training.data import DataError, Sample, ScanReport, load_splits, 
 from tritonclf.training.weights import WeightsError
 
 SOURCES = ("checkpoint", "onnx", "url")  # order of preference for the headline numbers: last wins
-THRESHOLD_EXIT_CODE = 3
 
 
 class EvaluateError(RuntimeError):
@@ -91,16 +92,33 @@ def _batched_topk(
     return results
 
 
-def predict_checkpoint(path: Path, samples: tuple[Sample, ...]) -> Predictions:
-    """A training/train.py checkpoint, on the CPU, with the weights the export would use."""
-    import timm
+def predict_checkpoint(path: Path, samples: tuple[Sample, ...], class_names: tuple[str, ...]) -> Predictions:
+    """A training/train.py or timm train.py checkpoint, on the CPU, with the weights the export would use.
+
+    A timm checkpoint holds no class names: its indices are taken to be the dataset's
+    sorted class folders, the order timm's ImageFolder gives them.
+    """
     import torch
+    from timm.data import resolve_data_config
 
     from tritonclf.training import weights as weights_lib
-    from tritonclf.training.checkpoint import load_card
+    from tritonclf.training.checkpoint import read_model_card
+    from tritonclf.training.model import create_model
+    from tritonclf.training.timm_checkpoint import read_timm_checkpoint
 
-    card = load_card(path)
-    model = timm.create_model(card.model_name, num_classes=len(card.class_names))
+    checkpoint = weights_lib.read_checkpoint(path)
+    card, timm_run = read_model_card(checkpoint), read_timm_checkpoint(checkpoint)
+    if card is not None:
+        model = create_model(card.model_name, len(card.class_names), init="random", head="keep")
+        spec, labels = card.preprocess, card.class_names
+    elif timm_run is not None:
+        model = create_model(timm_run.arch, timm_run.num_classes or len(class_names), init="random", head="keep")
+        spec = PreprocessSpec.from_timm_config(resolve_data_config(timm_run.data_config, model=model))
+        labels = class_names
+        if model.num_classes != len(labels):
+            raise EvaluateError(f"{path} has {model.num_classes} classes, {len(labels)} class folders here")
+    else:
+        raise WeightsError(f"{path} is neither a training/train.py nor a timm train.py checkpoint")
     weights_lib.load_weights_file(model, path)
     model.eval()
 
@@ -108,7 +126,7 @@ def predict_checkpoint(path: Path, samples: tuple[Sample, ...]) -> Predictions:
         with torch.no_grad():
             return torch.softmax(model(torch.from_numpy(batch)).float(), dim=-1).numpy()
 
-    return Predictions("checkpoint", _batched_topk(samples, card.preprocess, card.class_names, run))
+    return Predictions("checkpoint", _batched_topk(samples, spec, labels, run))
 
 
 def predict_onnx(path: Path, samples: tuple[Sample, ...]) -> Predictions:
@@ -127,13 +145,19 @@ def predict_onnx(path: Path, samples: tuple[Sample, ...]) -> Predictions:
 
 
 def predict_served(
-    url: str, samples: tuple[Sample, ...], *, protocol: str, model: str | None, concurrency: int
+    url: str,
+    samples: tuple[Sample, ...],
+    *,
+    protocol: str,
+    model: str | None,
+    concurrency: int,
+    timeout_s: float = 60.0,
 ) -> Predictions:
     """The served ensemble, one request per image (Triton batches them), ``concurrency`` in flight."""
     from tritonclf.client.triton_client import ClassifierClient, ClientError, InferenceFailed
 
     try:
-        client = ClassifierClient(url, protocol=protocol, model=model)
+        client = ClassifierClient(url, protocol=protocol, model=model, timeout_s=timeout_s)
     except ClientError as err:
         raise EvaluateError(str(err)) from None
 
@@ -232,12 +256,19 @@ def evaluate(args: argparse.Namespace) -> dict:
     )
     predictions = []
     if args.checkpoint is not None:
-        predictions.append(predict_checkpoint(args.checkpoint, samples))
+        predictions.append(predict_checkpoint(args.checkpoint, samples, class_names))
     if args.onnx is not None:
         predictions.append(predict_onnx(args.onnx, samples))
     if args.url is not None:
         predictions.append(
-            predict_served(args.url, samples, protocol=args.protocol, model=args.model, concurrency=args.concurrency)
+            predict_served(
+                args.url,
+                samples,
+                protocol=args.protocol,
+                model=args.model,
+                concurrency=args.concurrency,
+                timeout_s=args.timeout_s,
+            )
         )
     sources = {p.source: score(p, class_names, samples) for p in predictions}
     headline = predictions[-1].source
@@ -281,18 +312,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, required=True, help="training folder (uses val/) or DIR/<class>/*")
-    parser.add_argument("--checkpoint", type=Path, help="a training/train.py checkpoint (best.pth)")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="a checkpoint of training/train.py (best.pth) or of timm's train.py (model_best.pth.tar)",
+    )
     parser.add_argument("--onnx", type=Path, help="an exported model.onnx (model.json beside it)")
-    parser.add_argument("--url", help="Triton gRPC/HTTP host:port serving the model")
-    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="default: %(default)s")
-    parser.add_argument("--model", help="served ensemble name (default: the server's only ensemble)")
-    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (default: %(default)s)")
+    add_server_arguments(parser, url_help="HOST:PORT of a Triton server serving the model (evaluates it)")
+    add_concurrency(parser, 8)
+    add_timeout(parser)
     parser.add_argument("--val-fraction", type=float, help="split of a folder without val/ (default: the run's)")
     parser.add_argument("--seed", type=int, help="seed of that split (default: the checkpoint's, else 42)")
     parser.add_argument("--output", type=Path, help="confusion PNGs and report.json (default: CHECKPOINT_DIR/eval)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
-    parser.add_argument("--min-top1", type=float, help="exit 3 if the headline top-1 is below this")
-    parser.add_argument("--min-agreement", type=float, help="exit 3 if any top-1 agreement is below this")
+    parser.add_argument("--min-top1", type=float, help="exit 1 if the headline top-1 is below this")
+    parser.add_argument("--min-agreement", type=float, help="exit 1 if any top-1 agreement is below this")
     args = parser.parse_args(argv)
     if args.checkpoint is None and args.onnx is None and args.url is None:
         parser.error("give at least one of --checkpoint, --onnx, --url")
@@ -300,13 +334,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Evaluate; one-line errors exit 1, missed thresholds exit 3."""
+    """Evaluate; exit codes as in ``tritonclf.cli_options``: missed thresholds 1, one-line errors 2."""
     args = parse_args(argv)
     try:
         report = evaluate(args)
     except (EvaluateError, DataError, WeightsError, FileNotFoundError, ValueError) as err:
-        print(f"evaluate: error: {err}", file=sys.stderr)
-        return 1
+        return fail("evaluate", err)
     if args.json:
         print(json.dumps({k: v for k, v in report.items() if k != "output"}))
     else:
@@ -321,9 +354,8 @@ def main(argv: list[str] | None = None) -> int:
             if value is None or value < args.min_agreement
         ]
     if missed:
-        print(f"evaluate: below threshold: {'; '.join(missed)}", file=sys.stderr)
-        return THRESHOLD_EXIT_CODE
-    return 0
+        return fail("evaluate", f"below threshold: {'; '.join(missed)}", EXIT_FAILED)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

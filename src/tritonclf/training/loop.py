@@ -26,14 +26,21 @@ from tritonclf.training.mixing import Mixer, soft_cross_entropy
 
 @dataclasses.dataclass(frozen=True)
 class CosineSchedule:
-    """Linear warmup from 0, then cosine decay to ``min_ratio``: a factor on each group's ``initial_lr``."""
+    """Linear warmup from 0, then cosine decay to ``min_ratio``: a factor on each group's ``initial_lr``.
+
+    With ``steps_per_epoch`` set, the factor holds for a whole epoch, as torch's
+    ``CosineAnnealingLR(optimizer, T_max=epochs)`` stepped once per epoch does.
+    """
 
     total_steps: int
     warmup_steps: int = 0
     min_ratio: float = 0.0
+    steps_per_epoch: int = 0  # 0: the LR changes every step
 
     def factor(self, step: int) -> float:
         """LR multiplier at optimizer step ``step`` (0-based)."""
+        if self.steps_per_epoch:
+            step -= step % self.steps_per_epoch
         if step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
         decay_steps = max(1, self.total_steps - self.warmup_steps)

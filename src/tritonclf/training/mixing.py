@@ -1,8 +1,12 @@
 """Mixup, CutMix and label smoothing as soft targets, and the loss over them.
 
-    mixer = Mixer(num_classes=10, mixup_p=0.3, cutmix_p=0.3, label_smoothing=0.1)
+    mixer = Mixer(num_classes=10, mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1)
     images, targets = mixer(images, labels)       # targets: (batch, classes), rows sum to one
     loss = soft_cross_entropy(model(images), targets)
+
+The knobs are timm's (``timm.data.Mixup``, ``train.py --mixup --cutmix --mixup-prob
+--mixup-switch-prob``): an alpha of 0 turns that method off; a batch is mixed with
+probability ``prob``; when both are on, CutMix is picked with ``switch_prob``.
 
 A mixed batch pairs each image with the batch reversed (as timm does), so the
 loss is exactly ``lam * CE_ls(y) + (1 - lam) * CE_ls(y_reversed)`` with ``CE_ls``
@@ -20,37 +24,44 @@ import torch.nn.functional as F
 
 @dataclasses.dataclass
 class Mixer:
-    """Per batch: mixup with probability ``mixup_p``, else CutMix with ``cutmix_p``, else plain labels."""
+    """Per batch, as timm's ``Mixup`` in batch mode: mixup or CutMix with probability ``prob``, else plain labels."""
 
     num_classes: int
-    mixup_p: float = 0.0
-    cutmix_p: float = 0.0
-    mixup_alpha: float = 0.2
-    cutmix_alpha: float = 1.0
+    mixup_alpha: float = 0.0  # 0 = mixup off
+    cutmix_alpha: float = 0.0  # 0 = CutMix off
+    prob: float = 1.0  # chance that a batch is mixed at all, when either method is on
+    switch_prob: float = 0.5  # chance of CutMix rather than mixup, when both are on
     label_smoothing: float = 0.0
     rng: np.random.Generator = dataclasses.field(default_factory=np.random.default_rng)
 
     def __post_init__(self) -> None:
-        """Reject settings that cannot be probabilities."""
-        if min(self.mixup_p, self.cutmix_p) < 0 or self.mixup_p + self.cutmix_p > 1:
+        """Reject settings that cannot be alphas or probabilities."""
+        if min(self.mixup_alpha, self.cutmix_alpha) < 0:
             raise ValueError(
-                f"--mixup and --cutmix are probabilities summing to at most 1, got {self.mixup_p} and {self.cutmix_p}"
+                f"--mixup and --cutmix are Beta alphas as in timm (0 = off), got {self.mixup_alpha} "
+                f"and {self.cutmix_alpha}"
             )
-        if (self.mixup_p and self.mixup_alpha <= 0) or (self.cutmix_p and self.cutmix_alpha <= 0):
-            raise ValueError("--mixup-alpha and --cutmix-alpha must be positive")
+        for flag, value in (("--mixup-prob", self.prob), ("--mixup-switch-prob", self.switch_prob)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{flag} is a probability in [0, 1], got {value}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
 
+    @property
+    def enabled(self) -> bool:
+        """Whether any batch can be mixed."""
+        return (self.mixup_alpha > 0 or self.cutmix_alpha > 0) and self.prob > 0
+
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mixed images and their soft targets; ``images`` is left untouched."""
-        draw = self.rng.random()
-        if draw < self.mixup_p:
-            lam = float(self.rng.beta(self.mixup_alpha, self.mixup_alpha))
-            images = lam * images + (1.0 - lam) * images.flip(0)
-        elif draw < self.mixup_p + self.cutmix_p:
-            images, lam = self.cutmix(images, float(self.rng.beta(self.cutmix_alpha, self.cutmix_alpha)))
-        else:
-            lam = 1.0
+        lam = 1.0
+        if self.enabled and self.rng.random() < self.prob:
+            use_cutmix = self.cutmix_alpha > 0 and (self.mixup_alpha <= 0 or self.rng.random() < self.switch_prob)
+            if use_cutmix:
+                images, lam = self.cutmix(images, float(self.rng.beta(self.cutmix_alpha, self.cutmix_alpha)))
+            else:
+                lam = float(self.rng.beta(self.mixup_alpha, self.mixup_alpha))
+                images = lam * images + (1.0 - lam) * images.flip(0)
         return images, mix_targets(labels, self.num_classes, lam, self.label_smoothing)
 
     def cutmix(self, images: torch.Tensor, lam: float) -> tuple[torch.Tensor, float]:

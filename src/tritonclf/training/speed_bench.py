@@ -18,6 +18,7 @@ import sys
 
 import torch
 
+from tritonclf.cli_options import fail
 from tritonclf.training.loop import CosineSchedule, Step, train_one_epoch
 from tritonclf.training.mixing import Mixer
 from tritonclf.training.model import ModelError, create_model
@@ -81,16 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
-        print(f"bench: error: unknown strategy {unknown[0]!r}: choose from {', '.join(STRATEGIES)}", file=sys.stderr)
-        return 1
+        return fail("bench-train", f"unknown strategy {unknown[0]!r}: choose from {', '.join(STRATEGIES)}")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     try:
         model = create_model(args.model, NUM_CLASSES, init="random").to(device)
     except ModelError as err:
-        print(f"bench: error: {err}", file=sys.stderr)
-        return 1
+        return fail("bench-train", err)
     step = Step(device, Mixer(NUM_CLASSES), torch.bfloat16 if args.amp == "bf16" else None)
     num_stages = len(find_stages(model).stages)
     print(

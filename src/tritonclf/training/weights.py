@@ -1,17 +1,22 @@
 """Where a model's weights come from: the bundled ImageNet EfficientNet-Lite0, a file, or timm's hub.
 
 Checkpoints are read with ``torch.load(weights_only=True)`` (or safetensors): a
-checkpoint is data, never code to unpickle.
+checkpoint is data, never code to unpickle. The one class allowed besides tensors and
+plain containers is ``argparse.Namespace``: timm's ``train.py`` stores its arguments
+as one (``args``), and timm's own loader allows exactly that class too.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import torch
 from torch import nn
 
 BUNDLED_MODEL = "efficientnet_lite0"
+# Classes a weights-only load may rebuild besides tensors and plain containers.
+SAFE_GLOBALS = (argparse.Namespace,)
 # Keys under which trainers commonly nest the state dict; the first present wins.
 _STATE_DICT_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
 
@@ -42,7 +47,8 @@ def read_checkpoint(path: Path) -> dict:
 
         return load_file(str(path), device="cpu")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for non-checkpoints
         raise WeightsError(f"{path} is not a loadable weights-only checkpoint: {err}") from None
     if not isinstance(checkpoint, dict):

@@ -17,12 +17,27 @@ On the CPU each instance holds two sessions of the model and picks one per batch
   server, without taking CPU from a loaded one.
 """
 
+import importlib.util
 import json
 import os
+import sys
 
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
+
+
+def _load_beside(module_name):
+    """Import a module file the build copied next to this one (the stub has no ``tritonclf`` package)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{module_name}.py")
+    spec = importlib.util.spec_from_file_location(f"_tritonclf_{module_name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+execution_providers = _load_beside("ort_providers").execution_providers
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -64,11 +79,9 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         version_dir = os.path.join(args["model_repository"], args["model_version"])
         model_path = os.path.join(version_dir, params["onnx_filename"])
-        providers = ["CPUExecutionProvider"]
-        on_gpu = args.get("model_instance_kind") == "GPU" and "CUDAExecutionProvider" in ort.get_available_providers()
-        if on_gpu:
-            device_id = int(args.get("model_instance_device_id", "0"))
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device_id}))
+        kind = args.get("model_instance_kind")
+        providers = execution_providers(kind, args.get("model_instance_device_id", "0"), ort.get_available_providers())
+        on_gpu = kind == "GPU"
         threads = int(params.get("intra_op_threads", "0"))
         spinning = params.get("allow_spinning") == "1"
         self.session = make_session(model_path, providers, threads=threads, spinning=spinning)

@@ -1,0 +1,119 @@
+"""Triton Python-backend model: the exported classifier run by torch, softmax included.
+
+Copied by the repository build into ``<name>_model/<version>/model.py`` beside the
+export's weights (safetensors). The architecture is rebuilt with ``timm.create_model``
+from the names in the config and the weights are loaded as tensors only: no pickled
+code is ever executed. Its output equals the ONNX export's: probabilities in FP32.
+
+- On the CPU: FP32, ``torch_threads`` threads per instance.
+- On a GPU: FP16 weights and activations (softmax in FP32), one CUDA graph per padded
+  batch size (``cuda_graph_batch_sizes``): a batch of 5 runs the graph of 8. The
+  pixels arrive through DLPack where they are, on the GPU when the preprocessing ran
+  there (``FORCE_CPU_ONLY_INPUT_TENSORS`` is ``no`` in this model's config).
+"""
+
+import bisect
+import json
+import os
+
+import timm
+import torch
+import triton_python_backend_utils as pb_utils
+from safetensors.torch import load_model
+from torch.utils import dlpack
+
+
+def load_classifier(version_dir, params, device, half):
+    """Rebuild the timm architecture, load the safetensors weights: -> eval-mode module on ``device``."""
+    model = timm.create_model(params["timm_model"], pretrained=False, num_classes=int(params["num_classes"]))
+    load_model(model, os.path.join(version_dir, params["weights_filename"]), strict=True)
+    model = model.eval().to(device)
+    return model.half() if half else model
+
+
+class GraphRunner:
+    """One captured CUDA graph per batch size; a batch runs in the smallest graph that holds it."""
+
+    def __init__(self, model, batch_sizes, pixel_shape, device):
+        """Capture largest first so the smaller graphs reuse its memory pool."""
+        self.sizes = sorted(batch_sizes)
+        self.graphs = {}
+        pool = torch.cuda.graph_pool_handle()
+        for size in reversed(self.sizes):
+            static_in = torch.zeros((size, *pixel_shape), dtype=torch.float16, device=device)
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(3):  # cuDNN picks its kernels before capture
+                    model(static_in)
+            torch.cuda.current_stream(device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=pool):
+                static_out = torch.softmax(model(static_in).float(), dim=-1)
+            self.graphs[size] = (graph, static_in, static_out)
+
+    def __call__(self, batch):
+        """Pad into the graph's input, replay, return a copy of the real rows."""
+        size = self.sizes[bisect.bisect_left(self.sizes, len(batch))]
+        graph, static_in, static_out = self.graphs[size]
+        static_in[: len(batch)].copy_(batch)
+        graph.replay()
+        return static_out[: len(batch)].clone()
+
+
+class TritonPythonModel:
+    """Concatenate the dynamic batch, run once, split back into one response per request."""
+
+    def initialize(self, args):
+        """Load the weights and, on a GPU, capture the CUDA graphs."""
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        version_dir = os.path.join(args["model_repository"], args["model_version"])
+        self.input_name = params["input_name"]
+        self.output_name = params["output_name"]
+        on_gpu = args.get("model_instance_kind") == "GPU"
+        if on_gpu:
+            self.device = torch.device("cuda", int(args.get("model_instance_device_id", "0")))
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True
+        else:
+            self.device = torch.device("cpu")
+            threads = int(params.get("torch_threads", "0"))
+            if threads:
+                torch.set_num_threads(threads)
+        self.model = load_classifier(version_dir, params, self.device, half=on_gpu)
+        self.graphs = None
+        sizes = [int(s) for s in params.get("cuda_graph_batch_sizes", "").split(",") if s.strip()]
+        pixel_shape = tuple(config["input"][0]["dims"])
+        if on_gpu and sizes:
+            with torch.inference_mode():
+                self.graphs = GraphRunner(self.model, sizes, pixel_shape, self.device)
+        precision = "FP16" if on_gpu else "FP32"
+        graphs = f", CUDA graphs for batches {sizes}" if self.graphs else ""
+        pb_utils.Logger.log_info(f"torch {torch.__version__} classifier on {self.device} in {precision}{graphs}")
+
+    def run(self, batch):
+        """FP32 pixels on any device -> FP32 probabilities on this model's device."""
+        batch = batch.to(self.device, non_blocking=True)
+        if self.graphs is not None and len(batch) <= self.graphs.sizes[-1]:
+            return self.graphs(batch)
+        if self.device.type == "cuda":
+            return torch.softmax(self.model(batch.half()).float(), dim=-1)
+        return torch.softmax(self.model(batch), dim=-1)
+
+    def execute(self, requests):
+        """Pixels arrive through DLPack where the preprocessing left them: no copy on the way in."""
+        tensors = [
+            dlpack.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input_name).to_dlpack()) for r in requests
+        ]
+        with torch.inference_mode():
+            batch = tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+            probabilities = self.run(batch)
+        responses, start = [], 0
+        for tensor in tensors:
+            stop = start + len(tensor)
+            rows = probabilities[start:stop].contiguous()
+            out = pb_utils.Tensor.from_dlpack(self.output_name, dlpack.to_dlpack(rows))
+            responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
+            start = stop
+        return responses

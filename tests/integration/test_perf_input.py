@@ -1,0 +1,49 @@
+"""perf_analyzer input data for a real export: the pixels are the export's preprocessing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tritonclf.bench import perf_input_cli as perf_input
+from tritonclf.bench.perf_data import (
+    decode_entry,
+)
+from tritonclf.export_metadata import ExportMetadata
+from tritonclf.files import write_json_atomic
+from tritonclf.preprocess import PreprocessSpec, preprocess_image
+from tritonclf.samples import sample_dir
+
+SAMPLES = sample_dir()
+
+
+def _fake_export(folder: Path, spec: PreprocessSpec) -> Path:
+    metadata = ExportMetadata(
+        model_name="m",
+        labels=("a", "b"),
+        preprocess=spec,
+        onnx_filename="model.onnx",
+        onnx_sha256="0" * 64,
+        input_name="pixel_values",
+        output_name="probabilities",
+        opset=17,
+        weights="test",
+        versions={},
+    )
+    write_json_atomic(folder / "model.json", metadata.to_dict())
+    return folder
+
+
+def test_command_pixels_are_the_exports_preprocessing_of_each_image(tmp_path):
+    """``--pixels``: the classifier alone gets the tensors it would get inside the ensemble."""
+    spec = PreprocessSpec(input_size=(64, 64))
+    export = _fake_export(tmp_path, spec)
+    photo = SAMPLES / "coffee.jpg"
+    output = tmp_path / "classifier.json"
+    assert perf_input.main([str(photo), "--pixels", "--export", str(export), "--output", str(output)]) == 0
+    (entry,) = json.loads(output.read_text())["data"]
+    assert entry["pixel_values"]["shape"] == [3, 64, 64]
+    sent = np.frombuffer(decode_entry(entry, "pixel_values"), dtype="<f4").reshape(3, 64, 64)
+    np.testing.assert_array_equal(sent, preprocess_image(photo.read_bytes(), spec))

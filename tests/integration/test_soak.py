@@ -1,0 +1,41 @@
+"""A bounded soak at saturation with good and hostile images: nothing lost, nothing leaked (tritonclf/tools/soak.py).
+
+CI runs ``SOAK_SECONDS`` (default 75) with 16 senders; the long run is
+``tritonclf soak --seconds 1800`` (or ``SOAK_SECONDS=1800 make test PYTEST_ARGS="-k soak"``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tritonclf.repository.build import build_repository
+from tritonclf.serving.process import TritonProcess
+from tritonclf.tools.soak import expected_probabilities, soak, soak_images
+
+pytestmark = pytest.mark.integration
+SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "75"))
+SOAK_CONCURRENCY = int(os.environ.get("SOAK_CONCURRENCY", "16"))
+SOAK_ROUND_SECONDS = float(os.environ.get("SOAK_ROUND_SECONDS", "15"))
+
+
+def test_soak_at_saturation_loses_nothing_answers_everything_right_and_does_not_grow(export_dir, metadata, tmp_path):
+    images, bad_messages = soak_images()
+    expected = expected_probabilities(images, bad_messages, export_dir / metadata.onnx_filename, metadata)
+    repository = tmp_path / "model_repository"
+    build_repository(export_dir, repository)  # the shipped defaults, queue policy included
+    with TritonProcess(repository, log_path=tmp_path / "tritonserver.log") as server:
+        result = soak(
+            server,
+            images,
+            bad_messages,
+            expected,
+            seconds=SOAK_SECONDS,
+            concurrency=SOAK_CONCURRENCY,
+            round_s=SOAK_ROUND_SECONDS,
+        )
+    print(json.dumps(result, indent=2))
+    assert result["problems"] == []
+    assert result["good_sent"] > 0 and result["bad_sent"] > 0
