@@ -112,7 +112,8 @@ def test_export_names_its_folder_after_the_timm_run(timm_run, tmp_path, monkeypa
     labels = str(run_dir / "labels.txt")
     assert export_main(["--checkpoint", str(run_dir / "last.pth.tar"), "--labels", labels]) == 0
     assert (tmp_path / "exports" / run_dir.name / "model.onnx").is_file()
-    assert export_main(["--checkpoint", str(run_dir / "last.pth.tar"), "--model", "resnet50"]) == 1
+    # A checkpoint of another architecture than --model names: nothing exported, exit 2.
+    assert export_main(["--checkpoint", str(run_dir / "last.pth.tar"), "--model", "resnet50"]) == 2
 
 
 def test_evaluate_scores_a_timm_checkpoint_on_a_class_folder(timm_run, tmp_path, capsys):

@@ -103,10 +103,11 @@ def test_building_torchscript_from_an_onnx_only_export_says_how_to_fix_it(export
         build_repository(export_dir, tmp_path / "repo", BuildOptions(backend="torchscript"))
 
 
-def test_cli_format_torchscript_writes_only_the_torchscript_file(tmp_path, capsys):
+def test_cli_format_torchscript_writes_the_torchscript_file_and_no_onnx(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["--model", "resnet18", "--random-weights", "--format", "torchscript", "--output", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.pt"]
+    # The safetensors weights (for --backend torch) come with every export; no model.onnx.
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.pt", "model.safetensors"]
     metadata = load_metadata(out / "model.json")
     assert metadata.formats == ("torchscript",) and metadata.onnx_filename == ""
     assert "model.pt" in capsys.readouterr().out

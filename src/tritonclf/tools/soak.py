@@ -41,6 +41,7 @@ import numpy as np
 
 from tritonclf.bench.load import MODEL, BackgroundLoad, Outcome
 from tritonclf.bench.procmem import descendants, parent_pids
+from tritonclf.serving.stub_health import STUB_EXECUTABLE
 from tritonclf.cli_options import EXIT_FAILED, EXIT_OK, add_concurrency
 from tritonclf.client.status import OK
 from tritonclf.samples import sample_photos
@@ -131,13 +132,20 @@ def footprint(server_pid: int) -> dict[str, int]:
 
 
 def process_kind(pid: int, server_pid: int) -> str:
-    """``server``, or which model a Python-backend stub runs (its instance name is an argument)."""
+    """``server`` (the launcher and tritonserver), or which model a Python-backend stub runs.
+
+    The embedded launcher runs tritonserver as its child (the stub watchdog), so the
+    server is every process of the tree that is not a stub; a stub's instance name is an
+    argument of its command line.
+    """
     if pid == server_pid:
         return "server"
     try:
         arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
-        return "classifier"
+        return "server"
+    if not arguments or not arguments[0].endswith(STUB_EXECUTABLE.encode()):
+        return "server"
     return "preprocess" if any(b"_preprocess_" in argument for argument in arguments) else "classifier"
 
 
