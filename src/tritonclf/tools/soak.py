@@ -41,10 +41,10 @@ import numpy as np
 
 from tritonclf.bench.load import MODEL, BackgroundLoad, Outcome
 from tritonclf.bench.procmem import descendants, parent_pids
-from tritonclf.serving.stub_health import STUB_EXECUTABLE
 from tritonclf.cli_options import EXIT_FAILED, EXIT_OK, add_concurrency
 from tritonclf.client.status import OK
 from tritonclf.samples import sample_photos
+from tritonclf.serving.stub_health import STUB_EXECUTABLE
 from tritonclf.tools.bad_images import BAD_INPUTS, ODD_IMAGES
 
 MODELS = (MODEL, f"{MODEL}_preprocess", f"{MODEL}_model")
