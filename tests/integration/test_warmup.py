@@ -45,6 +45,10 @@ def test_a_broken_warmup_image_stops_the_model_from_loading(repository, tmp_path
     server.stop()
     text = log.read_text()
     assert RUNNING.search(text) and FAILED.search(text), text[-3000:]
-    # Then Triton either reports why and exits, or crashes tearing the instance down (its bug).
+    # Then Triton either reports why and exits 1, or crashes tearing the instance down (its bug), or
+    # (seen once in CI: the log ended at the warmup failure) ends by a signal without logging it; the
+    # launcher then exits with 128 + the signal. In no case does the model serve.
+    code = server.process.returncode
     reported = f"failed to load '{PREPROCESS}' version 1: Invalid argument: failed to run warmup sample 'jpeg'"
-    assert reported in text or "Signal (11) received." in text, text[-3000:]
+    assert code != 0
+    assert reported in text or "Signal (11) received." in text or code > 128, (code, text[-3000:])
