@@ -55,7 +55,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fuzz": ("tritonclf.tools.fuzz_preprocess", "fuzz the preprocessing with hypothesis"),
     "measure-decode": ("tritonclf.tools.measure_decode", "time the decode + resize on photo sizes"),
     "gpu-check": ("tritonclf.tools.gpu_check", "TensorRT engine, gate and trt repository in NVIDIA's container"),
-    "gpu-kit": ("tritonclf.tools.gpu_kit.build_cli", "gpu-kit/: Triton, numpy, models, run.sh for a bare GPU host"),
+    "gpu-kit": ("tritonclf.tools.gpu_kit.kit_cli", "gpu-kit/: Triton, numpy, models, run.sh for a bare GPU host"),
 }
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tritonclf.tools.gpu_kit import pack
-from tritonclf.tools.gpu_kit.build_cli import KIT_BUILD_ARGS, cpu_build_args
+from tritonclf.tools.gpu_kit.kit_cli import KIT_BUILD_ARGS, cpu_build_args
 from tritonclf.tools.gpu_kit.http_client import (
     infer_request,
     parse_infer_response,
