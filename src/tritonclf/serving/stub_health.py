@@ -74,6 +74,17 @@ def _stat_fields(pid: str, proc: Path) -> list[str] | None:
     return text[text.rfind(")") + 2 :].split()
 
 
+def child_pids(parent: int, proc: Path = PROC) -> list[int]:
+    """The processes whose parent is ``parent``."""
+    children = []
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(entry.name, proc)
+            if fields and int(fields[1]) == parent:
+                children.append(int(entry.name))
+    return children
+
+
 def live_stub_instances(server_pid: int, proc: Path = PROC) -> list[str]:
     """Instance names of the running (not zombie, not exited) stubs that ``server_pid`` started."""
     names = []

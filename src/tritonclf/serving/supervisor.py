@@ -108,22 +108,6 @@ def reload_request(
     return request
 
 
-def _children(pid: int) -> list[tuple[int, str]]:
-    """(pid, command name) of the processes whose parent is ``pid``."""
-    found = []
-    for entry in stub_health.PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rfind(")") + 2 :].split()
-        if int(fields[1]) == pid:
-            found.append((int(entry.name), text[text.find("(") + 1 : text.rfind(")")]))
-    return found
-
-
 def _say(message: str) -> None:
     print(f"tritonclf watchdog: {message}", file=sys.stderr, flush=True)
 
@@ -198,7 +182,7 @@ class Supervisor:
         not unload, so it waits out all of ``--exit-timeout-secs``. The grace period lets the
         requests held by healthy instances finish.
         """
-        stubs = [pid for pid, _ in _children(child.pid)]
+        stubs = stub_health.child_pids(child.pid)
         child.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + RESTART_GRACE_S
         while child.poll() is None and time.monotonic() < deadline:
