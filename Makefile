@@ -58,11 +58,11 @@ GPU_KIT_ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(SETUP_STAMP) ## Create .venv with everything (server, training, clients, dev tools); fast when done
-$(SETUP_STAMP): pyproject.toml constraints.txt
+setup: $(SETUP_STAMP) ## Create .venv with everything (server, training, clients, dev tools, the lab); fast when done
+$(SETUP_STAMP): pyproject.toml lab/pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found; install Python 3.11 (with libpython3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[server,train,client,deploy,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[server,train,client,deploy,dev]" -e ./lab
 	@touch $@
 
 lock: setup ## Re-pin constraints.txt (every transitive package) from .venv after editing pyproject.toml
@@ -113,7 +113,7 @@ test-integration: setup perf-tools analyzer-tools ## tests/integration only: the
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 # NVIDIA's 24.10 container runs the build tools and backend models on Python 3.10.
-PY310_SOURCES := src build clients training deploy
+PY310_SOURCES := src build clients training deploy lab
 
 lint: setup ## ruff (lint, format) and vermin: everything outside tests/ runs on Python 3.10+
 	$(VENV)/bin/ruff check .
@@ -145,7 +145,7 @@ $(BENCH_EXPORT2)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py
 	$(CLF) export --model $(BENCH_MODEL2) --random-weights --output $(BENCH_EXPORT2)
 
 perf-tools: $(VENV)/bin/perf_analyzer ## Put perf_analyzer (from the tritonclient 2.41.1 wheel) in .venv/bin
-$(VENV)/bin/perf_analyzer: $(SETUP_STAMP) src/tritonclf/bench/install_perf_analyzer.py
+$(VENV)/bin/perf_analyzer: $(SETUP_STAMP) lab/src/tritonclf_lab/bench/install_perf_analyzer.py
 	$(CLF) perf-tools
 	@touch $@
 
@@ -153,7 +153,7 @@ perf: perf-tools repository ## perf_analyzer sweep on the ensemble and the class
 	$(CLF) perf --repository $(REPOSITORY) --export $(EXPORT_DIR) --model $(MODEL) $(PERF_ARGS)
 
 analyzer-tools: $(ANALYZER_VENV)/bin/model-analyzer ## Install NVIDIA's Model Analyzer (pinned) into .venv-analyzer
-$(ANALYZER_VENV)/bin/model-analyzer: $(SETUP_STAMP) src/tritonclf/bench/analyzer-requirements.txt
+$(ANALYZER_VENV)/bin/model-analyzer: $(SETUP_STAMP) lab/src/tritonclf_lab/bench/analyzer-requirements.txt
 	$(CLF) analyzer-tools --venv $(ANALYZER_VENV)
 	@touch $@
 

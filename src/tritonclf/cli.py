@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 # subcommand -> (module with main(argv), one-line help). Grouped by the design's folders.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -27,7 +28,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("tritonclf.training.evaluation", "score a checkpoint, an ONNX file or a served model"),
     "train-demo": ("tritonclf.training.train_demo", "digits: fine-tune, export, build, serve, evaluate"),
     "demo-data": ("tritonclf.training.demo_data", "write the digits demo dataset as an image folder"),
-    "bench-train": ("tritonclf.training.speed_bench", "training images/s per strategy on this machine"),
     # build/
     "build": ("tritonclf.repository.build_cli", "turn an export into a Triton model repository"),
     "engine": ("tritonclf.repository.engine_cli", "TensorRT FP16 engine by trtexec in NVIDIA's container"),
@@ -35,50 +35,47 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "upload": ("tritonclf.repository.upload_cli", "upload a repository to S3-compatible storage"),
     # serving
     "demo": ("tritonclf.serving.demo", "start the server, classify the sample photos over gRPC and HTTP, stop"),
-    # benchmarks
-    "bench": ("tritonclf.bench.benchmark_cli", "served vs limit, in-process and naive on a phone-photo mix"),
-    "bench-summary": ("tritonclf.bench.summary", "one row per model from benchmark JSON files"),
-    "compare-models": (
-        "tritonclf.bench.compare_models",
-        "the article's four models: parameters, ONNX size, served images/s, p50, memory",
+    "gpu-check": (
+        "tritonclf.repository.gpu_check",
+        "TensorRT engine, gate and trt repository in NVIDIA's container",
     ),
-    "perf": ("tritonclf.bench.perf_sweep_cli", "perf_analyzer sweep on the ensemble and the classifier"),
-    "perf-input": ("tritonclf.bench.perf_input_cli", "perf_analyzer --input-data JSON from photos"),
-    "perf-tools": ("tritonclf.bench.install_perf_analyzer", "put perf_analyzer 2.41.1 next to this Python"),
-    "analyze": (
-        "tritonclf.bench.analyze_cli",
-        "Model Analyzer's search of the classifier and ensemble -> build options",
-    ),
-    "analyzer-tools": ("tritonclf.bench.install_model_analyzer", "install Model Analyzer into .venv-analyzer"),
-    # long-running checks
-    "soak": ("tritonclf.tools.soak", "soak the real server at saturation with good and hostile images"),
-    "fuzz": ("tritonclf.tools.fuzz_preprocess", "fuzz the preprocessing with hypothesis"),
-    "measure-decode": ("tritonclf.tools.measure_decode", "time the decode + resize on photo sizes"),
-    "gpu-check": ("tritonclf.tools.gpu_check", "TensorRT engine, gate and trt repository in NVIDIA's container"),
-    "gpu-kit": ("tritonclf.tools.gpu_kit.kit_cli", "gpu-kit/: Triton, numpy, models, run.sh for a bare GPU host"),
 }
 
 
-def usage() -> str:
+def jobs() -> dict[str, tuple[str, str]]:
+    """Our jobs, then those other installed distributions add (the lab's, in a checkout).
+
+    A distribution adds jobs with an entry point in the ``tritonclf.jobs`` group that names
+    a dict in the format of ``COMMANDS``.
+    """
+    found = dict(COMMANDS)
+    for entry in entry_points(group="tritonclf.jobs"):
+        for name, job in entry.load().items():
+            found.setdefault(name, job)
+    return found
+
+
+def usage(found: dict[str, tuple[str, str]]) -> str:
     """The command list."""
-    width = max(map(len, COMMANDS))
+    width = max(map(len, found))
     lines = ["usage: tritonclf JOB [options]   (tritonclf JOB --help for a job's options)", "", "jobs:"]
-    lines += [f"  {name:<{width}}  {help_line}" for name, (_, help_line) in COMMANDS.items()]
+    lines += [f"  {name:<{width}}  {help_line}" for name, (_, help_line) in found.items()]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to the named job's ``main``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    found = jobs()
     if not args or args[0] in {"-h", "--help", "help"}:
-        print(usage())
+        print(usage(found))
         return 0
     name, rest = args[0], args[1:]
-    if name not in COMMANDS:
-        print(f"tritonclf: unknown job {name!r}; one of: {', '.join(COMMANDS)}", file=sys.stderr)
+    if name not in found:
+        print(f"tritonclf: unknown job {name!r}; one of: {', '.join(found)}", file=sys.stderr)
         return 2
     try:
-        module = importlib.import_module(COMMANDS[name][0])
+        module = importlib.import_module(found[name][0])
     except ModuleNotFoundError as err:
         if not err.name or err.name.split(".")[0] == "tritonclf":
             raise

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 
-from tritonclf.tools.bad_images import BAD_INPUTS, url_safe_base64_lines
+from tritonclf_lab.bad_images import BAD_INPUTS, url_safe_base64_lines
 
 from ..conftest import CAT_CLASSES, SAMPLES
 

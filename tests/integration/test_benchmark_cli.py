@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import tritonclient.grpc as grpcclient
 
-from tritonclf.bench import benchmark_cli as benchmark
-from tritonclf.bench import perf_sweep_cli as perf_sweep
 from tritonclf.samples import sample_dir
+from tritonclf_lab.bench import benchmark_cli as benchmark
+from tritonclf_lab.bench import perf_sweep_cli as perf_sweep
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@
 
 The repository starts with versions 1 and 2 of each model; the killed build makes
 version 3 and prunes version 1 (``--keep-versions 2``). It is killed with SIGKILL at
-every file operation in turn (tritonclf/tools/kill_build_at.py) and at random moments of
+every file operation in turn (tests/kill_build_at.py) and at random moments of
 the real command while it writes (after its first staging folder appears, before it
 exits: each kill must find the build still running). After each kill: every file Triton
 or a user would load (no path component starting with a dot) is complete, its old
@@ -66,9 +66,10 @@ def states(export_dir, tmp_path_factory):
 
 
 def run_build(export_dir: Path, repository: Path, kill_at: int) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "tritonclf.tools.kill_build_at", str(kill_at)]
+    command = [sys.executable, "-m", "tests.kill_build_at", str(kill_at)]
     command += ["--export", str(export_dir), "--repository", str(repository), *BUILD_ARGS]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    # cwd: tests/ is a package of the checkout, not of the installed tritonclf.
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
 
 
 def fresh_copy(start: Path, where: Path) -> Path:

@@ -22,13 +22,13 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from tritonclf.bench.load import BackgroundLoad, Outcome
-from tritonclf.bench.procmem import descendants, parent_pids
 from tritonclf.client.status import OK, one_line, status_name
 from tritonclf.repository.build import BuildOptions, build_repository
 from tritonclf.serving.process import TritonProcess
-from tritonclf.tools.bad_images import encode, photo
-from tritonclf.tools.soak import pending_requests, read_metrics
+from tritonclf_lab.bad_images import encode, photo
+from tritonclf_lab.bench.load import BackgroundLoad, Outcome
+from tritonclf_lab.bench.procmem import descendants, parent_pids
+from tritonclf_lab.soak import pending_requests, read_metrics
 
 from ..conftest import CAT_CLASSES, SAMPLES
 

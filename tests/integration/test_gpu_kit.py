@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from tritonclf.tools.gpu_kit import kit_cli
-from tritonclf.tools.gpu_kit.http_client import TritonHTTP, TritonHTTPError
-from tritonclf.tools.gpu_kit.sweep import closed_loop
+from tritonclf_lab.gpu_kit import kit_cli
+from tritonclf_lab.gpu_kit.http_client import TritonHTTP, TritonHTTPError
+from tritonclf_lab.gpu_kit.sweep import closed_loop
 
 from ..conftest import CAT_CLASSES, SAMPLES
 
@@ -94,7 +94,7 @@ def test_cpu_smoke_from_a_copy_of_the_kit_serves_the_sample_photos(export_dir, t
 
 
 def test_accuracy_phase_code_runs_on_the_cpu_with_only_the_preprocessing_differing(export_dir):
-    from tritonclf.tools.gpu_kit.phase_accuracy import compare
+    from tritonclf_lab.gpu_kit.phase_accuracy import compare
 
     report = compare(export_dir, "cpu")
     assert report["labels_ok"] is True
@@ -104,10 +104,10 @@ def test_accuracy_phase_code_runs_on_the_cpu_with_only_the_preprocessing_differi
 
 
 def test_standalone_phase_code_measures_every_row_on_the_cpu(export_dir, tmp_path):
-    from tritonclf.tools.gpu_kit.context import Context
-    from tritonclf.tools.gpu_kit.mix import write_mix
-    from tritonclf.tools.gpu_kit.phase_standalone import measure
-    from tritonclf.tools.gpu_kit.results import Results
+    from tritonclf_lab.gpu_kit.context import Context
+    from tritonclf_lab.gpu_kit.mix import write_mix
+    from tritonclf_lab.gpu_kit.phase_standalone import measure
+    from tritonclf_lab.gpu_kit.results import Results
 
     ctx = Context(tmp_path, Results(tmp_path / "results.json"), budget_s=10.0)
     (tmp_path / "models").mkdir()

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tritonclf.bench import analyze_cli
-from tritonclf.bench.analyzer_results import RESULTS_CSV, best, distinct_configs, read_config, read_measurements
 from tritonclf.repository.pbtxt import parse
+from tritonclf_lab.bench import analyze_cli
+from tritonclf_lab.bench.analyzer_results import RESULTS_CSV, best, distinct_configs, read_config, read_measurements
 
 from ..conftest import ROOT
 

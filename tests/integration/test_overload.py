@@ -18,12 +18,12 @@ from PIL import Image
 from tritonclient.grpc import model_config_pb2 as pb
 from tritonclient.utils import InferenceServerException
 
-from tritonclf.bench.images import BenchImage
-from tritonclf.bench.load import AsyncSender, Endpoint, closed_loop
 from tritonclf.repository.build import build_repository
 from tritonclf.repository.models import BuildOptions, classifier_spec, ensemble_spec, preprocess_spec
 from tritonclf.repository.pbtxt import parse, to_model_config
 from tritonclf.serving.process import TritonProcess
+from tritonclf_lab.bench.images import BenchImage
+from tritonclf_lab.bench.load import AsyncSender, Endpoint, closed_loop
 
 from ..conftest import CAT_CLASSES, ROOT, SAMPLES
 

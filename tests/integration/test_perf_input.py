@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tritonclf.bench import perf_input_cli as perf_input
-from tritonclf.bench.perf_data import (
-    decode_entry,
-)
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.files import write_json_atomic
 from tritonclf.preprocess import PreprocessSpec, preprocess_image
 from tritonclf.samples import sample_dir
+from tritonclf_lab.bench import perf_input_cli as perf_input
+from tritonclf_lab.bench.perf_data import (
+    decode_entry,
+)
 
 SAMPLES = sample_dir()
 

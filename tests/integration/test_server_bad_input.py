@@ -11,9 +11,9 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tritonclf.bench.procmem import descendants, parent_pids
 from tritonclf.preprocess import preprocess_image
-from tritonclf.tools.bad_images import BAD_INPUTS, NOT_RECOGNISABLE, ODD_IMAGES, encode, photo
+from tritonclf_lab.bad_images import BAD_INPUTS, NOT_RECOGNISABLE, ODD_IMAGES, encode, photo
+from tritonclf_lab.bench.procmem import descendants, parent_pids
 
 from ..conftest import CAT_CLASSES, SAMPLES
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from tritonclf.bench.images import generate_mix
-from tritonclf.bench.procmem import descendants, parent_pids
+from tritonclf_lab.bench.images import generate_mix
+from tritonclf_lab.bench.procmem import descendants, parent_pids
 
 from ..conftest import SAMPLE_PHOTOS
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tritonclf.bench.load import BackgroundLoad
-from tritonclf.bench.procmem import descendants, parent_pids
 from tritonclf.client.status import OK
 from tritonclf.serving import stub_health
 from tritonclf.serving.process import TritonProcess
+from tritonclf_lab.bench.load import BackgroundLoad
+from tritonclf_lab.bench.procmem import descendants, parent_pids
 
 from ..conftest import ROOT, SAMPLES
 

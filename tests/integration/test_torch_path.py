@@ -18,8 +18,8 @@ from tritonclf.preprocess import preprocess_image
 from tritonclf.repository.build import BuildError, BuildOptions, build_repository
 from tritonclf.repository.preflight_checks import check_repository
 from tritonclf.serving.process import TritonProcess
-from tritonclf.tools.bad_images import BAD_INPUTS, ODD_IMAGES
 from tritonclf.torch_preprocess import preprocess_batch
+from tritonclf_lab.bad_images import BAD_INPUTS, ODD_IMAGES
 
 from ..conftest import SAMPLE_PHOTOS, TEST_QUEUE_DELAY_US
 

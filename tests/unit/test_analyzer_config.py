@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tritonclf.bench.analyzer_config import Endpoints, Search, profile_config, report_config
+from tritonclf_lab.bench.analyzer_config import Endpoints, Search, profile_config, report_config
 
 
 def config_for(target: str, search: Search | None = None) -> dict:

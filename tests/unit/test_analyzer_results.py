@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tritonclf.bench.analyzer_results import (
+from tritonclf.repository import build_cli
+from tritonclf.repository.pbtxt import DynamicBatching, InstanceGroup, ModelSpec, Tensor, render, to_model_config
+from tritonclf_lab.bench.analyzer_results import (
     ChosenConfig,
     Measurement,
     ResultError,
@@ -18,8 +20,6 @@ from tritonclf.bench.analyzer_results import (
     read_config,
     read_measurements,
 )
-from tritonclf.repository import build_cli
-from tritonclf.repository.pbtxt import DynamicBatching, InstanceGroup, ModelSpec, Tensor, render, to_model_config
 
 # Header and rows as Model Analyzer 1.58 wrote them for the classifier on this machine.
 HEADER = (

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tritonclf.preprocess import ImageRejected, PreprocessSpec, preprocess_image
-from tritonclf.tools.bad_images import BAD_INPUTS, markdown_table
+from tritonclf_lab.bad_images import BAD_INPUTS, markdown_table
 
 from ..conftest import ROOT
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tritonclf.preprocess import DecodeLimits, ImageRejected, PreprocessSpec, preprocess_image, unwrap_base64
-from tritonclf.tools.bad_images import ODD_IMAGES, TEXT, encode, photo, png_header_only
+from tritonclf_lab.bad_images import ODD_IMAGES, TEXT, encode, photo, png_header_only
 
 from ..conftest import SAMPLES
 

@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 from PIL import Image
 
-from tritonclf.bench.images import (
+from tritonclf.samples import sample_dir
+from tritonclf_lab.bench.images import (
     DEFAULT_MIX,
     EXIF_ORIENTATION_TAG,
     ROTATE_90_CW,
@@ -21,7 +22,6 @@ from tritonclf.bench.images import (
     load_folder,
     parse_mix,
 )
-from tritonclf.samples import sample_dir
 
 SAMPLES = sample_dir()
 # Small sizes in the default proportions: the generator's logic without 12 MP encodes.

@@ -9,10 +9,10 @@ import time
 import pytest
 from tritonclient.utils import InferenceServerException
 
-from tritonclf.bench.cpu import CpuSnapshot, cores_used, machine_busy_s, process_cpu_s, snapshot
-from tritonclf.bench.images import BenchImage
-from tritonclf.bench.load import closed_loop, drive
-from tritonclf.bench.procmem import descendants, parent_pids, tree_rss_bytes
+from tritonclf_lab.bench.cpu import CpuSnapshot, cores_used, machine_busy_s, process_cpu_s, snapshot
+from tritonclf_lab.bench.images import BenchImage
+from tritonclf_lab.bench.load import closed_loop, drive
+from tritonclf_lab.bench.procmem import descendants, parent_pids, tree_rss_bytes
 
 IMAGES = [BenchImage(b"ok", 64, 48), BenchImage(b"busy", 128, 96), BenchImage(b"ok", 64, 48), BenchImage(b"bad", 9, 9)]
 

@@ -7,9 +7,9 @@ import io
 
 import pytest
 
-from tritonclf.bench.compare import best_level, compare, images_per_core_s
-from tritonclf.bench.report import comparison_lines, format_table, outside_server, throughput_table
-from tritonclf.bench.results_csv import CSV_COLUMNS, to_csv
+from tritonclf_lab.bench.compare import best_level, compare, images_per_core_s
+from tritonclf_lab.bench.report import comparison_lines, format_table, outside_server, throughput_table
+from tritonclf_lab.bench.results_csv import CSV_COLUMNS, to_csv
 
 
 def _level(protocol: str, concurrency: int, images_per_s: float, p50_ms: float, subset: str = "mix") -> dict:
@@ -196,7 +196,7 @@ def _result(model: str, served_scale: float) -> dict:
 
 
 def test_summary_has_one_row_per_model_with_its_ratios():
-    from tritonclf.bench.summary import HEADERS, summary, summary_row
+    from tritonclf_lab.bench.summary import HEADERS, summary, summary_row
 
     row = dict(zip(HEADERS, summary_row(_result("efficientnet_lite0", 1.0)), strict=True))
     assert row["served gRPC img/s (c)"] == "100.0 (8)"

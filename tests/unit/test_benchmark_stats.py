@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from tritonclf.bench.stats import compute_limit, latency_summary, ratio, usable_cores
-from tritonclf.bench.triton_stats import diff_model_stats, diff_statistics, request_counts, stats_by_model
+from tritonclf_lab.bench.stats import compute_limit, latency_summary, ratio, usable_cores
+from tritonclf_lab.bench.triton_stats import diff_model_stats, diff_statistics, request_counts, stats_by_model
 
 
 def _phase(count: int, ns: int) -> dict:

@@ -80,9 +80,13 @@ def test_fail_prints_one_line_and_returns_the_code(capsys):
     [
         ("tritonclf.client.infer_cli", ["x.jpg"], ("url", "protocol", "model", "concurrency", "timeout_s")),
         ("tritonclf.training.evaluation", ["--data", "d"], ("url", "protocol", "model", "concurrency", "timeout_s")),
-        ("tritonclf.tools.soak", [], ("concurrency",)),
-        ("tritonclf.bench.perf_sweep_cli", [], ("url", "protocol", "model", "concurrency")),
-        ("tritonclf.bench.benchmark_cli", [], ("url", "http_url", "protocols", "model", "concurrency", "timeout_s")),
+        ("tritonclf_lab.soak", [], ("concurrency",)),
+        ("tritonclf_lab.bench.perf_sweep_cli", [], ("url", "protocol", "model", "concurrency")),
+        (
+            "tritonclf_lab.bench.benchmark_cli",
+            [],
+            ("url", "http_url", "protocols", "model", "concurrency", "timeout_s"),
+        ),
     ],
 )
 def test_commands_that_talk_to_a_server_spell_the_flags_alike(module, argv, flags, monkeypatch):

@@ -9,20 +9,20 @@ import struct
 import numpy as np
 import pytest
 
-from tritonclf.tools.gpu_kit import pack
-from tritonclf.tools.gpu_kit.http_client import (
+from tritonclf_lab.gpu_kit import pack
+from tritonclf_lab.gpu_kit.http_client import (
     infer_request,
     parse_infer_response,
     parse_label,
     serialize_bytes,
 )
-from tritonclf.tools.gpu_kit.kit_cli import KIT_BUILD_ARGS, cpu_build_args
-from tritonclf.tools.gpu_kit.mix import megapixels, write_mix
-from tritonclf.tools.gpu_kit.phase_accuracy import margin_agreement
-from tritonclf.tools.gpu_kit.phase_served import check_labels, stats_delta
-from tritonclf.tools.gpu_kit.plan import BUDGETS_S, PHASES, RUN_LIMIT_S, decide, parse_skips
-from tritonclf.tools.gpu_kit.results import Results
-from tritonclf.tools.gpu_kit.sweep import percentile, split
+from tritonclf_lab.gpu_kit.kit_cli import KIT_BUILD_ARGS, cpu_build_args
+from tritonclf_lab.gpu_kit.mix import megapixels, write_mix
+from tritonclf_lab.gpu_kit.phase_accuracy import margin_agreement
+from tritonclf_lab.gpu_kit.phase_served import check_labels, stats_delta
+from tritonclf_lab.gpu_kit.plan import BUDGETS_S, PHASES, RUN_LIMIT_S, decide, parse_skips
+from tritonclf_lab.gpu_kit.results import Results
+from tritonclf_lab.gpu_kit.sweep import percentile, split
 
 ALL_PASSED = {"libpython": True, "shm": True, "cuda": True, "nvjpeg": True}
 
@@ -184,7 +184,7 @@ def test_triton_parts_leave_out_the_grafted_libpython_and_carry_each_stub():
 
 
 def test_gpu_check_names_each_sample_photo_served_with_a_wrong_label():
-    from tritonclf.tools.gpu_check import wrong_labels
+    from tritonclf.repository.gpu_check import wrong_labels
 
     assert wrong_labels({"chelsea.jpg": 285, "coffee.jpg": 967}) == []
     assert wrong_labels({"chelsea.jpg": 285, "coffee.jpg": 504}) == [
@@ -194,7 +194,7 @@ def test_gpu_check_names_each_sample_photo_served_with_a_wrong_label():
 
 
 def test_the_run_unpacks_outside_the_kit_so_the_kit_stays_small_enough_to_travel(tmp_path):
-    from tritonclf.tools.gpu_kit.runner import default_work
+    from tritonclf_lab.gpu_kit.runner import default_work
 
     work = default_work(tmp_path / "gpu-kit")
     assert tmp_path not in work.parents

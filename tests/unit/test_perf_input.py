@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from tritonclient.utils import deserialize_bytes_tensor
 
-from tritonclf.bench import perf_input_cli as perf_input
-from tritonclf.bench import perf_sweep_cli as perf_sweep
-from tritonclf.bench.perf_data import (
+from tritonclf.samples import sample_dir
+from tritonclf_lab.bench import perf_input_cli as perf_input
+from tritonclf_lab.bench import perf_sweep_cli as perf_sweep
+from tritonclf_lab.bench.perf_data import (
     bytes_entry,
     decode_entry,
     input_data,
     tensor_entry,
 )
-from tritonclf.samples import sample_dir
 
 SAMPLES = sample_dir()
 

@@ -12,8 +12,8 @@ from timm.data import create_transform
 
 from tritonclf.preprocess import DecodeLimits, ImageRejected, PreprocessSpec, open_image, preprocess_image
 from tritonclf.samples import sample_photos
-from tritonclf.tools.bad_images import BAD_INPUTS, ODD_IMAGES, encode, photo
 from tritonclf.torch_preprocess import _torch_decodable, check_spec, orient, preprocess_batch
+from tritonclf_lab.bad_images import BAD_INPUTS, ODD_IMAGES, encode, photo
 
 # EfficientNet-Lite0's pretrained_cfg: bicubic, crop_pct 0.875, ImageNet mean/std.
 SPEC = PreprocessSpec(input_size=(224, 224))

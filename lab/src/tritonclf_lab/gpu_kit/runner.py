@@ -1,0 +1,143 @@
+"""The kit's run (``bash gpu-kit/run.sh [--cpu-smoke] [--skip PHASE]``): unpack, then each phase in turn.
+
+Every phase runs in its own process with its budget as a hard timeout, so a hung CUDA
+call or server costs one phase, not the run; each phase writes its numbers into
+``results.json`` as it measures them, and the runner adds each phase's status, so a run
+cut short (by the device's 10-minute limit, say) still reports what it got.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tritonclf_lab.gpu_kit import pack
+from tritonclf_lab.gpu_kit.plan import PHASES, RUN_LIMIT_S, decide, parse_skips
+from tritonclf_lab.gpu_kit.results import Results
+
+# payload -> the folder under the work folder it unpacks into (triton.tar.xz holds triton/ itself).
+PAYLOADS = {"triton.tar.xz": ("triton", "."), "numpy.tar.xz": ("numpy", "numpy"), "models.tar.xz": ("models", "models")}
+GRACE_S = 15.0
+
+
+def unpack(kit: Path, work: Path) -> float:
+    """Unpack the payloads into ``work`` unless the same payloads are there already; returns seconds."""
+    started = time.monotonic()
+    manifest = json.loads((kit / "kit.json").read_text())
+    stamp = work / ".unpacked"
+    wanted = json.dumps({name: manifest["payloads"][name]["sha256"] for name in PAYLOADS}, sort_keys=True)
+    if stamp.is_file() and stamp.read_text() == wanted:
+        return 0.0
+    work.mkdir(parents=True, exist_ok=True)
+    for name, (folder, into) in PAYLOADS.items():
+        if (work / folder).exists():
+            shutil.rmtree(work / folder)
+        (work / into).mkdir(parents=True, exist_ok=True)
+        pack.extract(kit / name, work / into)
+    stamp.write_text(wanted)
+    return time.monotonic() - started
+
+
+def served_needs_cuda(repository: Path) -> bool:
+    """Whether the repository's configs put an instance on a GPU."""
+    return any("KIND_GPU" in config.read_text() for config in repository.glob("*/config.pbtxt"))
+
+
+def run_phase(phase: str, args: argparse.Namespace, budget_s: float) -> tuple[str, float]:
+    """One phase in a child process; returns (status, seconds): ok, failed or timeout."""
+    command = [sys.executable, "-m", "tritonclf_lab.gpu_kit.phases", phase, "--work", str(args.work)]
+    command += ["--results", str(args.results), "--budget-s", str(budget_s)]
+    command += ["--cpu-smoke"] if args.cpu_smoke else []
+    started = time.monotonic()
+    try:
+        code = subprocess.run(command, timeout=budget_s + GRACE_S, check=False).returncode
+        status = "ok" if code == 0 else "failed"
+    except subprocess.TimeoutExpired:
+        status = "timeout"
+    return status, round(time.monotonic() - started, 1)
+
+
+def default_work(kit: Path) -> Path:
+    """A folder under the system's temp dir, one per kit location.
+
+    Not inside the kit: the kit folder is what travels to the GPU host (at most 64 MiB),
+    and the unpacked payloads are five times its size.
+    """
+    tag = hashlib.sha256(str(kit.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"tritonclf-gpu-kit-{tag}"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The run's options."""
+    parser = argparse.ArgumentParser(prog="run.sh", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kit", type=Path, required=True, help="the kit folder (run.sh passes its own)")
+    parser.add_argument("--work", type=Path, help="where payloads unpack (default: a folder in the temp dir)")
+    parser.add_argument("--results", type=Path, help="results file (default: KIT/results.json)")
+    parser.add_argument("--skip", action="append", default=[], help=f"phase(s) to skip: {', '.join(PHASES)}")
+    parser.add_argument("--cpu-smoke", action="store_true", help="no GPU: serve the CPU repository, skip CUDA phases")
+    args = parser.parse_args(argv)
+    args.work = (args.work or default_work(args.kit)).resolve()
+    args.results = (args.results or args.kit / "results.json").resolve()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the phases; 0 when every phase that ran passed."""
+    args = parse_args(argv)
+    try:
+        skips = parse_skips(args.skip)
+    except ValueError as err:
+        print(f"run.sh: {err}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    results = Results(args.results)
+    for phase in PHASES:
+        if phase not in skips:
+            results.drop(phase)
+    unpack_s = unpack(args.kit, args.work)
+    results.update(
+        "run",
+        {
+            "cpu_smoke": args.cpu_smoke,
+            "python": sys.version.split()[0],
+            "host": platform.node(),
+            "cpus": os.cpu_count(),
+            "unpack_s": round(unpack_s, 1),
+            "kit": json.loads((args.kit / "kit.json").read_text()),
+        },
+    )
+    print(f"run.sh: kit unpacked in {unpack_s:.1f} s into {args.work}; results: {args.results}", flush=True)
+    needs_cuda = served_needs_cuda(args.work / "models" / ("repository-cpu" if args.cpu_smoke else "repository"))
+    statuses: dict[str, dict] = {}
+    for phase in PHASES:
+        checks = results.section("preflight").get("checks") if "preflight" in statuses else None
+        step = decide(phase, skips, checks, cpu_smoke=args.cpu_smoke, served_needs_cuda=needs_cuda)
+        if not step.runs:
+            print(f"{phase}: skipped: {step.reason}", flush=True)
+            statuses[phase] = {"status": "skipped", "reason": step.reason}
+        else:
+            status, seconds = run_phase(phase, args, step.budget_s)
+            print(f"{phase}: {status} in {seconds:.1f} s (budget {step.budget_s:.0f} s)", flush=True)
+            statuses[phase] = {"status": status, "seconds": seconds, "budget_s": step.budget_s}
+        results.update("phases", {phase: statuses[phase]})
+    logs = args.work / "logs"
+    if logs.is_dir():  # the server's log and any phase's traceback, beside results.json
+        shutil.copytree(logs, args.results.parent / "logs", dirs_exist_ok=True)
+    total = round(time.monotonic() - started, 1)
+    failed = [p for p, s in statuses.items() if s["status"] in ("failed", "timeout")]
+    results.update("run", {"total_s": total, "failed": failed, "within_limit": total <= RUN_LIMIT_S})
+    print(f"run.sh: {'FAILED: ' + ', '.join(failed) if failed else 'ok'} in {total:.0f} s", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
