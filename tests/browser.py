@@ -57,19 +57,21 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator:
 
 
 @contextlib.contextmanager
-def ui_page(*args: str, timeout_s: float = 60.0) -> Iterator[str]:
+def ui_page(
+    *args: str, python: str = sys.executable, timeout_s: float = 60.0, env: dict | None = None
+) -> Iterator[str]:
     """``tritonclf ui ARGS --port 0`` in its own process group: yields the page's URL; SIGTERM on exit.
 
     Its request log (stderr) goes to a file: a pipe nobody reads would block it once full.
     """
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [sys.executable, "-m", "tritonclf", "ui", *args, "--port", "0"],
+        [python, "-m", "tritonclf", "ui", *args, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
         start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
     )
     try:
         yield read_page_url(process, log, timeout_s)

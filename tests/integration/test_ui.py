@@ -2,14 +2,12 @@
 
 The browser tests drive Debian's Chromium through chromedriver (tests/browser.py); they upload
 through the page's own file input, as a user does, and read what the page renders.
-Set TRITONCLF_UI_SCREENSHOT=docs/ui.png to write README's screenshot.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import os
 import shutil
 import urllib.error
 import urllib.request
@@ -218,10 +216,7 @@ def test_the_page_classifies_the_sample_photos_and_says_why_a_broken_file_is_ref
         assert " · Triton " in cards["coffee.jpg"]["meta"] and cards["coffee.jpg"]["meta"].endswith(" ms")
         assert (cards["broken.jpg"]["state"], cards["broken.jpg"]["error"]) == ("refused", BROKEN.message)
         assert cards["broken.jpg"]["labels"] == []
-        screenshot = full_page_png(browser)
-        (tmp_path / "ui.png").write_bytes(screenshot)
-        if os.environ.get("TRITONCLF_UI_SCREENSHOT"):
-            Path(os.environ["TRITONCLF_UI_SCREENSHOT"]).write_bytes(screenshot)
+        (tmp_path / "ui.png").write_bytes(full_page_png(browser))
 
         # The keyboard alone: Tab reaches the controls in reading order; top-k 2 and Enter reclassifies.
         body = browser.find_element(By.TAG_NAME, "body")
