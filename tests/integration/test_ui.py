@@ -6,6 +6,7 @@ through the page's own file input, as a user does, and read what the page render
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import shutil
@@ -31,6 +32,18 @@ MODEL = "efficientnet_lite0"
 # Between the sample photos' sizes: chelsea.jpg (35 KB) passes, coffee.jpg (72 KB) does not.
 TIGHT_BYTES = 60_000
 BROKEN = next(bad for bad in BAD_INPUTS if bad.name == "truncated-jpeg")
+# Drops a file, then pastes one, with the bytes given in base64: the events a browser fires.
+DROP_AND_PASTE = """
+const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+const carrying = (name) => {
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], name, { type: "image/jpeg" }));
+  return data;
+};
+document.dispatchEvent(new DragEvent("drop", { dataTransfer: carrying("dropped.jpg"), cancelable: true }));
+setTimeout(() => document.dispatchEvent(
+  new ClipboardEvent("paste", { clipboardData: carrying("pasted.jpg"), cancelable: true })), 100);
+"""
 WAIT_S = 120  # for answers on a loaded machine: a liveness bound, not a speed check
 
 
@@ -231,6 +244,14 @@ def test_the_page_classifies_the_sample_photos_and_says_why_a_broken_file_is_ref
         top_k.send_keys("2", Keys.ENTER)
         cards = wait_for_cards(browser, len(photos) + 1, labels=2)
         assert sorted(len(c["labels"]) for c in cards) == [0] + [2] * len(photos)
+
+        # Dropped and pasted files: the events a browser fires, carrying chelsea.jpg's bytes.
+        browser.execute_script(DROP_AND_PASTE, base64.b64encode(sample_photo("chelsea").read_bytes()).decode())
+        cards = wait_for_cards(browser, len(photos) + 3, labels=2)
+        assert [(c["name"], c["labels"][0]) for c in cards[-2:]] == [
+            ("dropped.jpg", "tabby, tabby cat"),
+            ("pasted.jpg", "tabby, tabby cat"),
+        ]
 
         # A phone-sized window: nothing wider than the screen.
         browser.set_window_size(390, 844)
