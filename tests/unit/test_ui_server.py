@@ -158,3 +158,21 @@ def test_top_k_defaults_to_five_and_takes_positive_integers():
     assert parse_top_k(None) == 5 and parse_top_k("") == 5 and parse_top_k("3") == 3
     with pytest.raises(Refused, match="not '-1'"):
         parse_top_k("-1")
+
+
+def test_listens_on_an_ipv6_loopback_address_too():
+    try:
+        server = UiServer(("::1", 0), Forwarder("127.0.0.1:9"))
+    except OSError as err:  # a machine without IPv6
+        pytest.skip(f"no IPv6 loopback here: {err}")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert server.url == f"http://[::1]:{server.server_address[1]}/"
+        connection = http.client.HTTPConnection("::1", server.server_address[1], timeout=30)
+        connection.request("GET", "/")
+        assert connection.getresponse().status == 200
+        connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 import sys
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,6 +81,8 @@ class UiServer(ThreadingHTTPServer):
         self.forwarder = forwarder
         self.page = load_page()
         self.local_only = is_loopback(address[0])
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, UiRequestHandler)
 
     @property
@@ -140,7 +143,9 @@ class UiRequestHandler(BaseHTTPRequestHandler):
     def _check_host(self) -> None:
         if self.server.local_only and host_name(self.headers.get("Host")) not in LOCAL_NAMES:
             raise Refused(
-                403, "this page answers only at localhost or 127.0.0.1 (tritonclf ui --host to change)", "DENIED"
+                403,
+                "this page answers only at localhost or 127.0.0.1 (tritonclf ui --host to change)",
+                "PERMISSION_DENIED",
             )
 
     def _get(self, url) -> None:
