@@ -5,6 +5,7 @@ Triton is a port nobody listens on here; tests/integration/test_ui.py has the re
 
 from __future__ import annotations
 
+import gc
 import http.client
 import json
 import re
@@ -14,6 +15,7 @@ import threading
 import pytest
 
 from tritonclf.client.forwarding import Forwarder, Refused, parse_top_k, reason
+from tritonclf.client.triton_client import ClientError, TritonConnection
 from tritonclf.client.ui_server import UiServer, host_name, is_loopback
 from tritonclf.serving.process import free_port
 
@@ -176,3 +178,46 @@ def test_listens_on_an_ipv6_loopback_address_too():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_taken_port_is_one_line_and_exit_status_2(page, capsys):
+    from tritonclf.client import ui_cli
+
+    taken = str(page.server_address[1])
+    assert ui_cli.main(["--url", "127.0.0.1:9", "--port", taken]) == 2
+    assert capsys.readouterr().err == f"ui: error: cannot listen on 127.0.0.1:{taken}: Address already in use\n"
+
+
+def test_url_and_repository_together_are_a_usage_error(capsys):
+    from tritonclf.client import ui_cli
+
+    with pytest.raises(SystemExit) as exit_:
+        ui_cli.main(["--url", "127.0.0.1:9", "--repository", "model_repository"])
+    assert exit_.value.code == 2
+    assert "give --url (a running server) or --repository (start one), not both" in capsys.readouterr().err
+
+
+def test_a_connection_that_cannot_be_set_up_closes_its_client_in_its_own_thread(dead_triton):
+    # The page's server asks from a thread per connection. A client left open is closed later by
+    # the garbage collector, from whichever thread runs it: tritonclient's HTTP client (gevent)
+    # then fails in __del__. The failed attempt's exception keeps the client alive to check.
+    import tritonclient.http as httpclient
+
+    def clients() -> list:
+        return [o for o in gc.get_objects() if isinstance(o, httpclient.InferenceServerClient)]
+
+    before = {id(client) for client in clients()}
+    errors = []
+
+    def attempt():
+        try:
+            TritonConnection(dead_triton, "http", timeout_s=5)
+        except ClientError as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    thread.join()
+    assert "cannot reach Triton" in str(errors[0])
+    left = [client for client in clients() if id(client) not in before]
+    assert left and all(client._closed for client in left)

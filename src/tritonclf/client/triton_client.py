@@ -11,6 +11,7 @@ extension (``class_count``), so only k short strings cross the wire.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 
@@ -71,7 +72,17 @@ class TritonConnection:
         self.url = url or default_url(protocol)
         self.timeout_s = timeout_s
         self._local = threading.local()
-        self._check_live()
+        with self._closed_on_error():
+            self._check_live()
+
+    @contextlib.contextmanager
+    def _closed_on_error(self):
+        """Close this thread's connection when setting up fails: the caller never gets an object to close."""
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
 
     def _module(self):
         if self.protocol == "grpc":
@@ -151,9 +162,10 @@ class ClassifierClient(TritonConnection):
         self, url: str | None = None, protocol: str = "grpc", model: str | None = None, timeout_s: float = 60.0
     ):
         super().__init__(url, protocol, timeout_s)
-        self.model = model or self._only_ensemble()
-        self.metadata = self._ready_metadata(self.model)
-        self.input_name, self.input_shape, self.output_name = model_io(self.model, self.metadata)
+        with self._closed_on_error():
+            self.model = model or self._only_ensemble()
+            self.metadata = self._ready_metadata(self.model)
+            self.input_name, self.input_shape, self.output_name = model_io(self.model, self.metadata)
 
     def _only_ensemble(self) -> str:
         ready = self.ready_models()

@@ -55,47 +55,54 @@ def stop_on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def announce(page, forwarder, host: str) -> None:
+    """What the page will show, and where to open it."""
+    from tritonclf.client.forwarding import Refused
+    from tritonclf.client.ui_server import is_loopback
+
+    try:
+        models = forwarder.models()
+        print(f"ui: Triton at {forwarder.url} serves {', '.join(m.name for m in models)}", flush=True)
+    except Refused as err:
+        print(f"ui: warning: {err.message} (the page says so until Triton answers)", file=sys.stderr, flush=True)
+    if not is_loopback(host):
+        print(f"ui: warning: listening on {host}: whoever reaches this address can use the model", flush=True)
+    print(f"ui: open {page.url} (Ctrl-C stops)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve the page until Ctrl-C or SIGTERM."""
     args = parse_args(argv)
+    from tritonclf.client.forwarding import Forwarder
+    from tritonclf.client.ui_server import UiServer
+    from tritonclf.serving.process import ServerStartError, TritonProcess
+
+    log = Path(tempfile.gettempdir()) / "tritonclf-ui-server.log"
+    triton = TritonProcess(args.repository, log_path=log) if args.repository else None
+    url = triton.http_url if triton else args.url or default_url("http")
+    try:
+        # Listening first: a taken port fails before a server is started for nothing.
+        page = UiServer((args.host, args.port), Forwarder(url, args.model, timeout_s=args.timeout_s))
+    except OSError as err:
+        return fail("ui", f"cannot listen on {args.host}:{args.port}: {err.strerror or err}")
     signal.signal(signal.SIGTERM, stop_on_sigterm)
-    from tritonclf.client.forwarding import Forwarder, Refused
-    from tritonclf.client.ui_server import UiServer, is_loopback
-
-    triton = None
-    if args.repository:
-        from tritonclf.serving.process import ServerStartError, TritonProcess
-
-        log = Path(tempfile.gettempdir()) / "tritonclf-ui-server.log"
-        print(f"ui: starting tritonserver --model-repository {args.repository} (log: {log})", flush=True)
+    with page:
         try:
-            triton = TritonProcess(args.repository, log_path=log).start()
+            if triton is not None:
+                print(f"ui: starting tritonserver --model-repository {args.repository} (log: {log})", flush=True)
+                triton.start()
+            announce(page, page.forwarder, args.host)
+            page.serve_forever()
         except ServerStartError as err:
             return fail("ui", err)
-        url = triton.http_url
-    else:
-        url = args.url or default_url("http")
-    try:
-        forwarder = Forwarder(url, args.model, timeout_s=args.timeout_s)
-        try:
-            page = UiServer((args.host, args.port), forwarder)
-        except OSError as err:
-            return fail("ui", f"cannot listen on {args.host}:{args.port}: {err.strerror or err}")
-        try:
-            models = forwarder.models()
-            print(f"ui: Triton at {url} serves {', '.join(m.name for m in models)}", flush=True)
-        except Refused as err:
-            print(f"ui: warning: {err.message} (the page says so until Triton answers)", file=sys.stderr, flush=True)
-        if not is_loopback(args.host):
-            print(f"ui: warning: listening on {args.host}: whoever reaches this address can use the model", flush=True)
-        print(f"ui: open {page.url} (Ctrl-C stops)", flush=True)
-        with page:
-            page.serve_forever()
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    finally:
-        if triton is not None:
-            triton.stop()
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+        finally:
+            if triton is not None:
+                # make passes Ctrl-C and SIGTERM on too: a second one must not cut the server's stop short.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                triton.stop()
     return EXIT_OK
 
 
