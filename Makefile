@@ -44,6 +44,11 @@ COMPARE_ARGS ?=
 ANALYZER_VENV ?= .venv-analyzer
 ANALYZE_BUDGET_S ?= 1200
 ANALYZE_ARGS ?=
+# make ui: the page's port; UI_URL=HOST:PORT forwards to a running server's HTTP port instead of
+# starting one on REPOSITORY.
+UI_PORT ?= 8080
+UI_URL ?=
+UI_ARGS ?=
 # make serve SECURE=1: the admin APIs need a key (TRITON_ADMIN_KEY, else this file's, generated once).
 SECURE ?=
 ADMIN_KEY_FILE ?= .triton-admin-key
@@ -54,6 +59,7 @@ GPU_KIT_ARGS ?=
 
 .PHONY: help setup lock export repository engine preflight serve demo test test-unit test-integration lint format bench clean
 .PHONY: upload image compose-up lock-image perf-tools perf compare-models gpu-kit analyzer-tools analyze
+.PHONY: ui browser-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -103,13 +109,23 @@ demo: repository ## Set up, build, start the server, classify the sample photos 
 	$(CLF) demo --repository $(REPOSITORY) --model $(MODEL) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
-test: setup perf-tools analyzer-tools ## Run every test: tests/unit then tests/integration (real server; perf_analyzer and Model Analyzer included)
+ui: $(if $(UI_URL),setup,repository) ## A page to try the model in a browser at http://127.0.0.1:UI_PORT/ (UI_URL=HOST:PORT: a running server)
+	$(CLF) ui $(if $(UI_URL),--url $(UI_URL),--repository $(REPOSITORY)) --port $(UI_PORT) $(UI_ARGS)
+
+# The page's browser tests (tests/integration/test_ui.py) drive Debian's Chromium through chromedriver.
+browser-tools: ## Install chromium and chromium-driver with apt-get (as root) unless they are on PATH
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else echo "browser-tools: no chromium and chromedriver, and no apt-get as root: the browser tests will be skipped"; fi
+
+test: setup perf-tools analyzer-tools browser-tools ## Run every test: tests/unit then tests/integration (real server; perf_analyzer and Model Analyzer included)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup ## The fast loop: tests/unit only (no server, no export), under 2 minutes
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: setup perf-tools analyzer-tools ## tests/integration only: the real server, real exports, real clients
+test-integration: setup perf-tools analyzer-tools browser-tools ## tests/integration only: the real server, real exports, real clients
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 # NVIDIA's 24.10 container runs the build tools and backend models on Python 3.10.

@@ -19,6 +19,7 @@ from importlib.metadata import entry_points
 COMMANDS: dict[str, tuple[str, str]] = {
     # clients/
     "infer": ("tritonclf.client.infer_cli", "classify images or folders against a running server (top-k)"),
+    "ui": ("tritonclf.client.ui_cli", "a page to try the model in a browser: drop photos, see labels and scores"),
     # training/
     "train": ("tritonclf.training.train_cli", "fine-tune a timm model on an image folder"),
     "export": (

@@ -305,6 +305,15 @@ class OpenedImage:
         return self.image.format
 
 
+def check_image_size(size: int, limits: DecodeLimits = DecodeLimits()) -> None:
+    """Raise :class:`ImageRejected` when an image file of ``size`` bytes is above ``limits.max_image_bytes``.
+
+    A proxy in front of the model calls it too, before it accepts a request's body.
+    """
+    if size > limits.max_image_bytes:
+        raise ImageRejected(f"image is {size} bytes, above the limit of {limits.max_image_bytes} bytes")
+
+
 def open_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> OpenedImage:
     """Check untrusted bytes (the file, its base64 or a data URL) against the limits from the header alone.
 
@@ -316,8 +325,7 @@ def open_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> OpenedImag
     if not data:
         raise ImageRejected("empty input: no image bytes were sent")
     data = unwrap_base64(data, limits)
-    if len(data) > limits.max_image_bytes:
-        raise ImageRejected(f"image is {len(data)} bytes, above the limit of {limits.max_image_bytes} bytes")
+    check_image_size(len(data), limits)
     try:
         image = Image.open(io.BytesIO(data), formats=limits.allowed_formats)
     except UnidentifiedImageError:

@@ -13,10 +13,12 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from ..browser import ui_page
 from ..conftest import CAT_CLASSES, ROOT
 
 pytestmark = pytest.mark.integration
@@ -125,3 +127,15 @@ def test_client_only_install_names_the_missing_package_for_other_jobs(client_ven
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "tritonclf export: needs" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_client_only_install_serves_the_page_from_its_package_data(client_venv, server):
+    python = str(client_venv / "bin/python")
+    with ui_page("--url", server.http_url, python=python, env=clean_env()) as url:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert b'<script src="ui.js"' in response.read()
+        with urllib.request.urlopen(url + "ui.js", timeout=30) as response:
+            assert b"api/classify" in response.read()
+        with urllib.request.urlopen(url + "api/models", timeout=30) as response:
+            (model,) = json.loads(response.read())["models"]
+        assert (model["name"], model["labels"]) == ("efficientnet_lite0", 1000)

@@ -11,6 +11,7 @@ extension (``class_count``), so only k short strings cross the wire.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 
@@ -58,21 +59,30 @@ def default_url(protocol: str) -> str:
     return f"localhost:{DEFAULT_PORTS[protocol]}"
 
 
-class ClassifierClient:
-    """Thread-safe: each thread gets its own underlying tritonclient connection."""
+class TritonConnection:
+    """One Triton server over gRPC or HTTP, checked live on creation.
 
-    def __init__(
-        self, url: str | None = None, protocol: str = "grpc", model: str | None = None, timeout_s: float = 60.0
-    ):
+    Thread-safe: each thread gets its own underlying tritonclient connection.
+    """
+
+    def __init__(self, url: str | None = None, protocol: str = "grpc", timeout_s: float = 60.0):
         if protocol not in PROTOCOLS:
             raise ClientError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
         self.protocol = protocol
         self.url = url or default_url(protocol)
         self.timeout_s = timeout_s
         self._local = threading.local()
-        self._check_live()
-        self.model = model or self._only_ensemble()
-        self.input_name, self.input_shape, self.output_name = self._model_io(self.model)
+        with self._closed_on_error():
+            self._check_live()
+
+    @contextlib.contextmanager
+    def _closed_on_error(self):
+        """Close this thread's connection when setting up fails: the caller never gets an object to close."""
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
 
     def _module(self):
         if self.protocol == "grpc":
@@ -107,7 +117,8 @@ class ClassifierClient:
         if not live:
             raise ClientError(f"Triton at {self.url} is not live")
 
-    def _config(self, name: str) -> dict:
+    def model_config(self, name: str) -> dict:
+        """The model's configuration as Triton serves it (JSON fields)."""
         config = (
             self.raw.get_model_config(name, as_json=True)
             if self.protocol == "grpc"
@@ -115,7 +126,8 @@ class ClassifierClient:
         )
         return config.get("config", config)
 
-    def _only_ensemble(self) -> str:
+    def ready_models(self) -> list[str]:
+        """Names of the repository's ready models; ClientError when the server does not list them."""
         try:
             index = (
                 self.raw.get_model_repository_index(as_json=True)
@@ -125,8 +137,39 @@ class ClassifierClient:
         except Exception as err:  # a server that restricts its repository API (docs/SECURITY.md)
             raise ClientError(f"cannot list the models on {self.url} ({one_line(err)}): pass --model") from None
         models = index.get("models", index) if isinstance(index, dict) else index
-        ready = [m["name"] for m in models if m.get("state") == "READY"]
-        ensembles = sorted(name for name in ready if self._config(name).get("platform") == "ensemble")
+        return [m["name"] for m in models if m.get("state") == "READY"]
+
+    def is_ensemble(self, name: str) -> bool:
+        """Whether the model is an ensemble (the models that take encoded images, in our repositories)."""
+        return self.model_config(name).get("platform") == "ensemble"
+
+    def ready_ensembles(self) -> list[str]:
+        """The repository's ready ensembles, sorted."""
+        return sorted(filter(self.is_ensemble, self.ready_models()))
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            client.close()
+            self._local.client = None
+
+
+class ClassifierClient(TritonConnection):
+    """A model that takes encoded images on one server; thread-safe like ``TritonConnection``."""
+
+    def __init__(
+        self, url: str | None = None, protocol: str = "grpc", model: str | None = None, timeout_s: float = 60.0
+    ):
+        super().__init__(url, protocol, timeout_s)
+        with self._closed_on_error():
+            self.model = model or self._only_ensemble()
+            self.metadata = self._ready_metadata(self.model)
+            self.input_name, self.input_shape, self.output_name = model_io(self.model, self.metadata)
+
+    def _only_ensemble(self) -> str:
+        ready = self.ready_models()
+        ensembles = sorted(filter(self.is_ensemble, ready))
         if len(ensembles) == 1:
             return ensembles[0]
         if not ensembles:
@@ -135,25 +178,28 @@ class ClassifierClient:
             )
         raise ClientError(f"several ensembles on {self.url} ({', '.join(ensembles)}): pass --model")
 
-    def _model_io(self, name: str) -> tuple[str, list[int], str]:
+    def _ready_metadata(self, name: str) -> dict:
         try:
             ready = self.raw.is_model_ready(name)
         except Exception as err:
             raise ClientError(f"cannot query model {name!r}: {one_line(err)}") from None
         if not ready:
             raise ClientError(f"model {name!r} is not ready on {self.url} (unknown, or failed to load)")
-        meta = (
+        return (
             self.raw.get_model_metadata(name, as_json=True)
             if self.protocol == "grpc"
             else self.raw.get_model_metadata(name)
         )
-        inputs, outputs = meta["inputs"], meta["outputs"]
-        if len(inputs) != 1 or inputs[0]["datatype"] != "BYTES":
-            raise ClientError(
-                f"model {name!r} does not take one BYTES input of encoded images; call its ensemble instead"
-            )
-        shape = [1 if int(d) < 0 else int(d) for d in inputs[0]["shape"]]
-        return inputs[0]["name"], shape, outputs[0]["name"]
+
+    @property
+    def versions(self) -> list[str]:
+        """The model's loaded versions, as the server lists them."""
+        return [str(v) for v in self.metadata.get("versions", [])]
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the model scores: the last dimension of its output."""
+        return int(self.metadata["outputs"][0]["shape"][-1])
 
     def classify(self, image: bytes, top_k: int = 5) -> list[Prediction]:
         """Encoded image bytes -> the top-k classes, best first."""
@@ -176,9 +222,11 @@ class ClassifierClient:
             raise InferenceFailed(one_line(err), status) from None
         return [parse_classification(entry) for entry in result.as_numpy(self.output_name).reshape(-1)]
 
-    def close(self) -> None:
-        """Close this thread's connection."""
-        client = getattr(self._local, "client", None)
-        if client is not None:
-            client.close()
-            self._local.client = None
+
+def model_io(name: str, meta: dict) -> tuple[str, list[int], str]:
+    """(input name, input shape with batch 1, output name) of a model that takes one BYTES tensor of images."""
+    inputs, outputs = meta["inputs"], meta["outputs"]
+    if len(inputs) != 1 or inputs[0]["datatype"] != "BYTES":
+        raise ClientError(f"model {name!r} does not take one BYTES input of encoded images; call its ensemble instead")
+    shape = [1 if int(d) < 0 else int(d) for d in inputs[0]["shape"]]
+    return inputs[0]["name"], shape, outputs[0]["name"]
