@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tritonclf_lab.gpu_kit import kit_cli
+from tritonclf_lab.gpu_kit import gpu_kit_cli
 from tritonclf_lab.gpu_kit.http_client import TritonHTTP, TritonHTTPError
 from tritonclf_lab.gpu_kit.sweep import closed_loop
 
@@ -56,7 +56,7 @@ def test_cpu_smoke_from_a_copy_of_the_kit_serves_the_sample_photos(export_dir, t
     kit = tmp_path / "built" / "gpu-kit"
     started = time.monotonic()
     # -1: the same files, compressed fast; the size limit is make gpu-kit's business (-9e).
-    code = kit_cli.main(
+    code = gpu_kit_cli.main(
         [
             *("--export", str(export_dir), "--output", str(kit), "--xz-level", "-1", "--max-mib", "200"),
             *("--cache-dir", str(tmp_path / "cache")),

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from tritonclf_lab.gpu_kit import pack
+from tritonclf_lab.gpu_kit.gpu_kit_cli import KIT_BUILD_ARGS, cpu_build_args
 from tritonclf_lab.gpu_kit.http_client import (
     infer_request,
     parse_infer_response,
     parse_label,
     serialize_bytes,
 )
-from tritonclf_lab.gpu_kit.kit_cli import KIT_BUILD_ARGS, cpu_build_args
 from tritonclf_lab.gpu_kit.mix import megapixels, write_mix
 from tritonclf_lab.gpu_kit.phase_accuracy import margin_agreement
 from tritonclf_lab.gpu_kit.phase_served import check_labels, stats_delta

@@ -35,7 +35,8 @@ from tritonclf.repository import build_cli
 from tritonclf.serving import launcher
 from tritonclf_lab.gpu_kit import pack
 
-# What the GPU host serves: issue 12's GPU path. Change this one line (or pass --build-args) to switch.
+# What the GPU host serves: GPU preprocessing (nvJPEG) into the torch FP16 classifier with CUDA graphs.
+# Change this one line (or pass --build-args) to switch.
 KIT_BUILD_ARGS = "--preprocess torch --backend torch --device gpu"
 NUMPY_PIN = "numpy==1.26.4"
 TARGET_PYTHON = "3.12"
