@@ -4,6 +4,7 @@ the margin-aware agreement, the JPEG mix, the payload helpers and the load split
 from __future__ import annotations
 
 import json
+import math
 import struct
 
 import numpy as np
@@ -22,7 +23,7 @@ from tritonclf_lab.gpu_kit.phase_accuracy import margin_agreement
 from tritonclf_lab.gpu_kit.phase_served import check_labels, stats_delta
 from tritonclf_lab.gpu_kit.plan import BUDGETS_S, PHASES, RUN_LIMIT_S, decide, parse_skips
 from tritonclf_lab.gpu_kit.results import Results
-from tritonclf_lab.gpu_kit.sweep import percentile, split
+from tritonclf_lab.gpu_kit.sweep import Load, latency_percentile_ms, split
 
 ALL_PASSED = {"libpython": True, "shm": True, "cuda": True, "nvjpeg": True}
 
@@ -138,9 +139,24 @@ def test_stats_delta_gives_per_model_requests_batches_and_mean_times():
     assert delta["m"]["mean_us_per_request"]["queue"] == 200.0
 
 
-def test_percentile_and_split_spread_clients_over_cores():
-    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0 and percentile([], 99) == 0.0
-    assert percentile(list(range(1, 101)), 99) == 99
+def nearest_rank(values, q):
+    """The textbook nearest-rank percentile: the ceil(n q / 100)-th smallest value."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(len(ordered) * q / 100)) - 1]
+
+
+def test_latency_percentiles_are_nearest_rank_measured_values():
+    assert latency_percentile_ms([1.0, 2.0, 3.0, 4.0], 50) == 2.0 and latency_percentile_ms([], 99) == 0.0
+    assert latency_percentile_ms(list(range(1, 101)), 99) == 99
+    rng = np.random.default_rng(3)
+    for size in (1, 2, 7, 100, 1001):
+        latencies = [round(x, 2) for x in rng.lognormal(2.0, 0.6, size)]
+        load = Load(concurrency=2, images=size, errors=0, seconds=1.0, latencies_ms=tuple(latencies))
+        summary = load.summary()
+        assert summary["p50_ms"] == nearest_rank(latencies, 50) and summary["p99_ms"] == nearest_rank(latencies, 99)
+
+
+def test_split_spreads_clients_over_cores():
     assert split(64, 16) == [4] * 16 and split(3, 16) == [1, 1, 1] and sum(split(10, 4)) == 10
 
 
