@@ -25,7 +25,7 @@ from tritonclf_lab.gpu_kit.plan import BUDGETS_S, PHASES, RUN_LIMIT_S, decide, p
 from tritonclf_lab.gpu_kit.results import Results
 from tritonclf_lab.gpu_kit.sweep import Load, latency_percentile_ms, split
 
-ALL_PASSED = {"libpython": True, "shm": True, "cuda": True, "nvjpeg": True}
+ALL_PASSED = {"libpython": True, "libcuda": True, "stub_python": True, "shm": True, "cuda": True, "nvjpeg": True}
 
 
 def test_phase_budgets_fit_the_run_limit_with_room_for_start_up():
@@ -45,14 +45,21 @@ def test_failed_nvjpeg_skips_the_gpu_phases_and_a_gpu_served_repository():
     assert decided["served"].reason == "preflight failed: nvjpeg"
 
 
-def test_missing_libpython_skips_only_served():
-    checks = {**ALL_PASSED, "libpython": False}
+@pytest.mark.parametrize("check", ["libpython", "stub_python", "libcuda"])
+def test_a_server_check_that_failed_skips_only_served(check):
+    checks = {**ALL_PASSED, check: False}
     skipped = [p for p in PHASES if not decide(p, [], checks, cpu_smoke=False, served_needs_cuda=True).runs]
     assert skipped == ["served"]
+    assert decide("served", [], checks, cpu_smoke=False, served_needs_cuda=True).reason == f"preflight failed: {check}"
+
+
+def test_a_cpu_repository_needs_no_libcuda():
+    checks = {**ALL_PASSED, "libcuda": False}
+    assert decide("served", [], checks, cpu_smoke=False, served_needs_cuda=False).runs
 
 
 def test_cpu_smoke_skips_cuda_phases_in_one_line_each_and_serves_a_cpu_repository():
-    checks = {"libpython": True, "shm": True}
+    checks = {"libpython": True, "libcuda": True, "stub_python": True, "shm": True}
     decided = {p: decide(p, [], checks, cpu_smoke=True, served_needs_cuda=False) for p in PHASES}
     assert decided["standalone"].reason == decided["accuracy"].reason == "needs CUDA: skipped in --cpu-smoke"
     assert decided["served"].runs and decided["preflight"].runs
