@@ -20,6 +20,7 @@ from tritonclf.serving.stub_health import STUB_EXECUTABLE, child_pids, group_pid
 from tritonclf_lab.gpu_kit import gpu_kit_cli, runner
 from tritonclf_lab.gpu_kit.http_client import TritonHTTP, TritonHTTPError
 from tritonclf_lab.gpu_kit.runner import program_name
+from tritonclf_lab.gpu_kit.server import shm_prefix
 from tritonclf_lab.gpu_kit.sweep import closed_loop
 
 from ..conftest import CAT_CLASSES, SAMPLES
@@ -156,6 +157,7 @@ def test_a_phase_that_runs_out_of_time_ends_its_server_and_every_stub(kit, work,
     assert group_pids(watch.phase) == []
     survivors = [f"{name}:{pid}" for pid, name in watch.seen.items() if _alive(pid)]
     assert survivors == [], survivors
+    assert not list(Path("/dev/shm").glob(f"{shm_prefix(watch.phase)}*"))  # its stubs' regions went with them
 
 
 def _child_running(parent: int, marker: str) -> int | None:

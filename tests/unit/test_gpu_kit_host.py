@@ -20,7 +20,7 @@ from tritonclf_lab.gpu_kit import host_libs, stub_python
 from tritonclf_lab.gpu_kit.context import python_tag
 from tritonclf_lab.gpu_kit.probe import judge
 from tritonclf_lab.gpu_kit.runner import end_group
-from tritonclf_lab.gpu_kit.server import first_error
+from tritonclf_lab.gpu_kit.server import first_error, shm_prefix
 
 
 def test_stub_prefix_puts_the_carried_folder_before_the_hosts_packages_and_ignores_pythonpath(tmp_path):
@@ -140,13 +140,19 @@ def _wait_for_members(pgid, count, timeout_s=30.0):
     assert len(group_pids(pgid)) >= count
 
 
-def test_end_group_kills_what_ignores_sigterm_after_the_grace():
+def test_end_group_kills_what_ignores_sigterm_after_the_grace_and_removes_only_its_shm_regions(tmp_path):
     process = subprocess.Popen(["bash", "-c", "trap '' TERM; sleep 60 & sleep 60 & wait"], start_new_session=True)
     try:
         _wait_for_members(process.pid, 3)
-        names = end_group(process.pid, term_grace_s=0.5)
+        ours = tmp_path / f"{shm_prefix(process.pid)}0f3c"
+        theirs = tmp_path / f"{shm_prefix(process.pid + 1)}0f3c"
+        default = tmp_path / "triton_python_backend_shm_region_0f3c"
+        for region in (ours, theirs, default):
+            region.write_bytes(b"\0" * 16)
+        names = end_group(process.pid, term_grace_s=0.5, shm_dir=tmp_path)
         assert group_pids(process.pid) == []
         assert sorted(name.split(":")[0] for name in names) == ["bash", "sleep", "sleep"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([theirs.name, default.name])
     finally:
         process.kill()
         process.wait()

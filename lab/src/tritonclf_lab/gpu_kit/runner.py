@@ -31,6 +31,7 @@ from tritonclf_lab.gpu_kit import pack
 from tritonclf_lab.gpu_kit.host_libs import LIBPYTHON_MODES
 from tritonclf_lab.gpu_kit.plan import PHASES, RUN_LIMIT_S, decide, parse_skips
 from tritonclf_lab.gpu_kit.results import Results
+from tritonclf_lab.gpu_kit.server import SHM_DIR, shm_prefix
 
 # payload -> the folder under the work folder it unpacks into (triton.tar.xz holds triton/ itself).
 PAYLOADS = {"triton.tar.xz": ("triton", "."), "numpy.tar.xz": ("numpy", "numpy"), "models.tar.xz": ("models", "models")}
@@ -77,13 +78,16 @@ def process_names(pids: list[int]) -> list[str]:
     return [f"{name}:{pid}" for pid in pids if (name := program_name(pid))]
 
 
-def end_group(pgid: int, term_grace_s: float = TERM_GRACE_S) -> list[str]:
+def end_group(pgid: int, term_grace_s: float = TERM_GRACE_S, shm_dir: Path = SHM_DIR) -> list[str]:
     """End every process of group ``pgid``: SIGTERM (and SIGCONT for a stopped one), then SIGKILL.
 
-    Returns what was running when it started (``name:pid``); empty when the group was gone.
+    Then removes the /dev/shm regions its servers named after the group (what a SIGKILLed
+    server leaves). Returns what was running when it started (``name:pid``); empty when
+    the group was gone.
     """
     members = group_pids(pgid)
     if not members:
+        remove_shm_regions(pgid, shm_dir)
         return []
     names = process_names(members)
     for sig in (signal.SIGTERM, signal.SIGCONT):
@@ -96,7 +100,18 @@ def end_group(pgid: int, term_grace_s: float = TERM_GRACE_S) -> list[str]:
         deadline = time.monotonic() + 10.0
         while group_pids(pgid) and time.monotonic() < deadline:
             time.sleep(0.1)
+    remove_shm_regions(pgid, shm_dir)
     return names
+
+
+def remove_shm_regions(pgid: int, shm_dir: Path = SHM_DIR) -> int:
+    """Remove the shared-memory regions of group ``pgid``'s servers (``server.shm_prefix``); returns how many."""
+    removed = 0
+    for region in shm_dir.glob(f"{shm_prefix(pgid)}*"):
+        with contextlib.suppress(FileNotFoundError):
+            region.unlink()
+            removed += 1
+    return removed
 
 
 def _signal_group(pgid: int, sig: int) -> None:

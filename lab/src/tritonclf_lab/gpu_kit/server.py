@@ -28,6 +28,7 @@ HTTP_THREADS = 32
 # A bounded shutdown: the runner's grace after SIGTERM must cover it.
 EXIT_TIMEOUT_S = 10
 STUB = "triton_python_backend_stub"
+SHM_DIR = Path("/dev/shm")
 
 
 class KitServerError(RuntimeError):
@@ -95,6 +96,15 @@ def server_env(ctx: Context, setup: HostSetup, base: dict[str, str] | None = Non
     return env
 
 
+def shm_prefix(pgid: int) -> str:
+    """The name prefix of the Python backend's /dev/shm regions for servers of process group ``pgid``.
+
+    A SIGKILLed server leaves its regions behind; named by the phase's group, the runner
+    can remove exactly those, never another server's.
+    """
+    return f"tritonclf_gpu_kit_{pgid}_"
+
+
 def server_args(ctx: Context, *, gpu: bool) -> list[str]:
     """The server's options beyond the repository and ports."""
     args = [
@@ -105,6 +115,7 @@ def server_args(ctx: Context, *, gpu: bool) -> list[str]:
         # the kit reads no GPU metric.
         "--allow-gpu-metrics=false",
         f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
+        f"--backend-config=python,shm-region-prefix-name={shm_prefix(os.getpgid(0))}",
     ]
     if gpu:
         # 8 HTTP threads (the default) would queue the sweep's 128 clients in the front end.
