@@ -204,5 +204,5 @@ clean: ## Remove generated exports and repository contents (keeps .venv)
 	rm -rf exports benchmarks/repository-* gpu-kit
 	find $(REPOSITORY) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
 
-gpu-kit: export ## gpu-kit/ (<= 60 MiB): carried Triton, numpy 1.26, export + repository, run.sh for a bare GPU host
+gpu-kit: export ## gpu-kit/ (<= 60 MiB): carried Triton, numpy 1.26, libpython3.12, export + repositories, run.sh for a bare GPU host
 	$(CLF) gpu-kit --export $(EXPORT_DIR) --output gpu-kit --build-args "$(GPU_KIT_BUILD)" $(GPU_KIT_ARGS)
