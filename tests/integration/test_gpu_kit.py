@@ -111,6 +111,8 @@ def test_cpu_smoke_from_a_copy_of_the_kit_serves_the_sample_photos_through_the_s
     for check in ("libpython", "libcuda", "stub_python"):
         assert len([line for line in run.stdout.splitlines() if line.startswith(f"preflight: {check}: ok")]) == 1
     assert results["preflight"]["details"]["libpython"]["source"] == "host"
+    assert (work / "triton" / "libpython" / "3.12" / "libpython3.12.so.1.0").is_file()  # for a host without one
+    assert set(results["run"]["kit"]["carried_libpython"]) == {"3.12"}
     # From inside a stub: its interpreter runs in the kit's prefix (PATH, not PYTHONPATH, reaches it).
     stub = results["preflight"]["details"]["stub_python"]["report"]
     assert stub["prefix"] == str(work / "stub-python") and stub["isolated"] is True

@@ -206,6 +206,22 @@ def test_triton_parts_leave_out_the_grafted_libpython_and_carry_each_stub():
         pack.triton_parts(root, launcher.library_dir(), ["2.7"])
 
 
+def test_the_kit_carries_a_libpython_for_the_gpu_hosts_python_beside_the_stubs(tmp_path):
+    from tritonclf.serving import launcher
+    from tritonclf_lab.gpu_kit.gpu_kit_cli import KitError, carried_libpython, libpython_candidates
+
+    found = libpython_candidates("3.12")
+    if not found:
+        pytest.skip("no shared libpython3.12 on this machine")
+    assert carried_libpython(None, "3.12") == found[0]
+    root = launcher.binary_path().parents[2]
+    names = [name for _, name in pack.triton_parts(root, launcher.library_dir(), ["3.12"], {"3.12": found[0]})]
+    assert "triton/libpython/3.12/libpython3.12.so.1.0" in names
+    (tmp_path / "libz.so.1").write_bytes(b"")
+    with pytest.raises(KitError, match=r"not a libpython3\.12\.so\.1\.0 file"):
+        carried_libpython(tmp_path / "libz.so.1", "3.12")
+
+
 def test_gpu_check_names_each_sample_photo_served_with_a_wrong_label():
     from tritonclf.repository.gpu_check import wrong_labels
 
