@@ -52,7 +52,8 @@ UI_ARGS ?=
 # make serve SECURE=1: the admin APIs need a key (TRITON_ADMIN_KEY, else this file's, generated once).
 SECURE ?=
 ADMIN_KEY_FILE ?= .triton-admin-key
-# What the GPU kit's repository is built with: issue 12's GPU path. For the Pillow/ONNX Runtime path:
+# What the GPU kit's repository is built with: torch preprocessing (nvJPEG) and the torch FP16 classifier.
+# The Pillow/ONNX Runtime path needs onnxruntime-gpu on the GPU host (the project's GPU host has none):
 # make gpu-kit GPU_KIT_BUILD="--backend python-ort --device gpu"
 GPU_KIT_BUILD ?= --preprocess torch --backend torch --device gpu
 GPU_KIT_ARGS ?=
@@ -219,5 +220,5 @@ clean: ## Remove generated exports and repository contents (keeps .venv)
 	rm -rf exports benchmarks/repository-* gpu-kit
 	find $(REPOSITORY) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
 
-gpu-kit: export ## gpu-kit/ (<= 60 MiB): carried Triton, numpy 1.26, export + repository, run.sh for a bare GPU host
+gpu-kit: export ## gpu-kit/ (<= 60 MiB): carried Triton, numpy 1.26, libpython3.12, export + repositories, run.sh for a bare GPU host
 	$(CLF) gpu-kit --export $(EXPORT_DIR) --output gpu-kit --build-args "$(GPU_KIT_BUILD)" $(GPU_KIT_ARGS)

@@ -4,27 +4,28 @@ the margin-aware agreement, the JPEG mix, the payload helpers and the load split
 from __future__ import annotations
 
 import json
+import math
 import struct
 
 import numpy as np
 import pytest
 
 from tritonclf_lab.gpu_kit import pack
+from tritonclf_lab.gpu_kit.gpu_kit_cli import KIT_BUILD_ARGS, cpu_build_args
 from tritonclf_lab.gpu_kit.http_client import (
     infer_request,
     parse_infer_response,
     parse_label,
     serialize_bytes,
 )
-from tritonclf_lab.gpu_kit.kit_cli import KIT_BUILD_ARGS, cpu_build_args
 from tritonclf_lab.gpu_kit.mix import megapixels, write_mix
 from tritonclf_lab.gpu_kit.phase_accuracy import margin_agreement
 from tritonclf_lab.gpu_kit.phase_served import check_labels, stats_delta
 from tritonclf_lab.gpu_kit.plan import BUDGETS_S, PHASES, RUN_LIMIT_S, decide, parse_skips
 from tritonclf_lab.gpu_kit.results import Results
-from tritonclf_lab.gpu_kit.sweep import percentile, split
+from tritonclf_lab.gpu_kit.sweep import Load, latency_percentile_ms, split
 
-ALL_PASSED = {"libpython": True, "shm": True, "cuda": True, "nvjpeg": True}
+ALL_PASSED = {"libpython": True, "libcuda": True, "stub_python": True, "shm": True, "cuda": True, "nvjpeg": True}
 
 
 def test_phase_budgets_fit_the_run_limit_with_room_for_start_up():
@@ -44,14 +45,21 @@ def test_failed_nvjpeg_skips_the_gpu_phases_and_a_gpu_served_repository():
     assert decided["served"].reason == "preflight failed: nvjpeg"
 
 
-def test_missing_libpython_skips_only_served():
-    checks = {**ALL_PASSED, "libpython": False}
+@pytest.mark.parametrize("check", ["libpython", "stub_python", "libcuda"])
+def test_a_server_check_that_failed_skips_only_served(check):
+    checks = {**ALL_PASSED, check: False}
     skipped = [p for p in PHASES if not decide(p, [], checks, cpu_smoke=False, served_needs_cuda=True).runs]
     assert skipped == ["served"]
+    assert decide("served", [], checks, cpu_smoke=False, served_needs_cuda=True).reason == f"preflight failed: {check}"
+
+
+def test_a_cpu_repository_needs_no_libcuda():
+    checks = {**ALL_PASSED, "libcuda": False}
+    assert decide("served", [], checks, cpu_smoke=False, served_needs_cuda=False).runs
 
 
 def test_cpu_smoke_skips_cuda_phases_in_one_line_each_and_serves_a_cpu_repository():
-    checks = {"libpython": True, "shm": True}
+    checks = {"libpython": True, "libcuda": True, "stub_python": True, "shm": True}
     decided = {p: decide(p, [], checks, cpu_smoke=True, served_needs_cuda=False) for p in PHASES}
     assert decided["standalone"].reason == decided["accuracy"].reason == "needs CUDA: skipped in --cpu-smoke"
     assert decided["served"].runs and decided["preflight"].runs
@@ -138,9 +146,24 @@ def test_stats_delta_gives_per_model_requests_batches_and_mean_times():
     assert delta["m"]["mean_us_per_request"]["queue"] == 200.0
 
 
-def test_percentile_and_split_spread_clients_over_cores():
-    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0 and percentile([], 99) == 0.0
-    assert percentile(list(range(1, 101)), 99) == 99
+def nearest_rank(values, q):
+    """The textbook nearest-rank percentile: the ceil(n q / 100)-th smallest value."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(len(ordered) * q / 100)) - 1]
+
+
+def test_latency_percentiles_are_nearest_rank_measured_values():
+    assert latency_percentile_ms([1.0, 2.0, 3.0, 4.0], 50) == 2.0 and latency_percentile_ms([], 99) == 0.0
+    assert latency_percentile_ms(list(range(1, 101)), 99) == 99
+    rng = np.random.default_rng(3)
+    for size in (1, 2, 7, 100, 1001):
+        latencies = [round(x, 2) for x in rng.lognormal(2.0, 0.6, size)]
+        load = Load(concurrency=2, images=size, errors=0, seconds=1.0, latencies_ms=tuple(latencies))
+        summary = load.summary()
+        assert summary["p50_ms"] == nearest_rank(latencies, 50) and summary["p99_ms"] == nearest_rank(latencies, 99)
+
+
+def test_split_spreads_clients_over_cores():
     assert split(64, 16) == [4] * 16 and split(3, 16) == [1, 1, 1] and sum(split(10, 4)) == 10
 
 
@@ -181,6 +204,22 @@ def test_triton_parts_leave_out_the_grafted_libpython_and_carry_each_stub():
     assert not [n for n in names if "libpython" in n]
     with pytest.raises(FileNotFoundError, match=r"no Python backend stub for Python 2\.7"):
         pack.triton_parts(root, launcher.library_dir(), ["2.7"])
+
+
+def test_the_kit_carries_a_libpython_for_the_gpu_hosts_python_beside_the_stubs(tmp_path):
+    from tritonclf.serving import launcher
+    from tritonclf_lab.gpu_kit.gpu_kit_cli import KitError, carried_libpython, libpython_candidates
+
+    found = libpython_candidates("3.12")
+    if not found:
+        pytest.skip("no shared libpython3.12 on this machine")
+    assert carried_libpython(None, "3.12") == found[0]
+    root = launcher.binary_path().parents[2]
+    names = [name for _, name in pack.triton_parts(root, launcher.library_dir(), ["3.12"], {"3.12": found[0]})]
+    assert "triton/libpython/3.12/libpython3.12.so.1.0" in names
+    (tmp_path / "libz.so.1").write_bytes(b"")
+    with pytest.raises(KitError, match=r"not a libpython3\.12\.so\.1\.0 file"):
+        carried_libpython(tmp_path / "libz.so.1", "3.12")
 
 
 def test_gpu_check_names_each_sample_photo_served_with_a_wrong_label():

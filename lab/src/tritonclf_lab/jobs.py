@@ -23,5 +23,5 @@ JOBS: dict[str, tuple[str, str]] = {
     "soak": ("tritonclf_lab.soak", "soak the real server at saturation with good and hostile images"),
     "fuzz": ("tritonclf_lab.fuzz_preprocess", "fuzz the preprocessing with hypothesis"),
     "measure-decode": ("tritonclf_lab.measure_decode", "time the decode + resize on photo sizes"),
-    "gpu-kit": ("tritonclf_lab.gpu_kit.kit_cli", "gpu-kit/: Triton, numpy, models, run.sh for a bare GPU host"),
+    "gpu-kit": ("tritonclf_lab.gpu_kit.gpu_kit_cli", "gpu-kit/: Triton, numpy, models, run.sh for a bare GPU host"),
 }

@@ -226,7 +226,12 @@ def _classifier_files(
     """(version files, cc_model_filenames) of the classifier for the chosen backend."""
     if options.backend == "torch":
         weights = _exported_file(export_dir, metadata, "safetensors")
-        return {"model.py": _BACKEND_MODELS / "torch_classifier_model.py", contract.WEIGHTS_FILENAME: weights}, {}
+        files = {
+            "model.py": _BACKEND_MODELS / "torch_classifier_model.py",
+            "cuda_graphs.py": _BACKEND_MODELS / "cuda_graphs.py",
+            contract.WEIGHTS_FILENAME: weights,
+        }
+        return files, {}
     if options.backend == "torchscript":
         return {contract.TORCHSCRIPT_FILENAME: _exported_file(export_dir, metadata, "torchscript")}, {}
     onnx_path = _exported_file(export_dir, metadata, "onnx")

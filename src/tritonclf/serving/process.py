@@ -58,6 +58,7 @@ class TritonProcess:
         ready_timeout_s: float = 120.0,
         executable: Path | str | None = None,
         env: dict[str, str] | None = None,
+        new_session: bool = True,
     ):
         # A URL (s3://, gs://, as://) stays a string: Path() would fold its "//".
         self.repository = repository if isinstance(repository, str) and "://" in repository else Path(repository)
@@ -70,6 +71,9 @@ class TritonProcess:
         self.ready_timeout_s = ready_timeout_s
         # Another program that takes tritonserver's arguments, e.g. deploy/tritonserver-secure.
         self.executable = str(executable) if executable else None
+        # False: the server (and its stubs) stay in the caller's process group, so whoever
+        # ends that group ends them too (the GPU kit's runner does, when a phase times out).
+        self.new_session = new_session
         self.process: subprocess.Popen | None = None
         self._log_file = None
 
@@ -110,7 +114,7 @@ class TritonProcess:
             self.command(),
             stdout=self._log_file or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # our Ctrl-C goes to us; stop() signals the server itself
+            start_new_session=self.new_session,  # our Ctrl-C goes to us; stop() signals the server itself
             env={**os.environ, **self.env} if self.env else None,
         )
         deadline = time.monotonic() + self.ready_timeout_s
@@ -147,7 +151,10 @@ class TritonProcess:
             try:
                 self.process.wait(timeout_s)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                if self.new_session:
+                    os.killpg(self.process.pid, signal.SIGKILL)  # its stubs too
+                else:
+                    self.process.kill()  # its stubs notice and exit (python_backend's parent check)
                 self.process.wait()
         if self._log_file:
             self._log_file.close()

@@ -85,6 +85,17 @@ def child_pids(parent: int, proc: Path = PROC) -> list[int]:
     return children
 
 
+def group_pids(pgid: int, proc: Path = PROC) -> list[int]:
+    """The running (not zombie, not exited) processes of process group ``pgid``."""
+    members = []
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(entry.name, proc)
+            if fields and int(fields[2]) == pgid and fields[0] not in {"Z", "X"}:
+                members.append(int(entry.name))
+    return members
+
+
 def live_stub_instances(server_pid: int, proc: Path = PROC) -> list[str]:
     """Instance names of the running (not zombie, not exited) stubs that ``server_pid`` started."""
     names = []

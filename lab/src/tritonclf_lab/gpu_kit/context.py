@@ -18,6 +18,7 @@ class Context:
     results: Results
     budget_s: float
     cpu_smoke: bool = False
+    libpython_mode: str = "auto"  # host_libs.LIBPYTHON_MODES
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -41,9 +42,29 @@ class Context:
         return self.work / "triton"
 
     @property
+    def probe_repository(self) -> Path:
+        """The one-model repository the preflight serves to look inside a stub."""
+        return self.models / "probe"
+
+    @property
     def numpy_dir(self) -> Path:
-        """The unpacked numpy 1.26 (for the Python 3.12 stub only)."""
+        """The unpacked numpy 1.26 (for the stub of the Python it was built for only)."""
         return self.work / "numpy"
+
+    @property
+    def stub_prefix(self) -> Path:
+        """The stubs' venv-style Python prefix (stub_python.py)."""
+        return self.work / "stub-python"
+
+    @property
+    def driver_links(self) -> Path:
+        """Where the kit links ``libcuda.so`` when the host has only ``libcuda.so.1``."""
+        return self.work / "driver"
+
+    @property
+    def carried_libpython(self) -> Path:
+        """The kit's ``libpython3.X.so.1.0`` for this Python, when it carries one."""
+        return self.triton / "libpython" / python_tag()
 
     @property
     def mix_dir(self) -> Path:

@@ -1,15 +1,14 @@
-"""The export's classifier in torch for the standalone and accuracy phases: eager, FP16, CUDA graphs.
+"""The export's classifier in torch for the standalone and accuracy phases.
 
 The same architecture and weights as the served torch classifier (``timm.create_model``
-plus the export's safetensors, tensors only), so the standalone numbers are what the
-served model could do at best.
+plus the export's safetensors, tensors only); the standalone phase replays it in the
+served model's CUDA graphs (``serving/backend_models/cuda_graphs.py``), so its numbers
+are what the served model could do at best.
 """
 
 from __future__ import annotations
 
-import bisect
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -36,36 +35,6 @@ def load_model(export: Path, device: str, half: bool) -> torch.nn.Module:
     load_weights(model, str(weights), strict=True)
     model = model.eval().to(device)
     return model.half() if half else model
-
-
-class Graphs:
-    """One CUDA graph per batch size (padded up), softmax in FP32 inside the graph."""
-
-    def __init__(self, model: torch.nn.Module, sizes: Sequence[int], pixel_shape: Sequence[int]):
-        """Capture largest first so the smaller graphs share its memory pool."""
-        self.sizes = sorted(sizes)
-        self.graphs = {}
-        pool = torch.cuda.graph_pool_handle()
-        for size in reversed(self.sizes):
-            static_in = torch.zeros((size, *pixel_shape), dtype=torch.float16, device="cuda")
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(3):  # cuDNN picks its kernels before the capture
-                    model(static_in)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=pool):
-                static_out = torch.softmax(model(static_in).float(), dim=-1)
-            self.graphs[size] = (graph, static_in, static_out)
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        """Probabilities for ``batch`` (FP32 or FP16 pixels on the GPU)."""
-        size = self.sizes[bisect.bisect_left(self.sizes, len(batch))]
-        graph, static_in, static_out = self.graphs[size]
-        static_in[: len(batch)].copy_(batch)
-        graph.replay()
-        return static_out[: len(batch)]
 
 
 def rate(step, images_per_step: int, seconds: float, *, sync=None, min_steps: int = 3) -> float:

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tarfile
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from tritonclf.files import sha256_file
@@ -34,12 +34,15 @@ def is_elf(path: Path) -> bool:
         return handle.read(4) == ELF_MAGIC
 
 
-def triton_parts(pytriton_root: Path, libraries: Path, python_tags: Sequence[str]) -> list[tuple[Path, str]]:
-    """(source, name in the payload) for everything serving needs from the wheel.
+def triton_parts(
+    pytriton_root: Path, libraries: Path, python_tags: Sequence[str], libpythons: Mapping[str, Path] | None = None
+) -> list[tuple[Path, str]]:
+    """(source, name in the payload) for everything serving needs from the wheel, and the carried libpythons.
 
     ``triton/bin/tritonserver`` finds ``triton/lib`` through its own RPATH (``$ORIGIN/../lib``);
     ``triton/stubs/3.X/`` holds the Python backend stub per Python version, and the run
-    copies the one for its interpreter into ``triton/backends/python/``.
+    copies the one for its interpreter into ``triton/backends/python/``;
+    ``triton/libpython/3.X/`` holds ``libpython3.X.so.1.0`` for a host without one.
     """
     server = pytriton_root / "tritonserver"
     parts = [(server / "bin" / "tritonserver", "triton/bin/tritonserver")]
@@ -59,6 +62,8 @@ def triton_parts(pytriton_root: Path, libraries: Path, python_tags: Sequence[str
         if not stub.is_file():
             raise FileNotFoundError(f"the nvidia-pytriton wheel has no Python backend stub for Python {tag}")
         parts.append((stub, f"triton/stubs/{tag}/triton_python_backend_stub"))
+    for tag, library in sorted((libpythons or {}).items()):
+        parts.append((library, f"triton/libpython/{tag}/libpython{tag}.so.1.0"))
     return parts
 
 

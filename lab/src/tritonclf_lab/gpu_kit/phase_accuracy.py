@@ -4,7 +4,7 @@ The reference is what the CPU path serves: ``preprocess.py`` (Pillow) and the mo
 FP32 on the CPU. The candidate is the GPU path: ``torch_preprocess`` on the GPU (nvJPEG,
 torch's resize) and the model in FP16. Both see the same JPEG bytes. A top-1 flip counts
 only where the reference's margin between its top two classes exceeds ``MARGIN``; flips
-on near-ties are reported apart (issue 12's margin-aware gate).
+on near-ties are reported apart, as in the build's FP16 accuracy gate.
 """
 
 from __future__ import annotations

@@ -1,4 +1,15 @@
-"""Phase 0, preflight: can the stub link libpython, is /dev/shm big enough, does nvJPEG decode.
+"""Phase 0, preflight: what the server needs from this host, a look inside a stub, /dev/shm, CUDA, nvJPEG.
+
+One line per check, saying what was found and what the kit did about it:
+
+- ``libpython``: the stub's libpython3.X.so.1.0, the host's or the kit's carried one, and
+  every other library of the stub resolved (``ldd`` with the server's LD_LIBRARY_PATH);
+- ``libcuda``: ``libcuda.so`` as python_backend opens it, or the link the kit made to
+  the host's ``libcuda.so.1`` (not needed by ``--cpu-smoke``);
+- ``stub_python``: the kit's probe model served alone reports, from inside its stub, the
+  numpy it imported (the carried 1.26 on the GPU host's Python) and whether a BYTES input
+  arrived intact;
+- ``shm``, ``cuda``, ``nvjpeg``.
 
 Each check is one boolean in ``results.json``'s ``preflight.checks``; the runner skips
 the phases that need a failed check, with one line each.
@@ -8,24 +19,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sysconfig
 import time
 from pathlib import Path
 
 from tritonclf_lab.gpu_kit.context import Context, python_tag
-from tritonclf_lab.gpu_kit.server import STUB
+from tritonclf_lab.gpu_kit.probe import probe_stub
+from tritonclf_lab.gpu_kit.server import STUB, HostSetup, prepare_host
 
 # The Python backend moves every request's tensors through /dev/shm; Docker's default 64 MiB
 # is the smallest it is known to work with.
 MIN_SHM_BYTES = 64 * 2**20
-
-
-def libpython_dir() -> str | None:
-    """The folder holding this interpreter's shared libpython, when it is not on the loader's path."""
-    libdir, soname = sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("INSTSONAME")
-    if libdir and soname and (Path(libdir) / soname).is_file():
-        return libdir
-    return None
+# Seconds of the budget kept for the checks after the probe (torch's import and an nvJPEG decode).
+AFTER_PROBE_S = 20.0
 
 
 def missing_libraries(binary: Path, env: dict[str, str]) -> list[str]:
@@ -34,19 +39,28 @@ def missing_libraries(binary: Path, env: dict[str, str]) -> list[str]:
     return [line.split()[0] for line in out.splitlines() if "not found" in line]
 
 
-def check_libpython(ctx: Context) -> dict:
-    """The stub for this Python resolves every library (libpython included)."""
+def check_libpython(ctx: Context, setup: HostSetup) -> dict:
+    """The chosen libpython, and the stub for this Python resolving every library with it."""
     stub = ctx.triton / "stubs" / python_tag() / STUB
+    check = {**setup.libpython.as_dict(), "line": setup.libpython.line, "stub": str(stub)}
     if not stub.is_file():
-        return {"ok": False, "reason": f"the kit carries no stub for Python {python_tag()}"}
-    found_in = libpython_dir()
-    env = dict(os.environ)
-    # The stub also links the kit's CUDA runtime (its RPATH does not reach the kit's lib/).
-    folders = (str(ctx.triton / "lib"), found_in, env.get("LD_LIBRARY_PATH"))
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in folders if p)
+        return {**check, "ok": False, "reason": f"the kit carries no stub for Python {python_tag()}"}
+    if not setup.libpython.ok:
+        return check
+    env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(setup.library_path(ctx))}
     missing = missing_libraries(stub, env)
-    reason = f"the stub cannot find {', '.join(missing)}" if missing else ""
-    return {"ok": not missing, "libpython_dir": found_in, "stub": str(stub), "reason": reason}
+    if missing:
+        return {**check, "ok": False, "reason": f"the stub cannot find {', '.join(missing)}"}
+    return check
+
+
+def check_libcuda(setup: HostSetup, *, needed: bool) -> dict:
+    """``libcuda.so`` found or linked; a machine without a driver passes only when nothing needs CUDA."""
+    check = {**setup.libcuda.as_dict(), "line": setup.libcuda.line}
+    if not setup.libcuda.ok and not needed:
+        line = f"{setup.libcuda.line}; no NVIDIA driver, none needed by --cpu-smoke"
+        return {**check, "ok": True, "line": line, "reason": ""}
+    return check
 
 
 def check_shm(path: str = "/dev/shm") -> dict:
@@ -96,19 +110,24 @@ def run(ctx: Context) -> bool:
     """Every check; True when all that ran passed."""
     from tritonclf.samples import sample_photo
 
-    checks = {"libpython": check_libpython(ctx), "shm": check_shm()}
+    setup = prepare_host(ctx)
+    checks = {"libpython": check_libpython(ctx, setup), "libcuda": check_libcuda(setup, needed=not ctx.cpu_smoke)}
+    if checks["libpython"]["ok"]:
+        timeout_s = max(10.0, ctx.remaining_s() - AFTER_PROBE_S)
+        checks["stub_python"] = probe_stub(ctx, setup, timeout_s=timeout_s)
+    else:
+        checks["stub_python"] = {"ok": False, "reason": "not probed: the stub cannot link"}
+    checks["shm"] = check_shm()
     if not ctx.cpu_smoke:
         checks["cuda"] = _guarded(check_cuda)
         checks["nvjpeg"] = (
             _guarded(check_nvjpeg, sample_photo("chelsea").read_bytes())
             if checks["cuda"]["ok"]
-            else {
-                "ok": False,
-                "reason": "no CUDA device",
-            }
+            else {"ok": False, "reason": "no CUDA device"}
         )
     for name, check in checks.items():
-        ctx.say(f"preflight: {name}: {'ok' if check['ok'] else 'FAILED: ' + check.get('reason', '')}")
+        said = "; ".join(dict.fromkeys(part for part in (check.get("line", ""), check.get("reason", "")) if part))
+        ctx.say(f"preflight: {name}: {'ok' if check['ok'] else 'FAILED'}{': ' + said if said else ''}")
     ctx.results.update("preflight", {"checks": {k: v["ok"] for k, v in checks.items()}, "details": checks})
     return all(check["ok"] for check in checks.values())
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 
 from tritonclf.samples import EXPECTED_TOP1, sample_photos
+from tritonclf.serving.process import ServerStartError
 from tritonclf_lab.gpu_kit.context import Context
 from tritonclf_lab.gpu_kit.http_client import TritonHTTP
 from tritonclf_lab.gpu_kit.mix import load_mix
-from tritonclf_lab.gpu_kit.phase_preflight import libpython_dir
-from tritonclf_lab.gpu_kit.server import kit_server
+from tritonclf_lab.gpu_kit.server import first_error, kit_server, prepare_host
 from tritonclf_lab.gpu_kit.sweep import closed_loop
 
 GPU_LEVELS = (1, 8, 32, 64, 128)
@@ -23,6 +23,7 @@ SMOKE_LEVELS = (2,)
 SMOKE_SECONDS = 2.0
 # Seconds kept back from the budget for the server's stop and the last write.
 RESERVE_S = 20.0
+LOG = "tritonserver.log"
 
 
 def _nested(stats: dict, path: tuple[str, ...]) -> int:
@@ -71,9 +72,20 @@ def check_labels(answers: dict[str, tuple[int, str, float]]) -> list[str]:
 def run(ctx: Context) -> bool:
     """Start, label the samples, sweep, stop; True when the labels were right and no request failed."""
     model = _ensemble_name(ctx)
-    server = kit_server(ctx, libpython_dir(), gpu=not ctx.cpu_smoke)
+    # Loading torch in every stub takes long on a busy machine; keep 30 s of the budget for the rest.
+    ready_timeout_s = max(30.0, ctx.remaining_s() - 30.0)
+    server = kit_server(
+        ctx, prepare_host(ctx), ctx.repository, gpu=not ctx.cpu_smoke, ready_timeout_s=ready_timeout_s, log_name=LOG
+    )
     started = time.monotonic()
-    with server:
+    try:
+        server.start()
+    except ServerStartError as err:
+        server.stop()  # closes its log
+        cause = first_error(ctx.logs / LOG)
+        ctx.results.update("served", {"server_error": cause or str(err).splitlines()[0]})
+        raise ServerStartError(f"{str(err).splitlines()[0]}: {cause}") from err
+    try:
         ctx.results.update("served", {"server_start_s": round(time.monotonic() - started, 1), "model": model})
         ctx.say(f"served: tritonserver ready in {time.monotonic() - started:.1f} s ({ctx.repository.name})")
         client = TritonHTTP("127.0.0.1", server.http_port, model)
@@ -106,6 +118,8 @@ def run(ctx: Context) -> bool:
                 f"p99 {row['p99_ms']} ms, {load.errors} errors{' (' + load.first_error + ')' if load.errors else ''}"
             )
         client.close()
+    finally:
+        server.stop()
     best = max((row["images_per_s"] for row in sweep), default=0.0)
     standalone = ctx.results.section("standalone").get("decode_and_model", {}).get("images_per_s")
     ratio = round(best / standalone, 3) if standalone else None

@@ -37,7 +37,8 @@ def measure(ctx: Context, paths: list, device: str, batch_sizes: tuple[int, ...]
     import torch
 
     from tritonclf import torch_preprocess
-    from tritonclf_lab.gpu_kit.gpu_model import Graphs, load_export, load_model, rate
+    from tritonclf.serving.backend_models.cuda_graphs import GraphRunner
+    from tritonclf_lab.gpu_kit.gpu_model import load_export, load_model, rate
 
     on_gpu = device == "cuda"
     mix = [p.read_bytes() for p in paths]
@@ -65,7 +66,7 @@ def measure(ctx: Context, paths: list, device: str, batch_sizes: tuple[int, ...]
         return torch.softmax(model(pixels.to(dtype)).float(), -1)
 
     with torch.inference_mode():
-        graphs = Graphs(model, batch_sizes, shape) if on_gpu else eager_run
+        graphs = GraphRunner(model, batch_sizes, shape, device) if on_gpu else eager_run
         for batch in batch_sizes:
             pixels = torch.randn((batch, *shape), device=device, dtype=dtype)
             eager[batch] = round(rate(lambda p=pixels: eager_run(p), batch, slice_s / 2, sync=sync))

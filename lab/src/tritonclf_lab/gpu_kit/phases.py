@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from tritonclf_lab.gpu_kit.context import Context
+from tritonclf_lab.gpu_kit.host_libs import LIBPYTHON_MODES
 from tritonclf_lab.gpu_kit.plan import PHASES
 from tritonclf_lab.gpu_kit.results import Results
 
@@ -25,8 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, required=True)
     parser.add_argument("--budget-s", type=float, required=True)
     parser.add_argument("--cpu-smoke", action="store_true")
+    parser.add_argument("--libpython", choices=LIBPYTHON_MODES, default="auto")
     args = parser.parse_args(argv)
-    ctx = Context(args.work, Results(args.results), args.budget_s, args.cpu_smoke)
+    ctx = Context(args.work, Results(args.results), args.budget_s, args.cpu_smoke, args.libpython)
     ctx.logs.mkdir(parents=True, exist_ok=True)
     module = importlib.import_module(f"tritonclf_lab.gpu_kit.phase_{args.phase}")
     try:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 # Seconds per phase on the GPU host; together well under the run's 8 minutes, leaving room
 # for unpacking, interpreter start-up and the server's start and stop.
-BUDGETS_S: dict[str, float] = {"preflight": 30.0, "standalone": 75.0, "accuracy": 45.0, "served": 240.0}
+# The preflight starts a server once (the stub probe) before torch's checks.
+BUDGETS_S: dict[str, float] = {"preflight": 45.0, "standalone": 75.0, "accuracy": 45.0, "served": 240.0}
 PHASES = tuple(BUDGETS_S)
 RUN_LIMIT_S = 8 * 60
 # What each phase needs from the preflight's checks.
@@ -15,9 +16,11 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "preflight": (),
     "standalone": ("cuda", "nvjpeg"),
     "accuracy": ("cuda", "nvjpeg"),
-    "served": ("libpython", "shm"),
+    "served": ("libpython", "stub_python", "shm"),
 }
 CUDA_CHECKS = frozenset({"cuda", "nvjpeg"})
+# A repository with GPU instances also needs the driver where python_backend looks for it.
+SERVED_GPU_CHECKS = CUDA_CHECKS | {"libcuda"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ def decide(
         return Step(phase, budget, f"skipped by --skip-{phase}")
     needs = set(NEEDS[phase])
     if phase == "served" and served_needs_cuda:
-        needs |= CUDA_CHECKS
+        needs |= SERVED_GPU_CHECKS
     if cpu_smoke and needs & CUDA_CHECKS:
         return Step(phase, budget, "needs CUDA: skipped in --cpu-smoke")
     failed = sorted(name for name in needs if checks is not None and checks.get(name) is False)

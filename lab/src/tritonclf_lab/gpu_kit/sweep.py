@@ -4,6 +4,10 @@ Each process holds ``threads`` keep-alive HTTP connections (``TritonHTTP``); eve
 thread sends one image per request, the next as soon as the answer arrives, until the
 deadline. Processes, not threads alone: the JSON and socket work of 64 clients would
 otherwise share one interpreter lock and measure the client, not the server.
+
+Ours, not perf_analyzer: the GPU host has neither perf_analyzer nor tritonclient, carrying
+perf_analyzer 2.41.1 would add 4.2 MB (xz) to a kit close to its size limit, and this loop
+needs only the standard library and the host's numpy (the percentiles are numpy's).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from tritonclf_lab.gpu_kit.http_client import TritonHTTP
 
@@ -31,25 +37,23 @@ class Load:
 
     def summary(self) -> dict:
         """The numbers results.json keeps."""
-        ordered = sorted(self.latencies_ms)
         return {
             "concurrency": self.concurrency,
             "images": self.images,
             "errors": self.errors,
             "seconds": round(self.seconds, 2),
             "images_per_s": round(self.images / self.seconds, 1) if self.seconds else 0.0,
-            "p50_ms": round(percentile(ordered, 50), 2),
-            "p99_ms": round(percentile(ordered, 99), 2),
+            "p50_ms": latency_percentile_ms(self.latencies_ms, 50),
+            "p99_ms": latency_percentile_ms(self.latencies_ms, 99),
             "first_error": self.first_error,
         }
 
 
-def percentile(ordered: Sequence[float], q: float) -> float:
-    """The q-th percentile of sorted values (nearest rank); 0 for none."""
-    if not ordered:
+def latency_percentile_ms(latencies_ms: Sequence[float], q: float) -> float:
+    """The q-th percentile by nearest rank (numpy's ``inverted_cdf``: always a measured latency); 0 for none."""
+    if not latencies_ms:
         return 0.0
-    rank = max(1, -(-len(ordered) * q // 100))
-    return float(ordered[int(rank) - 1])
+    return round(float(np.percentile(latencies_ms, q, method="inverted_cdf")), 2)
 
 
 def split(concurrency: int, cpus: int) -> list[int]:

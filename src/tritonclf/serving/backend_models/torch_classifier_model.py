@@ -1,9 +1,10 @@
 """Triton Python-backend model: the exported classifier run by torch, softmax included.
 
 Copied by the repository build into ``<name>_model/<version>/model.py`` beside the
-export's weights (safetensors). The architecture is rebuilt with ``timm.create_model``
-from the names in the config and the weights are loaded as tensors only: no pickled
-code is ever executed. Its output equals the ONNX export's: probabilities in FP32.
+export's weights (safetensors) and ``cuda_graphs.py`` (the graph runner). The
+architecture is rebuilt with ``timm.create_model`` from the names in the config and the
+weights are loaded as tensors only: no pickled code is ever executed. Its output equals
+the ONNX export's: probabilities in FP32.
 
 - On the CPU: FP32, ``torch_threads`` threads per instance.
 - On a GPU: FP16 weights and activations (softmax in FP32), one CUDA graph per padded
@@ -12,9 +13,10 @@ code is ever executed. Its output equals the ONNX export's: probabilities in FP3
   there (``FORCE_CPU_ONLY_INPUT_TENSORS`` is ``no`` in this model's config).
 """
 
-import bisect
+import importlib.util
 import json
 import os
+import sys
 
 import timm
 import torch
@@ -23,42 +25,25 @@ from safetensors.torch import load_model
 from torch.utils import dlpack
 
 
+def _load_beside(module_name):
+    """Import a module file the build copied next to this one (the stub has no ``tritonclf`` package)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{module_name}.py")
+    spec = importlib.util.spec_from_file_location(f"_tritonclf_{module_name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+GraphRunner = _load_beside("cuda_graphs").GraphRunner
+
+
 def load_classifier(version_dir, params, device, half):
     """Rebuild the timm architecture, load the safetensors weights: -> eval-mode module on ``device``."""
     model = timm.create_model(params["timm_model"], pretrained=False, num_classes=int(params["num_classes"]))
     load_model(model, os.path.join(version_dir, params["weights_filename"]), strict=True)
     model = model.eval().to(device)
     return model.half() if half else model
-
-
-class GraphRunner:
-    """One captured CUDA graph per batch size; a batch runs in the smallest graph that holds it."""
-
-    def __init__(self, model, batch_sizes, pixel_shape, device):
-        """Capture largest first so the smaller graphs reuse its memory pool."""
-        self.sizes = sorted(batch_sizes)
-        self.graphs = {}
-        pool = torch.cuda.graph_pool_handle()
-        for size in reversed(self.sizes):
-            static_in = torch.zeros((size, *pixel_shape), dtype=torch.float16, device=device)
-            side = torch.cuda.Stream(device)
-            side.wait_stream(torch.cuda.current_stream(device))
-            with torch.cuda.stream(side):
-                for _ in range(3):  # cuDNN picks its kernels before capture
-                    model(static_in)
-            torch.cuda.current_stream(device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=pool):
-                static_out = torch.softmax(model(static_in).float(), dim=-1)
-            self.graphs[size] = (graph, static_in, static_out)
-
-    def __call__(self, batch):
-        """Pad into the graph's input, replay, return a copy of the real rows."""
-        size = self.sizes[bisect.bisect_left(self.sizes, len(batch))]
-        graph, static_in, static_out = self.graphs[size]
-        static_in[: len(batch)].copy_(batch)
-        graph.replay()
-        return static_out[: len(batch)].clone()
 
 
 class TritonPythonModel:

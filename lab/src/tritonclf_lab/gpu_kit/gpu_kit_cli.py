@@ -4,18 +4,21 @@
     tritonclf gpu-kit --build-args "--backend python-ort"      # the repository's build options
 
 The kit holds: ``triton.tar.xz`` (the wheel's tritonserver, libraries without the grafted
-libpython, the Python backend, a stub per ``--python-tags`` version, caches; stripped),
-``numpy.tar.xz`` (numpy 1.26.4 for Python 3.12, the server stub's only: numpy 2 corrupts
-BYTES inputs in the Python backend), ``models.tar.xz`` (the export's files that the
-repositories serve, ``repository/`` built with ``--build-args`` and ``repository-cpu/``,
-the same on the CPU, for ``--cpu-smoke``), ``src/`` (tritonclf and this lab, for ``PYTHONPATH``),
-``run.sh`` and ``kit.json`` (what was built, how, and the payloads' hashes). It refuses
-to write a kit over ``--max-mib``: the GPU host takes at most 64 MiB of extra files.
+libpython, the Python backend, a stub per ``--python-tags`` version, caches, and a
+``libpython3.12.so.1.0`` for a GPU host without one; stripped), ``numpy.tar.xz`` (numpy
+1.26.4 for Python 3.12, the server stubs' only: numpy 2 corrupts BYTES inputs in the
+Python backend), ``models.tar.xz`` (the export's files that the repositories serve,
+``repository/`` built with ``--build-args``, ``repository-cpu/``, the same on the CPU,
+for ``--cpu-smoke``, and ``probe/``, the preflight's look inside a stub), ``src/``
+(tritonclf and this lab, for ``PYTHONPATH``), ``run.sh`` and ``kit.json`` (what was
+built, how, and the payloads' hashes). It refuses to write a kit over ``--max-mib``: the
+GPU host takes at most 64 MiB of extra files.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shlex
@@ -34,8 +37,10 @@ from tritonclf.files import sha256_file
 from tritonclf.repository import build_cli
 from tritonclf.serving import launcher
 from tritonclf_lab.gpu_kit import pack
+from tritonclf_lab.gpu_kit.probe import build_probe_repository
 
-# What the GPU host serves: issue 12's GPU path. Change this one line (or pass --build-args) to switch.
+# What the GPU host serves: GPU preprocessing (nvJPEG) into the torch FP16 classifier with CUDA graphs.
+# Change this one line (or pass --build-args) to switch.
 KIT_BUILD_ARGS = "--preprocess torch --backend torch --device gpu"
 NUMPY_PIN = "numpy==1.26.4"
 TARGET_PYTHON = "3.12"
@@ -85,17 +90,48 @@ def numpy_wheel(cache: Path, given: Path | None) -> Path:
     return numpy_wheel(cache, None)
 
 
-def triton_payload(cache: Path, python_tags: list[str], level: str) -> Path:
-    """The wheel's serving parts, stripped, as a cached tar.xz."""
+def libpython_candidates(tag: str) -> list[Path]:
+    """Shared libpython{tag} builds on this machine: pyenv's (newest first), then the system's."""
+    soname = f"libpython{tag}.so.1.0"
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = sorted(glob.glob(str(pyenv / f"{tag}.*" / "lib" / soname)), key=_version_key, reverse=True)
+    system = [f"/usr/lib/x86_64-linux-gnu/{soname}", f"/usr/lib64/{soname}", f"/usr/local/lib/{soname}"]
+    return [Path(p) for p in [*found, *system] if Path(p).is_file()]
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    version = Path(path).parents[1].name
+    return tuple(int(part) if part.isdigit() else -1 for part in version.split("."))
+
+
+def carried_libpython(given: Path | None, tag: str) -> Path:
+    """The ``libpython{tag}.so.1.0`` the kit carries for a host without one: the one given, else found here."""
+    if given is not None:
+        if not given.is_file() or not given.name.startswith(f"libpython{tag}.so"):
+            raise KitError(f"--libpython {given}: not a libpython{tag}.so.1.0 file")
+        return given
+    found = libpython_candidates(tag)
+    if not found:
+        raise KitError(
+            f"no shared libpython{tag}.so.1.0 on this machine (pyenv's or the system's) for the kit to carry: "
+            f"install one (pyenv install {tag}) or pass --libpython PATH"
+        )
+    return found[0]
+
+
+def triton_payload(cache: Path, python_tags: list[str], level: str, libpythons: dict[str, Path]) -> Path:
+    """The wheel's serving parts and the carried libpythons, stripped, as a cached tar.xz."""
     root = launcher.binary_path().parents[2]
     version = (root / "tritonserver" / "bin" / "tritonserver").stat()
+    carried = [f"{tag}={p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for tag, p in sorted(libpythons.items())]
     key = pack.cache_key("triton", str(root), str(version.st_size), str(version.st_mtime_ns), level, *python_tags)
+    key = pack.cache_key(key, *carried)
     output = cache / f"triton-{key}.tar.xz"
     if output.is_file():
         return output
     with tempfile.TemporaryDirectory(prefix="gpu-kit-triton-") as tmp:
         staging = Path(tmp)
-        pack.stage(pack.triton_parts(root, launcher.library_dir(), python_tags), staging)
+        pack.stage(pack.triton_parts(root, launcher.library_dir(), python_tags, libpythons), staging)
         count = pack.strip_elves(staging)
         size_mb = pack.folder_bytes(staging) / 1e6
         print(f"triton: {count} ELF files stripped, {size_mb:.1f} MB; compressing (xz {level})", flush=True)
@@ -113,12 +149,13 @@ def numpy_payload(cache: Path, wheel: Path, level: str) -> Path:
 
 
 def build_models(export: Path, staging: Path, build_args: str) -> dict[str, list[str]]:
-    """export/, repository/ (the kit's options) and repository-cpu/ under ``staging``; returns the build lines."""
+    """export/, repository/ (the kit's options), repository-cpu/ and probe/ under ``staging``; the build lines."""
     runs = {"repository": shlex.split(build_args), "repository-cpu": cpu_build_args(build_args)}
     for folder, extra in runs.items():
         argv = ["--export", str(export), "--repository", str(staging / folder), *extra]
         if build_cli.main(argv) != 0:
             raise KitError(f"tritonclf build {shlex.join(extra)} failed (its error is above)")
+    build_probe_repository(staging / "probe")
     served = {pack.cache_key(sha256_file(p)) for p in staging.rglob("*") if p.is_file()}
     target = staging / "export"
     target.mkdir()
@@ -143,18 +180,20 @@ def write_kit(  # noqa: PLR0917 - one call site, every argument named there
     max_mib: float,
     cache: Path,
     level: str = XZ_LEVEL,
+    libpython: Path | None = None,
 ) -> dict:
     """Build the kit into a staging folder beside ``output``, check its size, then swap it in."""
     if not (export / contract.METADATA_FILENAME).is_file():
         raise KitError(f"no export at {export} (no {contract.METADATA_FILENAME}): run `make export`")
     metadata = load_metadata(export / contract.METADATA_FILENAME)
+    libpythons = {TARGET_PYTHON: carried_libpython(libpython, TARGET_PYTHON)}
     cache.mkdir(parents=True, exist_ok=True)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-staging-", dir=output.parent))
     try:
         started = time.monotonic()
         payloads = {
-            "triton.tar.xz": triton_payload(cache, python_tags, level),
+            "triton.tar.xz": triton_payload(cache, python_tags, level, libpythons),
             "numpy.tar.xz": numpy_payload(cache, numpy_wheel(cache, wheel), level),
         }
         for name, path in payloads.items():
@@ -174,6 +213,7 @@ def write_kit(  # noqa: PLR0917 - one call site, every argument named there
             "python_tags": python_tags,
             "target_python": TARGET_PYTHON,
             "numpy": NUMPY_PIN,
+            "carried_libpython": {tag: str(path.resolve()) for tag, path in libpythons.items()},
             **models,
             "duplicate_bytes_stored_once": saved,
             "payloads": {
@@ -213,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
         help="Python backend stubs to carry (default: the GPU host's and this one's: %(default)s)",
     )
     parser.add_argument("--numpy-wheel", type=Path, help="numpy 1.26.4 cp312 wheel (default: pip download, cached)")
+    parser.add_argument(
+        "--libpython",
+        type=Path,
+        help=f"libpython{TARGET_PYTHON}.so.1.0 to carry for a host without one (default: pyenv's newest, else the "
+        "system's)",
+    )
     parser.add_argument("--max-mib", type=float, default=MAX_MIB, help="size limit (default: %(default)s)")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="default: %(default)s")
     parser.add_argument("--xz-level", default=XZ_LEVEL, help="xz preset; -1 for a fast test kit (default: %(default)s)")
@@ -228,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             max_mib=args.max_mib,
             cache=args.cache_dir,
             level=args.xz_level,
+            libpython=args.libpython,
         )
     except (KitError, launcher.EmbeddedServerError, FileNotFoundError) as err:
         print(f"gpu-kit: error: {err}", file=sys.stderr)
