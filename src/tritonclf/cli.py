@@ -22,10 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # training/
     "train": ("tritonclf.training.train_cli", "fine-tune a timm model on an image folder"),
     "export": (
-        "tritonclf.training.torch2onnx",
+        "tritonclf.training.export_cli",
         "export a timm model + weights to ONNX with its labels and preprocessing",
     ),
-    "evaluate": ("tritonclf.training.evaluation", "score a checkpoint, an ONNX file or a served model"),
+    "evaluate": ("tritonclf.training.evaluate_cli", "score a checkpoint, an ONNX file or a served model"),
     "train-demo": ("tritonclf.training.train_demo", "digits: fine-tune, export, build, serve, evaluate"),
     "demo-data": ("tritonclf.training.demo_data", "write the digits demo dataset as an image folder"),
     # build/

@@ -102,6 +102,12 @@ def test_unknown_model_is_a_one_line_error_with_suggestions(dataset, tmp_path, c
     assert "unknown timm model 'resnet_18'" in err
 
 
+def test_suggestions_for_a_mistyped_model_are_the_closest_names(dataset, tmp_path, capsys):
+    assert main(["--data", str(dataset), "--output", str(tmp_path / "out"), "--model", "efficientnet_lite9"]) == 2
+    err = one_line_error(capsys)
+    assert "did you mean efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, efficientnet_lite3, " in err
+
+
 def test_a_model_without_offline_weights_says_what_to_pass(dataset, tmp_path, capsys):
     assert main(["--data", str(dataset), "--output", str(tmp_path / "out"), "--model", "resnet18"]) == 2
     assert "--init random" in one_line_error(capsys)
