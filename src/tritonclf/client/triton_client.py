@@ -58,6 +58,21 @@ def default_url(protocol: str) -> str:
     return f"localhost:{DEFAULT_PORTS[protocol]}"
 
 
+def check_address(url: str, protocol: str) -> None:
+    """``HOST:PORT`` as tritonclient takes it; a URL or a bad port is a one-line ClientError.
+
+    Checked before tritonclient sees it: its HTTP client, refusing a scheme in its
+    constructor, leaves a half-made object whose destructor prints a traceback.
+    """
+    example = f"e.g. {default_url(protocol)}"
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        raise ClientError(f"give the server as HOST:PORT, without {scheme}://: {rest.rstrip('/') or example}")
+    host, sep, port = url.rpartition(":")
+    if sep and (not host or not port.isdigit() or not 0 < int(port) < 65536):
+        raise ClientError(f"give the server as HOST:PORT ({example}), not {url!r}")
+
+
 class ClassifierClient:
     """Thread-safe: each thread gets its own underlying tritonclient connection."""
 
@@ -68,6 +83,7 @@ class ClassifierClient:
             raise ClientError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
         self.protocol = protocol
         self.url = url or default_url(protocol)
+        check_address(self.url, protocol)
         self.timeout_s = timeout_s
         self._local = threading.local()
         self._check_live()
@@ -115,18 +131,25 @@ class ClassifierClient:
         )
         return config.get("config", config)
 
+    def _ready_models(self) -> list[str]:
+        index = (
+            self.raw.get_model_repository_index(as_json=True)
+            if self.protocol == "grpc"
+            else self.raw.get_model_repository_index()
+        )
+        models = index.get("models", index) if isinstance(index, dict) else index
+        return [m["name"] for m in models if m.get("state") == "READY"]
+
+    def ready_ensembles(self) -> list[str]:
+        """The ensembles the server has ready (they take encoded images), sorted."""
+        return sorted(name for name in self._ready_models() if self._config(name).get("platform") == "ensemble")
+
     def _only_ensemble(self) -> str:
         try:
-            index = (
-                self.raw.get_model_repository_index(as_json=True)
-                if self.protocol == "grpc"
-                else self.raw.get_model_repository_index()
-            )
+            ready = self._ready_models()
+            ensembles = sorted(name for name in ready if self._config(name).get("platform") == "ensemble")
         except Exception as err:  # a server that restricts its repository API (docs/SECURITY.md)
             raise ClientError(f"cannot list the models on {self.url} ({one_line(err)}): pass --model") from None
-        models = index.get("models", index) if isinstance(index, dict) else index
-        ready = [m["name"] for m in models if m.get("state") == "READY"]
-        ensembles = sorted(name for name in ready if self._config(name).get("platform") == "ensemble")
         if len(ensembles) == 1:
             return ensembles[0]
         if not ensembles:
@@ -141,7 +164,12 @@ class ClassifierClient:
         except Exception as err:
             raise ClientError(f"cannot query model {name!r}: {one_line(err)}") from None
         if not ready:
-            raise ClientError(f"model {name!r} is not ready on {self.url} (unknown, or failed to load)")
+            try:
+                ensembles = ", ".join(self.ready_ensembles()) or "none"
+                known = f"; ready ensembles: {ensembles}"
+            except Exception:  # a restricted repository API: the models cannot be listed
+                known = ""
+            raise ClientError(f"model {name!r} is not ready on {self.url} (unknown, or failed to load){known}")
         meta = (
             self.raw.get_model_metadata(name, as_json=True)
             if self.protocol == "grpc"
