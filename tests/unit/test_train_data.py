@@ -193,3 +193,19 @@ def test_training_decodes_like_serving_exif_rotation_included(tmp_path):
 
     pixels, label, failed = TrainDataset((Sample(path, 0),), SPEC, transform, DecodeLimits())[0]
     assert shapes == [(60, 30, 3)] and torch.is_tensor(pixels) and (label, failed) == (0, 0)
+
+
+def test_the_printed_export_command_survives_a_run_folder_with_a_space(tmp_path):
+    import shlex
+
+    from tritonclf.training.trainer import export_hint
+
+    hint = export_hint(tmp_path / "my runs" / "gray crème")
+    assert shlex.split(hint) == [
+        "python",
+        "training/export.py",
+        "--weights",
+        str(tmp_path / "my runs" / "gray crème" / "best.pth"),
+        "--output",
+        "exports/gray crème",
+    ]
