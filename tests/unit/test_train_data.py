@@ -121,10 +121,15 @@ def test_image_that_fails_after_the_scan_is_replaced_in_training_and_left_out_of
     index = next(i for i, s in enumerate(splits.train) if s.path == truncated)
     train_set = TrainDataset(splits.train, SPEC, TrainTransform(SPEC, "none"), DecodeLimits())
     pixels, label, failed = train_set[index]
-    assert failed == 1 and label == splits.train[index + 1].label and pixels.shape == (3, 32, 32)
+    assert failed == index + 1 and label == splits.train[index + 1].label and pixels.shape == (3, 32, 32)
+    assert train_set[index + 1][2] == 0  # the next one decodes
     eval_set = EvalDataset(splits.train, SPEC, DecodeLimits())
     assert eval_set[index][1] == INVALID_LABEL
     assert capsys.readouterr().err.count(f"warning: skipping {truncated}") == 2
+    # Named once per run: the trainer marks what it was told about, and validation stops reporting.
+    train_set.reported, eval_set.report = frozenset({index}), False
+    assert train_set[index][2] == index + 1 and eval_set[index][1] == INVALID_LABEL
+    assert capsys.readouterr().err == ""
 
 
 def test_validation_pixels_are_exactly_the_served_preprocessing(dataset):

@@ -165,11 +165,11 @@ class TrainDataset(Dataset):
 
     Items are ``(pixels, label, failed)``. An image that fails to decode (truncated
     after the scan) is replaced by the next readable one, so every batch keeps its size
-    and every rank of a distributed run its step count; ``failed`` is 1 for it, so an
-    epoch counts each unreadable file once (a replacement that fails too is counted
-    when it is asked for itself). While ``report`` is on, each failure prints one
-    warning line naming the file; the trainer turns it off after the first epoch,
-    which has met every file.
+    and every rank of a distributed run its step count; ``failed`` is then 1 + its index
+    (0 for an image that decoded), so an epoch counts each unreadable file once (a
+    replacement that fails too is counted when it is asked for itself) and the trainer
+    learns which. A failure prints one warning line naming the file, unless its index is
+    in ``reported`` (the trainer adds each epoch's, so a file is named once per run).
     """
 
     def __init__(self, samples: tuple[Sample, ...], spec: PreprocessSpec, transform: Callable, limits: DecodeLimits):
@@ -177,7 +177,7 @@ class TrainDataset(Dataset):
         self.spec = spec
         self.transform = transform
         self.limits = limits
-        self.report = True
+        self.reported: frozenset[int] = frozenset()
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -190,8 +190,8 @@ class TrainDataset(Dataset):
                 image, _ = decode_image(sample.path.read_bytes(), self.spec, self.limits)
             except (ImageRejected, OSError) as err:
                 if attempt == 0:
-                    failed = 1
-                    if self.report:
+                    failed = i + 1
+                    if i not in self.reported:
                         _warn_skipped(sample, err)
                 continue
             return torch.from_numpy(self.transform(np.asarray(image))), sample.label, failed

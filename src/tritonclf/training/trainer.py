@@ -9,7 +9,8 @@ spec, optimizer state), ``config.yaml`` (the resolved options), ``labels.txt``,
 ``metrics.csv``/``metrics.json`` (one row per epoch) and ``curves.png``.
 Validation uses the served preprocessing (``tritonclf.preprocess``), so its
 accuracy is what the served model should reach. A file that fails to decode is
-reported once, by name, the first epoch it is met, and counted in every epoch's line.
+reported once, by name, the first epoch it is met, and counted in every epoch's line
+(a training file only in the epochs that draw it: ``drop_last`` leaves a few out).
 """
 
 from __future__ import annotations
@@ -296,8 +297,9 @@ def train_epoch(run: Run, state: TrainingState, train_model: torch.nn.Module) ->
     )
     evaluated = run.step.ema.module if run.step.ema is not None else run.model
     val = validate(evaluated, run.val_loader, step=run.step, num_classes=len(run.card.class_names))
-    # Every file has been read once now: its warning, if any, has been printed.
-    run.train_set.report = run.val_loader.dataset.report = False
+    # Each unreadable file is named once: the training files met so far, and all the validation files.
+    run.train_set.reported |= stats.failed_indices
+    run.val_loader.dataset.report = False
     state.step += stats.steps
     return {
         "epoch": epoch + 1,
