@@ -18,7 +18,10 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from tritonclf import __version__
-from tritonclf.cli_options import EXIT_UNUSABLE
+
+# cli_options.EXIT_UNUSABLE; not imported from there: it pulls in the client and numpy, and the
+# dispatcher answers --help and --version on a bare Python (NVIDIA's container, a fresh venv).
+EXIT_UNUSABLE = 2
 
 # subcommand -> (module with main(argv), one-line help). Grouped by the design's folders.
 COMMANDS: dict[str, tuple[str, str]] = {
