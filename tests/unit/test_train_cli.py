@@ -90,6 +90,10 @@ def test_resume_reads_the_run_folders_own_config_and_flags_change_only_what_they
     assert parse_config(["--output", str(run), "--resume", "--epochs", "9"]).epochs == 9
     from_checkpoint = parse_config(["--resume", str(run / "last.pth")])
     assert (str(from_checkpoint.data), from_checkpoint.output) == ("photos", run)
+    moved = tmp_path / "moved"
+    run.rename(moved)  # its config.yaml still names the old folder: the checkpoint's folder wins
+    assert parse_config(["--resume", str(moved / "last.pth")]).output == moved
+    moved.rename(run)
     with pytest.raises(ConfigError, match=r"nothing to resume in .*no config\.yaml"):
         parse_config(["--output", str(tmp_path / "nothing"), "--resume"])
     saved = yaml.safe_load((run / "config.yaml").read_text())

@@ -209,9 +209,12 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     args = vars(build_parser().parse_args(argv))
     config_file = args.pop("config", None)
     flags = _coerce(args, "command line")
+    values = {}
     if config_file is None and flags.get("resume"):
         config_file = _run_config(flags)
-    values = load_yaml(config_file) if config_file else {}
+        if flags["resume"] != "auto" and "output" not in flags:
+            values["output"] = Path(flags["resume"]).parent  # the run folder is where its checkpoint is
+    values = {**(load_yaml(config_file) if config_file else {}), **values}
     values.update(flags)
     config = TrainConfig(**values)
     check_config(config)
