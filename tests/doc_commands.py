@@ -27,10 +27,6 @@ COMMAND = re.compile(
     flags=re.MULTILINE,
 )
 PYTHON_RUN = re.compile(r"\bpython[\d.]* (-m [\w.]+|[\w./-]+\.py)\b")
-# The training jobs import torch to build their parser (their modules are torch code):
-# their --help takes seconds, so tests/integration runs them.
-TORCH_JOBS = frozenset({"train", "export", "evaluate", "bench-train"})
-TORCH_SCRIPTS = frozenset({"training/train.py", "training/export.py", "training/evaluate.py"})
 # Runs each command's --help in one interpreter (one start-up, not one per command): a job
 # through the console script's entry point, a script as `python SCRIPT` would. It reports
 # the exit status, the output and whether torch had been imported by then.
@@ -88,12 +84,6 @@ def documented_python_runs() -> list[tuple[str, str]]:
             for line in code_lines(document):
                 runs += [(match[1], line.strip()) for match in PYTHON_RUN.finditer(line)]
     return runs
-
-
-def is_torch_command(command: str) -> bool:
-    """A training command, whose --help imports torch."""
-    _, _, name = command.partition(" ")
-    return name in TORCH_JOBS or name in TORCH_SCRIPTS
 
 
 def run_helps(commands: list[str]) -> dict[str, dict]:

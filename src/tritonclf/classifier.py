@@ -3,19 +3,27 @@
     from tritonclf import Classifier
     clf = Classifier.load("exports/efficientnet_lite0")           # ONNX Runtime: CUDA if present, else CPU
     clf.predict("cat.jpg", top_k=5)                                # [Prediction(label, index, score), ...]
-    clf.predict_batch([open("a.jpg", "rb").read(), pil_image, hwc_uint8_array])
+    results = clf.predict_batch(["a.jpg", open("b.png", "rb").read(), pil_image, hwc_uint8_array])
+    for result in results:                # one entry per input, in order
+        if isinstance(result, ImageFailed):
+            print(result)                 # "image 1 (b.png... bytes): cannot decode PNG image: ..."
     Classifier.load("exports/efficientnet_lite0", runtime="torchscript")   # model.pt through torch.jit
 
 A path or encoded bytes go through exactly what the served preprocessing model runs
 (``tritonclf.preprocess.preprocess_image`` with the same decode limits and JPEG draft
 decoding), so the scores equal the served ensemble's. A PIL image or an HWC uint8
 array is already decoded: it skips the decoder and starts at the resize and crop.
+
+An input that cannot be classified (unreadable file, broken or disallowed image, wrong
+type) fails alone, as it does on the server: ``predict_batch`` puts an :class:`ImageFailed`
+(its position, what it was, the one-line reason) in its place and answers the others;
+``predict_batch(..., errors="raise")`` and ``predict`` raise it instead.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +34,42 @@ from tritonclf import contract
 from tritonclf.client.triton_client import Prediction
 from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import sha256_file
-from tritonclf.preprocess import DecodeLimits, normalize, preprocess_image, resize_and_crop, to_rgb
+from tritonclf.preprocess import DecodeLimits, ImageRejected, normalize, preprocess_image, resize_and_crop, to_rgb
 
 RUNTIMES = ("auto", "onnx", "torchscript")
 DEVICES = ("auto", "cpu", "cuda")
 ImageLike = str | os.PathLike | bytes | Image.Image | np.ndarray
 
-__all__ = ["Classifier", "Prediction"]
+ERRORS = ("return", "raise")
+
+__all__ = ["Classifier", "ImageFailed", "Prediction"]
 
 
 class ClassifierError(ValueError):
     """The export or an input cannot be used; the message is one line for the caller."""
+
+
+class ImageFailed(ClassifierError):
+    """One input that could not be classified: ``index`` (its position), ``source`` (what it was), ``reason``."""
+
+    def __init__(self, reason: str, *, index: int, source: str):
+        super().__init__(f"image {index} ({source}): {reason}")
+        self.reason = reason
+        self.index = index
+        self.source = source
+
+
+def describe_input(image: object) -> str:
+    """What an input was, for an error message: its path, or its kind and size."""
+    if isinstance(image, (str, os.PathLike)):
+        return str(image)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return f"{len(image)} bytes"
+    if isinstance(image, Image.Image):
+        return f"PIL image {image.width}x{image.height}"
+    if isinstance(image, np.ndarray):
+        return f"array {image.dtype} {image.shape}"
+    return type(image).__name__
 
 
 def _top_k(probabilities: np.ndarray, labels: Sequence[str], top_k: int) -> list[Prediction]:
@@ -99,26 +132,56 @@ class Classifier:
         return normalize(resize_and_crop(to_rgb(ImageOps.exif_transpose(image)), spec), spec)
 
     def probabilities(self, images: Sequence[ImageLike], batch_size: int = 32) -> np.ndarray:
-        """(len(images), num_classes) probabilities, run ``batch_size`` images at a time."""
+        """(len(images), num_classes) probabilities, run ``batch_size`` images at a time.
+
+        An array has no place for a failure: the first input that fails raises :class:`ImageFailed`.
+        """
         rows = []
-        for start in range(0, len(images), batch_size):
-            batch = np.stack([self.pixels(image) for image in images[start : start + batch_size]])
-            rows.append(self._run(batch))
+        for row in self._probability_rows(list(images), batch_size):
+            if isinstance(row, ImageFailed):
+                raise row
+            rows.append(row)
         if not rows:
             return np.empty((0, self.metadata.num_classes), np.float32)
-        return np.concatenate(rows)
+        return np.stack(rows)
 
     def predict(self, image: ImageLike, top_k: int = 5) -> list[Prediction]:
-        """The ``top_k`` most probable classes of one image, most probable first."""
-        return self.predict_batch([image], top_k)[0]
+        """The ``top_k`` most probable classes of one image, most probable first; :class:`ImageFailed` if it fails."""
+        return self.predict_batch([image], top_k, errors="raise")[0]
 
     def predict_batch(
-        self, images: Sequence[ImageLike], top_k: int = 5, batch_size: int = 32
-    ) -> list[list[Prediction]]:
-        """``predict`` for many images, batched through the model."""
+        self, images: Sequence[ImageLike], top_k: int = 5, batch_size: int = 32, *, errors: str = "return"
+    ) -> list[list[Prediction] | ImageFailed]:
+        """``predict`` for many images, batched through the model: one entry per input, in order.
+
+        An input that fails is answered by an :class:`ImageFailed` in its place and the others
+        are classified as if it were not there (``errors="return"``, as the served model does);
+        ``errors="raise"`` raises the first one instead.
+        """
         if top_k < 1:
             raise ClassifierError(f"top_k must be at least 1, got {top_k}")
-        return [_top_k(row, self.labels, top_k) for row in self.probabilities(list(images), batch_size)]
+        if errors not in ERRORS:
+            raise ClassifierError(f"errors must be one of {ERRORS}, not {errors!r}")
+        results: list[list[Prediction] | ImageFailed] = []
+        for row in self._probability_rows(list(images), batch_size):
+            if isinstance(row, ImageFailed) and errors == "raise":
+                raise row
+            results.append(row if isinstance(row, ImageFailed) else _top_k(row, self.labels, top_k))
+        return results
+
+    def _probability_rows(self, images: list, batch_size: int) -> Iterator[np.ndarray | ImageFailed]:
+        """Per input, in order: its probabilities, or why it failed; ``batch_size`` good inputs per model run."""
+        for start in range(0, len(images), batch_size):
+            chunk: list[np.ndarray | ImageFailed] = []
+            for index in range(start, min(start + batch_size, len(images))):
+                try:
+                    chunk.append(self.pixels(images[index]))
+                except (ImageRejected, ClassifierError, OSError) as err:
+                    reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+                    chunk.append(ImageFailed(reason, index=index, source=describe_input(images[index])))
+            good = [pixels for pixels in chunk if not isinstance(pixels, ImageFailed)]
+            probabilities = iter(self._run(np.stack(good)) if good else ())
+            yield from (item if isinstance(item, ImageFailed) else next(probabilities) for item in chunk)
 
     def __repr__(self) -> str:
         return (

@@ -3,6 +3,7 @@
     tritonclf infer photo.jpg            # = python clients/infer.py photo.jpg
     tritonclf build --export exports/efficientnet_lite0
     tritonclf JOB --help                 # that job's options
+    tritonclf --version
 
 Each subcommand is a module with a ``main(argv)``; it is imported only when named, so
 ``tritonclf infer`` on a client-only install never touches torch or the server.
@@ -10,10 +11,17 @@ Each subcommand is a module with a ``main(argv)``; it is imported only when name
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
+
+from tritonclf import __version__
+
+# cli_options.EXIT_UNUSABLE; not imported from there: it pulls in the client and numpy, and the
+# dispatcher answers --help and --version on a bare Python (NVIDIA's container, a fresh venv).
+EXIT_UNUSABLE = 2
 
 # subcommand -> (module with main(argv), one-line help). Grouped by the design's folders.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -23,10 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # training/
     "train": ("tritonclf.training.train_cli", "fine-tune a timm model on an image folder"),
     "export": (
-        "tritonclf.training.torch2onnx",
+        "tritonclf.training.export_cli",
         "export a timm model + weights to ONNX with its labels and preprocessing",
     ),
-    "evaluate": ("tritonclf.training.evaluation", "score a checkpoint, an ONNX file or a served model"),
+    "evaluate": ("tritonclf.training.evaluate_cli", "score a checkpoint, an ONNX file or a served model"),
     "train-demo": ("tritonclf.training.train_demo", "digits: fine-tune, export, build, serve, evaluate"),
     "demo-data": ("tritonclf.training.demo_data", "write the digits demo dataset as an image folder"),
     # build/
@@ -59,7 +67,11 @@ def jobs() -> dict[str, tuple[str, str]]:
 def usage(found: dict[str, tuple[str, str]]) -> str:
     """The command list."""
     width = max(map(len, found))
-    lines = ["usage: tritonclf JOB [options]   (tritonclf JOB --help for a job's options)", "", "jobs:"]
+    lines = [
+        "usage: tritonclf JOB [options]   (tritonclf JOB --help for a job's options, tritonclf --version)",
+        "",
+        "jobs:",
+    ]
     lines += [f"  {name:<{width}}  {help_line}" for name, (_, help_line) in found.items()]
     return "\n".join(lines)
 
@@ -67,14 +79,23 @@ def usage(found: dict[str, tuple[str, str]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to the named job's ``main``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in {"-V", "--version"}:
+        print(f"tritonclf {__version__}")
+        return 0
     found = jobs()
-    if not args or args[0] in {"-h", "--help", "help"}:
+    if not args:
+        # Like argparse without its required argument: the usage on stderr, and a usage error's code.
+        print(usage(found), file=sys.stderr)
+        return EXIT_UNUSABLE
+    if args[0] in {"-h", "--help", "help"}:
         print(usage(found))
         return 0
     name, rest = args[0], args[1:]
     if name not in found:
-        print(f"tritonclf: unknown job {name!r}; one of: {', '.join(found)}", file=sys.stderr)
-        return 2
+        close = difflib.get_close_matches(name, list(found), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        print(f"tritonclf: unknown job {name!r}; {hint}tritonclf --help lists them all", file=sys.stderr)
+        return EXIT_UNUSABLE
     try:
         module = importlib.import_module(found[name][0])
     except ModuleNotFoundError as err:

@@ -37,12 +37,20 @@ class ExportMetadata:
     state_dict_sha256: str = ""
     torchscript_filename: str = ""
     torchscript_sha256: str = ""
+    # The ensemble name ``tritonclf build`` gives it unless --name says otherwise: the run's name for
+    # a fine-tuned model, so that it lands beside an ImageNet model of the same architecture.
+    served_name: str = ""
 
     @property
     def formats(self) -> tuple[str, ...]:
         """The exported file formats: ``onnx``, ``torchscript``."""
         files = (("onnx", self.onnx_filename), ("torchscript", self.torchscript_filename))
         return tuple(fmt for fmt, filename in files if filename)
+
+    @property
+    def ensemble_name(self) -> str:
+        """The name the build serves this export under by default (exports without one: the architecture's)."""
+        return self.served_name or self.model_name
 
     @property
     def num_classes(self) -> int:

@@ -81,6 +81,46 @@ def test_benchmark_served_only_against_one_protocol(server, export_dir, tmp_path
     assert result["references"] == {} and "comparison" not in result
 
 
+def own_photos(root: Path) -> Path:
+    """A folder of class folders as users bring them: JPEG and PNG of many sizes, a few broken files."""
+    from PIL import Image
+
+    sources = [Image.open(path).convert("RGB") for path in sorted(SAMPLES.glob("*.jpg"))]
+    for i in range(24):
+        folder = root / ("cats", "dogs", "crème brûlée")[i % 3]
+        folder.mkdir(parents=True, exist_ok=True)
+        size = (200 + 37 * i, 150 + 29 * i) if i % 8 else (1700, 1300)
+        image = sources[i % len(sources)].resize(size)
+        image.save(folder / f"{i:02d}.{'png' if i % 4 == 0 else 'jpg'}")
+    good = (root / "cats" / "03.jpg").read_bytes()
+    (root / "dogs" / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (root / "dogs" / "notes.jpg").write_text("not an image")
+    return root
+
+
+def test_benchmark_on_own_photos_names_broken_files_groups_sizes_and_names_results_after_the_ensemble(
+    server, export_dir, tmp_path, capsys
+):
+    photos = own_photos(tmp_path / "photos")
+    args = ["--images", str(photos), "--url", server.grpc_url, "--protocol", "grpc", "--concurrency", "1"]
+    args += ["--warmup-s", "0", "--duration-s", "0.5", "--reference-duration-s", "0.3"]
+    args += ["--export", str(export_dir), "--output-dir", str(tmp_path / "results")]
+    assert benchmark.main(args) == 0
+    out, err = capsys.readouterr()
+    assert f"warning: leaving out {photos / 'dogs' / 'notes.jpg'}: not a decodable image" in err
+    assert f"warning: leaving out {photos / 'dogs' / 'truncated.jpg'}: cannot decode JPEG image" in err
+    (report,) = (tmp_path / "results").glob("benchmark-*.json")
+    result = json.loads(report.read_text())
+    assert result["images"]["count"] == 24
+    assert list(result["images"]["sizes"]) == ["<0.5 MP", "0.5-2 MP", "2-10 MP"]  # 24 sizes in 3 groups
+    assert all(level["errors"] == 0 for level in result["served"])
+    assert result["references"]["limit"]["images_per_s"] > 0
+    assert (tmp_path / "results" / "latest-efficientnet_lite0.json").is_file()
+    report_lines = [line for line in out.splitlines() if not line.startswith("wrote ")]  # (long temporary paths)
+    assert max(map(len, report_lines)) < 300, max(report_lines, key=len)
+    assert len(result["references"]["limit"]["decode_cpu_ms_by_size"]) == 3
+
+
 @pytest.mark.skipif(
     not (Path(sys.executable).parent / "perf_analyzer").exists() and not shutil.which("perf_analyzer"),
     reason="perf_analyzer is not installed (make perf-tools)",

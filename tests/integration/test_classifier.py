@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tritonclf import Classifier
-from tritonclf.classifier import ClassifierError
+from tritonclf.classifier import ClassifierError, ImageFailed
 from tritonclf.client.triton_client import ClassifierClient
 
 from ..conftest import CAT_CLASSES, SAMPLE_PHOTOS, photo
@@ -48,6 +48,36 @@ def test_predict_batch_equals_one_by_one_across_batch_boundaries(clf):
         assert [p.index for p in answer] == [p.index for p in single]
         np.testing.assert_allclose([p.score for p in answer], [p.score for p in single], atol=1e-6)
     assert clf.predict_batch([]) == []
+
+
+def test_a_bad_image_in_a_batch_fails_alone_and_is_named_by_position_and_file(clf, server, tmp_path):
+    good = SAMPLE_PHOTOS[0].read_bytes()
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(good[: len(good) // 2])
+    inputs = [SAMPLE_PHOTOS[0], truncated, SAMPLE_PHOTOS[1], tmp_path / "missing.jpg", b"<html>", SAMPLE_PHOTOS[2]]
+    results = clf.predict_batch(inputs, top_k=3, batch_size=4)
+    assert len(results) == len(inputs)
+    failed = {i: r for i, r in enumerate(results) if isinstance(r, ImageFailed)}
+    assert sorted(failed) == [1, 3, 4]
+    assert str(failed[1]).startswith(f"image 1 ({truncated}): cannot decode JPEG image")
+    assert str(failed[3]) == f"image 3 ({tmp_path / 'missing.jpg'}): No such file or directory"
+    assert (failed[4].index, failed[4].source) == (4, "6 bytes") and "not a decodable image" in failed[4].reason
+    for i in (0, 2, 5):
+        alone = clf.predict(inputs[i], top_k=3)
+        assert [p.index for p in results[i]] == [p.index for p in alone]
+        np.testing.assert_allclose([p.score for p in results[i]], [p.score for p in alone], atol=1e-6)
+    # The served ensemble answers the same inputs the same way: the broken one alone fails.
+    client = ClassifierClient(server.grpc_url)
+    try:
+        with pytest.raises(Exception, match="cannot decode JPEG image"):
+            client.classify(truncated.read_bytes())
+        assert [p.index for p in client.classify(SAMPLE_PHOTOS[1].read_bytes(), 3)] == [p.index for p in results[2]]
+    finally:
+        client.close()
+    with pytest.raises(ImageFailed, match=r"^image 1 \(.*truncated.jpg\): cannot decode"):
+        clf.predict_batch(inputs, errors="raise")
+    with pytest.raises(ImageFailed, match="image 1"):
+        clf.probabilities(inputs)
 
 
 def test_unusable_inputs_are_one_line_errors(clf, tmp_path):

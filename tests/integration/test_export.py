@@ -12,7 +12,8 @@ import torch
 
 from tritonclf.export_metadata import load_metadata
 from tritonclf.files import sha256_file
-from tritonclf.training.torch2onnx import ExportError, export, main
+from tritonclf.training.export_cli import main
+from tritonclf.training.torch2onnx import ExportError, export
 from tritonclf.training.weights import WeightsError
 
 from ..conftest import SAMPLE_PHOTOS

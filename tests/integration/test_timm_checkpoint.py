@@ -15,9 +15,9 @@ import torch
 from timm.utils import CheckpointSaver, ModelEmaV3
 
 from tritonclf.export_metadata import load_metadata
-from tritonclf.training import evaluation
+from tritonclf.training import evaluate_cli
 from tritonclf.training.export_check import sample_batch
-from tritonclf.training.torch2onnx import main as export_main
+from tritonclf.training.export_cli import main as export_main
 from tritonclf.training.weights import WeightsError, read_checkpoint
 
 from ..conftest import SAMPLE_PHOTOS
@@ -123,7 +123,7 @@ def test_evaluate_scores_a_timm_checkpoint_on_a_class_folder(timm_run, tmp_path,
         (data / name).mkdir(parents=True)
         shutil.copy(next(p for p in SAMPLE_PHOTOS if p.stem == photo), data / name / f"{photo}.jpg")
     args = ["--data", str(data), "--checkpoint", str(run_dir / "model_best.pth.tar"), "--json"]
-    assert evaluation.main([*args, "--output", str(tmp_path / "eval")]) == 0
+    assert evaluate_cli.main([*args, "--output", str(tmp_path / "eval")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 3 and report["class_names"] == list(CLASSES)
     assert report["source"] == "checkpoint" and 0.0 <= report["top1"] <= 1.0

@@ -19,7 +19,8 @@ from tritonclf.repository.build import BuildError, BuildOptions, build_repositor
 from tritonclf.repository.pbtxt import parse
 from tritonclf.repository.preflight_checks import check_repository
 from tritonclf.training.export_check import sample_batch
-from tritonclf.training.torch2onnx import export, main
+from tritonclf.training.export_cli import main
+from tritonclf.training.torch2onnx import export
 from tritonclf.training.torch2torchscript import forward_arguments, load_torchscript
 
 from ..conftest import CAT_CLASSES, SAMPLE_PHOTOS

@@ -10,11 +10,11 @@ import torch
 
 from tritonclf.repository.build import BuildOptions, build_repository
 from tritonclf.serving.process import TritonProcess
-from tritonclf.training import train_cli as train_module
+from tritonclf.training import trainer as train_module
 from tritonclf.training.checkpoint import load_card, load_checkpoint, save_checkpoint
-from tritonclf.training.evaluation import main as evaluate_main
+from tritonclf.training.evaluate_cli import main as evaluate_main
+from tritonclf.training.export_cli import main as export_main
 from tritonclf.training.torch2onnx import export
-from tritonclf.training.torch2onnx import main as export_main
 from tritonclf.training.train_cli import main as train_main
 
 from ..conftest import SAMPLE_PHOTOS
@@ -100,9 +100,11 @@ def test_resume_continues_from_the_saved_epoch_as_if_never_interrupted(data, run
 
     monkeypatch.setattr(train_module, "train_epoch", interrupted)
     assert train_main(args) == 130
+    assert "train: interrupted; continue with --resume" in capsys.readouterr().err
     assert load_checkpoint(out / "last.pth")["epoch"] == EPOCHS - 1
     monkeypatch.setattr(train_module, "train_epoch", real_train_epoch)
-    assert train_main([*args, "--resume"]) == 0
+    # The run folder alone: its config.yaml holds the data, the model and every option.
+    assert train_main(["--output", str(out), "--resume"]) == 0
     assert f"resumed from {out / 'last.pth'} after epoch {EPOCHS - 1}" in capsys.readouterr().out
     resumed, uninterrupted = load_checkpoint(out / "last.pth"), load_checkpoint(run / "last.pth")
     assert resumed["epoch"] == EPOCHS and resumed["step"] == uninterrupted["step"]
@@ -114,6 +116,25 @@ def test_resume_continues_from_the_saved_epoch_as_if_never_interrupted(data, run
     # Nothing left to do: a second resume says so and trains nothing.
     assert train_main([*args, "--resume"]) == 0
     assert "already trained 3 epochs" in capsys.readouterr().out
+
+
+def test_each_unreadable_file_is_reported_once_by_name_and_counted_in_every_epoch(tmp_path, capfd):
+    # 3 x 5 + 1 = 16 training images, two batches of 8: none is left out of an epoch by drop_last.
+    data = write_colour_dataset(tmp_path / "colours", train_per_class=5, val_per_class=3)
+    truncated = {}
+    for split in ("train", "val"):
+        good = (data / split / "red" / "000.png").read_bytes()
+        truncated[split] = data / split / "red" / "zz-truncated.png"
+        truncated[split].write_bytes(good[: len(good) // 2])  # the header reads; decoding fails
+    args = ["--data", str(data), "--output", str(tmp_path / "run"), *TRAIN_ARGS, "--epochs", "2", "--workers", "2"]
+    assert train_main(args) == 0
+    out, err = capfd.readouterr()  # the loader's workers write to the file descriptor
+    for path in truncated.values():
+        assert err.count(f"warning: skipping {path}: ") == 1, err
+    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ") and "/2:" in line]
+    assert len(epoch_lines) == 2
+    assert all(line.endswith("| 2 unreadable images skipped (1 train, 1 val)") for line in epoch_lines), epoch_lines
+    assert [(r["skipped_images"], r["skipped_val_images"]) for r in history(tmp_path / "run")] == [(1, 1), (1, 1)]
 
 
 def test_early_stopping_ends_the_run_after_patience_epochs_without_progress(data, tmp_path, capsys):

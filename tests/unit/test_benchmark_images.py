@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import random
+import shutil
 from collections import Counter
 
 import pytest
 from PIL import Image
 
+from tritonclf.preprocess import DecodeLimits, PreprocessSpec
 from tritonclf.samples import sample_dir
 from tritonclf_lab.bench.images import (
     DEFAULT_MIX,
@@ -17,13 +19,16 @@ from tritonclf_lab.bench.images import (
     BenchImage,
     allocate_counts,
     crop_box,
+    decodable,
     describe,
     generate_mix,
     load_folder,
     parse_mix,
+    size_group,
 )
 
 SAMPLES = sample_dir()
+SPEC = PreprocessSpec(input_size=(224, 224))
 # Small sizes in the default proportions: the generator's logic without 12 MP encodes.
 SMALL_MIX = (((64, 48), 0.5), ((128, 96), 0.3), ((200, 150), 0.2))
 
@@ -151,13 +156,51 @@ def test_load_folder_reads_images_sorted_with_their_orientation(tmp_path):
     Image.new("RGB", (40, 30), "blue").save(tmp_path / "a.JPEG", exif=exif.tobytes())
     Image.new("RGB", (20, 10), "green").save(tmp_path / "c.png")
     (tmp_path / "notes.txt").write_text("not an image")
-    images = load_folder(tmp_path)
-    assert [(i.size_label, i.exif_rotated) for i in images] == [("40x30", True), ("40x30", False), ("20x10", False)]
+    images, skipped = load_folder(tmp_path, SPEC)
+    assert [(i.width, i.height, i.exif_rotated) for i in images] == [(40, 30, True), (40, 30, False), (20, 10, False)]
+    assert skipped == [] and {i.size_label for i in images} == {"<0.5 MP"}
+
+
+def test_load_folder_reads_class_folders_and_names_each_file_the_server_would_reject(tmp_path):
+    """As infer reads a folder; a broken file is left out and named instead of stopping the benchmark."""
+    good = SAMPLES / "chelsea.jpg"
+    for name in ("cats/1.jpg", "cats/2.jpg", "dogs/1.jpg"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        shutil.copyfile(good, tmp_path / name)
+    data = good.read_bytes()
+    (tmp_path / "dogs" / "truncated.jpg").write_bytes(data[: len(data) // 2])  # the header reads
+    (tmp_path / "dogs" / "text.jpg").write_text("not an image")
+    images, skipped = load_folder(tmp_path, SPEC)
+    assert len(images) == 3
+    assert [(f.path.name, f.reason.split(":")[0]) for f in skipped] == [
+        ("text.jpg", "not a decodable image"),
+        ("truncated.jpg", "cannot decode JPEG image"),
+    ]
+    assert str(skipped[1]) == f"{tmp_path / 'dogs' / 'truncated.jpg'}: {skipped[1].reason}"
+
+
+def test_own_photos_of_many_sizes_are_grouped_by_megapixels():
+    sizes = [(300 + 7 * i, 200 + 5 * i) for i in range(60)] + [(1600, 1200), (3000, 2250), (4032, 3024)]
+    groups = [size_group(w, h) for w, h in sizes]
+    assert set(groups) == {"<0.5 MP", "0.5-2 MP", "2-10 MP", "10+ MP"}
+    assert size_group(640, 480) == "<0.5 MP" and size_group(1280, 960) == "0.5-2 MP"
+    assert size_group(4032, 3024) == "10+ MP"  # the large subset's size
+    images = [BenchImage(b"x", w, h, group=g) for (w, h), g in zip(sizes, groups, strict=True)]
+    assert list(describe(images)["sizes"]) == ["<0.5 MP", "0.5-2 MP", "2-10 MP", "10+ MP"]
 
 
 def test_load_folder_without_images_says_so(tmp_path):
     """Missing folder and empty folder are one-line errors."""
     with pytest.raises(FileNotFoundError, match="no image folder"):
-        load_folder(tmp_path / "missing")
+        load_folder(tmp_path / "missing", SPEC)
     with pytest.raises(FileNotFoundError, match=r"no images \(\.jpg, \.jpeg"):
-        load_folder(tmp_path)
+        load_folder(tmp_path, SPEC)
+
+
+def test_references_keep_only_images_the_servers_limits_accept(tmp_path):
+    """A server built with lower limits rejects some images: the in-process references must leave them out."""
+    Image.new("RGB", (40, 30), "red").save(tmp_path / "big.png")
+    Image.new("RGB", (20, 10), "red").save(tmp_path / "small.png")
+    images, _ = load_folder(tmp_path, SPEC)
+    kept, rejected = decodable(images, SPEC, DecodeLimits(max_image_pixels=1000))
+    assert [(i.width, i.height) for i in kept] == [(20, 10)] and rejected == 1

@@ -79,7 +79,7 @@ def test_fail_prints_one_line_and_returns_the_code(capsys):
     ("module", "argv", "flags"),
     [
         ("tritonclf.client.infer_cli", ["x.jpg"], ("url", "protocol", "model", "concurrency", "timeout_s")),
-        ("tritonclf.training.evaluation", ["--data", "d"], ("url", "protocol", "model", "concurrency", "timeout_s")),
+        ("tritonclf.training.evaluate_cli", ["--data", "d"], ("url", "protocol", "model", "concurrency", "timeout_s")),
         ("tritonclf_lab.soak", [], ("concurrency",)),
         ("tritonclf_lab.bench.perf_sweep_cli", [], ("url", "protocol", "model", "concurrency")),
         (

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tritonclf.training.data import Sample
-from tritonclf.training.evaluation import Predictions, agreement, load_samples, main, score
+from tritonclf.training.evaluate_cli import main
+from tritonclf.training.evaluation import Predictions, agreement, load_samples, score
 
 from ..training_data import write_colour_dataset
 
@@ -58,9 +59,9 @@ def test_cli_needs_a_source_and_reports_missing_files_in_one_line(tmp_path, caps
     write_colour_dataset(tmp_path / "d", train_per_class=2, val_per_class=1)
     assert main(["--data", str(tmp_path / "d"), "--onnx", str(tmp_path / "none.onnx")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no ONNX file at" in err
+    assert err.count("\n") == 1 and "none.onnx: no such file" in err
     assert main(["--data", str(tmp_path / "d"), "--checkpoint", str(tmp_path / "none.pth")]) == 2
-    assert "no weights file at" in capsys.readouterr().err
+    assert "none.pth: no such file" in capsys.readouterr().err
 
 
 def test_unreachable_server_is_a_one_line_error(tmp_path, capsys):
@@ -68,3 +69,14 @@ def test_unreachable_server_is_a_one_line_error(tmp_path, capsys):
     assert main(["--data", str(tmp_path / "d"), "--url", "127.0.0.1:1", "--output", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot reach Triton" in err
+
+
+def test_unreadable_validation_files_are_reported_whether_data_is_the_root_or_its_val(tmp_path, capsys):
+    root = write_colour_dataset(tmp_path / "d", train_per_class=2, val_per_class=1)
+    (root / "val" / "red" / "broken.jpg").write_bytes(b"not a jpeg")
+    (root / "train" / "red" / "junk.jpg").write_bytes(b"not a jpeg either")
+    for data in (root, root / "val"):
+        load_samples(data, val_fraction=0.2, seed=0)
+        err = capsys.readouterr().err
+        assert f"warning: skipped 1 file(s): unreadable image (e.g. {root / 'val' / 'red' / 'broken.jpg'})" in err
+        assert "junk.jpg" not in err  # a training file is no concern of the evaluation

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tritonclf.training.torch2onnx import main
+from tritonclf.training.export_cli import main
 
 
 def test_cli_without_weights_for_other_models_explains_what_to_do(tmp_path, capsys):

@@ -102,6 +102,12 @@ def test_unknown_model_is_a_one_line_error_with_suggestions(dataset, tmp_path, c
     assert "unknown timm model 'resnet_18'" in err
 
 
+def test_suggestions_for_a_mistyped_model_are_the_closest_names(dataset, tmp_path, capsys):
+    assert main(["--data", str(dataset), "--output", str(tmp_path / "out"), "--model", "efficientnet_lite9"]) == 2
+    err = one_line_error(capsys)
+    assert "did you mean efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, efficientnet_lite3, " in err
+
+
 def test_a_model_without_offline_weights_says_what_to_pass(dataset, tmp_path, capsys):
     assert main(["--data", str(dataset), "--output", str(tmp_path / "out"), "--model", "resnet18"]) == 2
     assert "--init random" in one_line_error(capsys)
@@ -115,10 +121,15 @@ def test_image_that_fails_after_the_scan_is_replaced_in_training_and_left_out_of
     index = next(i for i, s in enumerate(splits.train) if s.path == truncated)
     train_set = TrainDataset(splits.train, SPEC, TrainTransform(SPEC, "none"), DecodeLimits())
     pixels, label, failed = train_set[index]
-    assert failed == 1 and label == splits.train[index + 1].label and pixels.shape == (3, 32, 32)
+    assert failed == index + 1 and label == splits.train[index + 1].label and pixels.shape == (3, 32, 32)
+    assert train_set[index + 1][2] == 0  # the next one decodes
     eval_set = EvalDataset(splits.train, SPEC, DecodeLimits())
     assert eval_set[index][1] == INVALID_LABEL
     assert capsys.readouterr().err.count(f"warning: skipping {truncated}") == 2
+    # Named once per run: the trainer marks what it was told about, and validation stops reporting.
+    train_set.reported, eval_set.report = frozenset({index}), False
+    assert train_set[index][2] == index + 1 and eval_set[index][1] == INVALID_LABEL
+    assert capsys.readouterr().err == ""
 
 
 def test_validation_pixels_are_exactly_the_served_preprocessing(dataset):
@@ -187,3 +198,19 @@ def test_training_decodes_like_serving_exif_rotation_included(tmp_path):
 
     pixels, label, failed = TrainDataset((Sample(path, 0),), SPEC, transform, DecodeLimits())[0]
     assert shapes == [(60, 30, 3)] and torch.is_tensor(pixels) and (label, failed) == (0, 0)
+
+
+def test_the_printed_export_command_survives_a_run_folder_with_a_space(tmp_path):
+    import shlex
+
+    from tritonclf.training.trainer import export_hint
+
+    hint = export_hint(tmp_path / "my runs" / "gray crème")
+    assert shlex.split(hint) == [
+        "python",
+        "training/export.py",
+        "--weights",
+        str(tmp_path / "my runs" / "gray crème" / "best.pth"),
+        "--output",
+        "exports/gray crème",
+    ]

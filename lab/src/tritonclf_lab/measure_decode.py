@@ -10,12 +10,14 @@ into a child over fork and exec, so under pytest it would hide the decode entire
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import sys
 import time
 from pathlib import Path
 
+from tritonclf.cli_options import fail
 from tritonclf.preprocess import DecodeLimits, PreprocessSpec, preprocess_image
 
 MAX_ADDRESS_SPACE_BYTES = 3 * 1024**3
@@ -29,16 +31,24 @@ def status_bytes(field: str) -> int:
     raise KeyError(field)
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2].strip())
+    parser.add_argument("image", type=Path, help="the image file to decode")
+    parser.add_argument("--exact", action="store_true", help="decode JPEGs at full size (no draft decoding)")
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Decode the file once with the default spec and limits; print the measurement."""
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in {"-h", "--help"}:
-        print(__doc__.strip())
-        return 0 if args else 2
+    args = parse_args(argv)
+    try:
+        data = args.image.read_bytes()
+    except OSError as err:
+        return fail("measure-decode", f"cannot read {args.image}: {err.strerror}")
     # A regression must fail here with MemoryError, not take the machine's memory (one bug asked for 16 GB).
     resource.setrlimit(resource.RLIMIT_AS, (MAX_ADDRESS_SPACE_BYTES, MAX_ADDRESS_SPACE_BYTES))
-    data = Path(args[0]).read_bytes()
-    limits = DecodeLimits(jpeg_draft="--exact" not in args)
+    limits = DecodeLimits(jpeg_draft=not args.exact)
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
     before = status_bytes("VmRSS")
     start = time.process_time()

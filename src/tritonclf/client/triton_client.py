@@ -59,6 +59,21 @@ def default_url(protocol: str) -> str:
     return f"localhost:{DEFAULT_PORTS[protocol]}"
 
 
+def check_address(url: str, protocol: str) -> None:
+    """``HOST:PORT`` as tritonclient takes it; a URL or a bad port is a one-line ClientError.
+
+    Checked before tritonclient sees it: its HTTP client, refusing a scheme in its
+    constructor, leaves a half-made object whose destructor prints a traceback.
+    """
+    example = f"e.g. {default_url(protocol)}"
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        raise ClientError(f"give the server as HOST:PORT, without {scheme}://: {rest.rstrip('/') or example}")
+    host, sep, port = url.rpartition(":")
+    if sep and (not host or not port.isdigit() or not 0 < int(port) < 65536):
+        raise ClientError(f"give the server as HOST:PORT ({example}), not {url!r}")
+
+
 class TritonConnection:
     """One Triton server over gRPC or HTTP, checked live on creation.
 
@@ -70,6 +85,7 @@ class TritonConnection:
             raise ClientError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
         self.protocol = protocol
         self.url = url or default_url(protocol)
+        check_address(self.url, protocol)
         self.timeout_s = timeout_s
         self._local = threading.local()
         with self._closed_on_error():
@@ -184,7 +200,12 @@ class ClassifierClient(TritonConnection):
         except Exception as err:
             raise ClientError(f"cannot query model {name!r}: {one_line(err)}") from None
         if not ready:
-            raise ClientError(f"model {name!r} is not ready on {self.url} (unknown, or failed to load)")
+            try:
+                ensembles = ", ".join(self.ready_ensembles()) or "none"
+                known = f"; ready ensembles: {ensembles}"
+            except ClientError:  # a restricted repository API: the models cannot be listed
+                known = ""
+            raise ClientError(f"model {name!r} is not ready on {self.url} (unknown, or failed to load){known}")
         return (
             self.raw.get_model_metadata(name, as_json=True)
             if self.protocol == "grpc"

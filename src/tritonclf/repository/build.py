@@ -29,6 +29,7 @@ import os
 import platform
 import shutil
 import struct
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,6 +43,7 @@ from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import sha256_file, write_atomic, write_json_atomic
 from tritonclf.progress import Progress
 from tritonclf.provenance import project_version, utc_timestamp
+from tritonclf.repository.model_names import describe_name_problem, model_name_problem, repository_path_problem
 from tritonclf.repository.models import (
     ENGINE_FILENAME,
     WARMUP_IMAGE_FILE,
@@ -108,6 +110,30 @@ def labels_text(metadata: ExportMetadata) -> str:
         if "\n" in label or not label.strip():
             raise BuildError(f"label {label!r} is empty or spans lines: fix the export's labels")
     return "\n".join(metadata.labels) + "\n"
+
+
+def check_name(name: str | None) -> None:
+    """A model name Triton can serve (``model_names``), else a one-line BuildError; None passes (the default)."""
+    if name is None:
+        return
+    problem = model_name_problem(name)
+    if problem:
+        raise BuildError(describe_name_problem(name, problem))
+
+
+def check_replacement(repository: Path, name: str, metadata: ExportMetadata, *, replace: bool) -> None:
+    """Refuse to turn an ensemble serving other classes into this export's, unless asked to."""
+    labels_file = Path(repository) / name / contract.LABELS_FILENAME
+    if replace or not labels_file.is_file():
+        return
+    served = labels_file.read_text().splitlines()
+    if served == list(metadata.labels):
+        return
+    first = f", {served[0]!r}..." if served else ""
+    raise BuildError(
+        f"{labels_file.parent} already serves another model ({len(served)} classes{first}) and this export has "
+        f"{metadata.num_classes}: build it beside with --name NAME, or pass --replace to replace it"
+    )
 
 
 def _existing_versions(model_dir: Path) -> list[int]:
@@ -281,16 +307,26 @@ def build_repository(
     options: BuildOptions = BuildOptions(),  # noqa: B008 - frozen dataclass, safe as a default
     engine: PreparedEngine | None = None,
     progress: Progress | None = None,
+    *,
+    replace: bool = False,
 ) -> list[ModelBuild]:
     """Export folder (``model.onnx`` and/or ``model.pt``, ``model.json``) -> three models in ``repository``.
 
+    The ensemble is ``options.name``, else the export's own name (``ExportMetadata.ensemble_name``).
+    An ensemble already there with other labels is replaced only with ``replace``.
     ``progress`` shows the ``BUILD_STEPS`` steps (the command passes one; callers in code stay quiet).
     """
     progress = progress or Progress.quiet()
     export_dir, repository = Path(export_dir), Path(repository)
+    check_name(options.name)
     progress.step(f"check the export in {export_dir}")
     metadata = load_metadata(export_dir / contract.METADATA_FILENAME)
-    name = options.name or metadata.model_name
+    name = options.name or metadata.ensemble_name
+    check_name(name)
+    check_replacement(repository, name, metadata, replace=replace)
+    path_problem = repository_path_problem(repository)
+    if path_problem:
+        progress.write(f"warning: {repository}: {path_problem}", stream=sys.stderr)
     repository.mkdir(parents=True, exist_ok=True)
     labels = {contract.LABELS_FILENAME: labels_text(metadata)}
     provenance = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from shlex import quote
 
 from tritonclf.cli_options import fail
 from tritonclf.export_metadata import load_metadata
@@ -23,7 +24,15 @@ from tritonclf.image_files import list_images
 from tritonclf.preprocess import DecodeLimits
 from tritonclf.progress import Progress
 from tritonclf.repository.backends import BACKENDS, choose_backend, probe_gpu, probe_tensorrt
-from tritonclf.repository.build import BUILD_STEPS, BuildError, BuildOptions, PreparedEngine, build_repository
+from tritonclf.repository.build import (
+    BUILD_STEPS,
+    BuildError,
+    BuildOptions,
+    PreparedEngine,
+    build_repository,
+    check_name,
+    check_replacement,
+)
 from tritonclf.repository.engine_args import add_engine_arguments, engine_options, gate_thresholds
 from tritonclf.repository.models import DEVICES, GPU_QUEUE_DELAY_US, PREPROCESSORS
 from tritonclf.samples import sample_dir
@@ -46,7 +55,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("--export", type=Path, required=True, help="folder with model.onnx and model.json")
     add("--repository", type=Path, default=Path("model_repository"), help="default: %(default)s")
-    add("--name", help="ensemble name (default: the exported model's name)")
+    add(
+        "--name",
+        help="ensemble name of ASCII letters, digits, _ - . (default: the export's: a fine-tuned model's run name)",
+    )
+    add("--replace", action="store_true", help="let the build replace an ensemble that serves other classes")
     add("--backend", choices=BACKENDS, default="auto", help="classifier backend (default: %(default)s)")
     add(
         "--device",
@@ -216,11 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     progress = Progress("build", total=1 + BUILD_STEPS)
     try:
-        # Choosing the backend can mean building and gating a TensorRT engine: minutes.
+        # The name and what it would replace are checked first: choosing the backend can mean
+        # building and gating a TensorRT engine for minutes.
+        check_name(args.name)
+        metadata = load_metadata(args.export / "model.json")
+        ensemble = args.name or metadata.ensemble_name
+        check_name(ensemble)
+        check_replacement(args.repository, ensemble, metadata, replace=args.replace)
         progress.step(f"resolve the classifier backend ({args.backend})")
         options, engine = resolve(args, progress)
-        built = build_repository(args.export, args.repository, options, engine, progress=progress)
-        metadata = load_metadata(args.export / "model.json")
+        built = build_repository(args.export, args.repository, options, engine, progress=progress, replace=args.replace)
         progress.finish("built")
     except (BuildError, FileNotFoundError, ValueError) as err:
         progress.close()
@@ -228,8 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     for model in built:
         state = "written" if model.changed else "up to date"
         print(f"{args.repository}/{model.name}/{model.version}: {state}")
-    ensemble = options.name or metadata.model_name
-    print(f"serve it: tritonserver --model-repository {args.repository}  (ensemble: {ensemble})")
+    print(f"serve it: tritonserver --model-repository {quote(str(args.repository))}  (ensemble: {ensemble})")
     return 0
 
 

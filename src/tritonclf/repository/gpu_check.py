@@ -132,7 +132,7 @@ def run(export: Path) -> int:
     for line in wrong:
         print(f"gpu-check: FAILED: {line}", file=sys.stderr)
     metadata = load_metadata(export / contract.METADATA_FILENAME)
-    plan_path = next((repository / contract.classifier_model_name(metadata.model_name)).glob("*/model.plan"))
+    plan_path = next((repository / contract.classifier_model_name(metadata.ensemble_name)).glob("*/model.plan"))
     progress.step(f"engine throughput at batch {', '.join(map(str, BATCH_SIZES))}")
     for batch, rate in engine_throughput(plan_path, (3, *metadata.preprocess.input_size)).items():
         progress.write(f"engine throughput, batch {batch:>2}: {rate:,.0f} images/s")

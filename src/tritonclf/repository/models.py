@@ -45,7 +45,7 @@ GPU_QUEUE_DELAY_US = 100
 class BuildOptions:
     """Serving choices baked into the generated configs."""
 
-    name: str | None = None  # ensemble name; default: the exported model's name
+    name: str | None = None  # ensemble name; default: the export's (ExportMetadata.ensemble_name)
     backend: str = "python-ort"  # "python-ort" | "onnx" | "trt" | "torch" | "torchscript" (``auto`` is resolved before)
     # Where python-ort / onnx / torch classifier instances and torch preprocessing run; trt is always GPU.
     device: str = "cpu"

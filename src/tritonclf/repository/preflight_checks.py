@@ -3,7 +3,8 @@
 Triton's own load errors come late and cryptic ("plan file is not compatible",
 "unable to find ... in the model", an ensemble stuck UNAVAILABLE). This checks,
 for every model: the config parses and names its folder; every file it needs
-exists; files match the hashes in the version's manifest; the ensemble's steps
+exists; files match the hashes in the version's manifest; names and the repository's path are
+ones Triton's Python backend can start a model under (``model_names``); the ensemble's steps
 wire up (names, data types, shapes); for TensorRT engines, that this
 machine's TensorRT version and GPU match the ones the engine was built for; and for
 TorchScript classifiers (``pytorch_libtorch``), that the config's tensor names follow
@@ -25,6 +26,7 @@ from tritonclient.grpc import model_config_pb2 as pb
 from tritonclf import contract
 from tritonclf.files import sha256_file
 from tritonclf.repository.backends import GpuInfo
+from tritonclf.repository.model_names import model_name_problem, repository_path_problem
 from tritonclf.repository.pbtxt import parse
 
 
@@ -71,6 +73,20 @@ def load_models(repository: Path) -> tuple[dict[str, LoadedModel], list[Finding]
             findings.append(Finding(folder.name, "no version folder (1/, 2/...): rebuild the repository"))
         models[folder.name] = LoadedModel(folder, config, versions)
     return models, findings
+
+
+def check_names(repository: Path, models: dict[str, LoadedModel]) -> list[Finding]:
+    """Model names, and the repository's path, that Triton's Python backend cannot start a model under."""
+    findings = []
+    for name, model in models.items():
+        problem = model_name_problem(name)
+        if problem and (model.config.backend == "python" or model.config.platform == "ensemble"):
+            findings.append(Finding(name, f"the model name {problem}; rebuild with such a --name"))
+    if any(model.config.backend == "python" for model in models.values()):
+        path_problem = repository_path_problem(repository)
+        if path_problem:
+            findings.append(Finding(str(repository), path_problem))
+    return findings
 
 
 def required_files(config: pb.ModelConfig) -> list[str]:
@@ -355,6 +371,7 @@ def check_repository(
     models, findings = load_models(repository)
     if not models and not findings:
         findings.append(Finding(str(repository), "the repository holds no models: run make repository"))
+    findings += check_names(repository, models)
     for model in models.values():
         findings += check_files(model)
         if model.config.platform == "ensemble":

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from tritonclf.preprocess import PreprocessSpec, normalize, resize_and_crop
+from tritonclf.training.choices import AUGMENTATIONS
 
 # albumentations asks PyPI for a newer version at import: no network calls from training.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -83,7 +84,6 @@ PRESETS = {
         dropout_p=0.5,
     ),
 }
-AUGMENTATIONS = ("none", *PRESETS, "article")
 
 
 def create_albumentations(spec: PreprocessSpec, strength: Strength, hflip: float) -> A.Compose:

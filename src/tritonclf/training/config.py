@@ -1,10 +1,13 @@
 """The training configuration: defaults < YAML file (``--config``) < command-line flags.
 
     config = parse_config(["--config", "digits.yaml", "--epochs", "3"])
+    config = parse_config(["--output", "runs/digits", "--resume"])   # the run folder's own config.yaml
+    check_run_folder(config)                        # the data exists; an existing run needs --resume or --force
     save_config(config, out / "config.yaml")       # the resolved values, beside every run
 
 Every option is a field of :class:`TrainConfig`; a YAML file uses the same names
 (``lr_head: 0.001``), the command line the dashed ones (``--lr-head 0.001``).
+Nothing here imports torch: ``tritonclf train`` checks its arguments in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -12,19 +15,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from tritonclf.files import write_atomic
-from tritonclf.training.augment import AUGMENTATIONS
-from tritonclf.training.mixing import Mixer
-from tritonclf.training.model import INITS
-from tritonclf.training.strategies import STRATEGIES
+from tritonclf.training.choices import AUGMENTATIONS, INITS, STRATEGIES
+
+if TYPE_CHECKING:
+    from tritonclf.training.mixing import Mixer
 
 AMP_MODES = ("none", "auto", "fp16", "bf16")
 SCHEDULE_UNITS = ("step", "epoch")
 # timm's train.py spellings, accepted beside ours: the same option under timm's name.
 TIMM_ALIASES = {"smoothing": "label_smoothing", "drop": "drop_rate"}
+# The files a training run writes into its folder (beside them, evaluate's eval/ and the user's own).
+RUN_FILES = ("config.yaml", "labels.txt", "best.pth", "last.pth", "metrics.csv", "metrics.json", "curves.png")
 # Options whose meaning moved: a saved config naming them says what to write instead.
 _RETIRED = {
     "mixup_alpha": "--mixup is now the mixup alpha (as in timm) and --mixup-prob the chance per batch",
@@ -75,6 +81,7 @@ class TrainConfig:
     threads: int = 0
     device: str = "auto"
     resume: str | None = None
+    force: bool = False  # start over in a folder that holds a run; never saved in config.yaml
 
     def to_dict(self) -> dict:
         """YAML-ready values (paths as strings)."""
@@ -112,7 +119,8 @@ _HELP = {
     "workers": "DataLoader worker processes",
     "threads": "CPU threads for PyTorch (0 = the cores left after the workers)",
     "device": "auto, cpu, cuda or cuda:N",
-    "resume": "continue from a checkpoint (no value: OUTPUT/last.pth)",
+    "resume": "continue from a checkpoint (no value: OUTPUT/last.pth) with the run's config.yaml, flags over it",
+    "force": "train into an --output that holds a run, replacing it (default: refuse)",
 }
 
 
@@ -138,11 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
         default = field.default
         if field.name == "resume":
             kwargs.update(nargs="?", const="auto", metavar="CHECKPOINT")
+        elif field.name == "force":
+            kwargs["action"] = "store_true"
         elif field.name in choices:
             kwargs["choices"] = choices[field.name]
         else:
             kwargs["type"] = _field_type(field)
-        if default is not None and field.name != "resume":
+        if default is not None and field.name not in ("resume", "force"):
             kwargs["help"] += f" (default: {default})"
         parser.add_argument(*flags, dest=field.name, **kwargs)
     return parser
@@ -150,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _field_type(field: dataclasses.Field) -> type:
     annotation = str(field.type)
-    for name, kind in (("Path", Path), ("int", int), ("float", float)):
+    for name, kind in (("Path", Path), ("int", int), ("float", float), ("bool", bool)):
         if annotation.startswith(name):
             return kind
     return str
@@ -191,14 +201,38 @@ def load_yaml(path: Path) -> dict:
 
 
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
-    """Resolve defaults < ``--config`` YAML < flags into a checked :class:`TrainConfig`."""
+    """Resolve defaults < ``--config`` YAML < flags into a checked :class:`TrainConfig`.
+
+    ``--resume`` without ``--config`` reads the run folder's own ``config.yaml`` (the folder of
+    ``--output``, or of the checkpoint named): the flags given then change only what they name.
+    """
     args = vars(build_parser().parse_args(argv))
     config_file = args.pop("config", None)
-    values = load_yaml(config_file) if config_file else {}
-    values.update(_coerce(args, "command line"))
+    flags = _coerce(args, "command line")
+    values = {}
+    if config_file is None and flags.get("resume"):
+        config_file = _run_config(flags)
+        if flags["resume"] != "auto" and "output" not in flags:
+            values["output"] = Path(flags["resume"]).parent  # the run folder is where its checkpoint is
+    values = {**(load_yaml(config_file) if config_file else {}), **values}
+    values.update(flags)
     config = TrainConfig(**values)
     check_config(config)
     return config
+
+
+def _run_config(flags: dict) -> Path | None:
+    """The ``config.yaml`` of the run ``--resume`` continues, when there is one."""
+    resume, output = flags["resume"], flags.get("output")
+    folder = Path(output) if output is not None else None if resume == "auto" else Path(resume).parent
+    if folder is None:
+        raise ConfigError("--resume needs the run folder: --output RUN (or --config RUN/config.yaml)")
+    path = folder / "config.yaml"
+    if path.is_file():
+        return path
+    if flags.get("data") is None:
+        raise ConfigError(f"nothing to resume in {folder}: it has no config.yaml (a run folder has one)")
+    return None
 
 
 def check_config(config: TrainConfig) -> None:
@@ -223,14 +257,58 @@ def check_config(config: TrainConfig) -> None:
         raise ConfigError(f"--ema-decay must be in [0, 1), got {config.ema_decay}")
     if config.input_size is not None and config.input_size < 8:
         raise ConfigError(f"--input-size must be at least 8 pixels, got {config.input_size}")
-    try:
-        create_mixer(config, 2)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    _check_mixing(config)
+    if config.resume and config.force:
+        raise ConfigError("--resume continues the run and --force replaces it: pass one of them")
+
+
+def _check_mixing(config: TrainConfig) -> None:
+    """Mixup / CutMix knobs as timm reads them (``mixing.Mixer`` holds the same rules)."""
+    if min(config.mixup, config.cutmix) < 0:
+        raise ConfigError(
+            f"--mixup and --cutmix are Beta alphas as in timm (0 = off), got {config.mixup} and {config.cutmix}"
+        )
+    for flag, value in (("--mixup-prob", config.mixup_prob), ("--mixup-switch-prob", config.mixup_switch_prob)):
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{flag} is a probability in [0, 1], got {value}")
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise ConfigError(f"--label-smoothing must be in [0, 1), got {config.label_smoothing}")
+
+
+def check_run_folder(config: TrainConfig) -> None:
+    """What the file system must hold for this run: the data, and no other run in ``--output`` unless asked.
+
+    Without ``--resume`` or ``--force``, a folder that holds a run's files is refused: training
+    would overwrite its checkpoints and config with another run's.
+    """
+    if not Path(config.data).is_dir():
+        raise ConfigError(f"data folder {config.data} does not exist")
+    output = Path(config.output)
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"--output {output} is a file, not a run folder")
+    if config.resume:
+        checkpoint = output / "last.pth" if config.resume == "auto" else Path(config.resume)
+        if not checkpoint.is_file():
+            raise ConfigError(f"nothing to resume: {checkpoint} does not exist (train without --resume to start)")
+        return
+    existing = [name for name in RUN_FILES if (output / name).exists()]
+    if existing and not config.force:
+        raise ConfigError(
+            f"{output} already holds a training run ({', '.join(existing[:3])}): continue it with --resume, "
+            "start over in it with --force, or pick another --output"
+        )
+
+
+def clear_run_folder(output: Path) -> None:
+    """Remove a previous run's files (``--force``), so none of them is mistaken for the new run's."""
+    for name in RUN_FILES:
+        (Path(output) / name).unlink(missing_ok=True)
 
 
 def create_mixer(config: TrainConfig, num_classes: int) -> Mixer:
     """The batch mixer the config asks for (timm's meaning of every knob)."""
+    from tritonclf.training.mixing import Mixer
+
     return Mixer(
         num_classes,
         mixup_alpha=config.mixup,
@@ -243,5 +321,7 @@ def create_mixer(config: TrainConfig, num_classes: int) -> Mixer:
 
 def save_config(config: TrainConfig, path: Path) -> None:
     """The resolved configuration, as YAML that ``--config`` reads back."""
-    values = {**config.to_dict(), "resume": None}  # rerunning the saved config starts a run, it does not resume
+    # Rerunning the saved config starts a run: it neither resumes nor replaces one.
+    values = {key: value for key, value in config.to_dict().items() if key != "force"}
+    values["resume"] = None
     write_atomic(path, yaml.safe_dump(values, sort_keys=False))

@@ -66,6 +66,8 @@ class Splits:
     train: tuple[Sample, ...]
     val: tuple[Sample, ...]
     warnings: tuple[str, ...]
+    # The warnings about files that would have been validation images (all of them, for a split folder).
+    val_warnings: tuple[str, ...] = ()
 
 
 def probe_image(path: Path, limits: DecodeLimits) -> str | None:
@@ -125,9 +127,10 @@ def load_splits(data: Path, *, val_fraction: float = 0.2, seed: int = 42, limits
     # DIR/train/<class> (+ DIR/val/<class>), or DIR/<class> alone, split by fraction.
     train_root = data / "train" if (data / "train").is_dir() else data
     val_root = data / "val" if train_root != data and (data / "val").is_dir() else None
-    report = ScanReport()
+    report, val_report = ScanReport(), ScanReport()
     train = scan_class_folders(train_root, limits, report)
-    val = scan_class_folders(val_root, limits, report) if val_root else {}
+    val = scan_class_folders(val_root, limits, val_report) if val_root else {}
+    report.skipped += val_report.skipped
     if not train:
         raise DataError(f"{train_root} has no class folders: expected {data}/train/<class>/<image> (and maybe val/)")
     empty = [name for name, paths in train.items() if not paths]
@@ -153,15 +156,20 @@ def load_splits(data: Path, *, val_fraction: float = 0.2, seed: int = 42, limits
 
     if not any(val.values()):
         raise DataError(f"no validation images: add {data}/val/<class>/ folders, or more images per class")
-    return Splits(class_names, samples(train), samples(val), tuple(warnings))
+    val_warnings = val_report.warnings() if val_root else report.warnings()
+    return Splits(class_names, samples(train), samples(val), tuple(warnings), tuple(val_warnings))
 
 
 class TrainDataset(Dataset):
     """Decoded like serving, then augmented and normalized by ``transform`` (uint8 HWC RGB -> CHW float).
 
     Items are ``(pixels, label, failed)``. An image that fails to decode (truncated
-    after the scan) is replaced by the next readable one and counted in ``failed``,
-    so every batch keeps its size and every rank of a distributed run its step count.
+    after the scan) is replaced by the next readable one, so every batch keeps its size
+    and every rank of a distributed run its step count; ``failed`` is then 1 + its index
+    (0 for an image that decoded), so an epoch counts each unreadable file once (a
+    replacement that fails too is counted when it is asked for itself) and the trainer
+    learns which. A failure prints one warning line naming the file, unless its index is
+    in ``reported`` (the trainer adds each epoch's, so a file is named once per run).
     """
 
     def __init__(self, samples: tuple[Sample, ...], spec: PreprocessSpec, transform: Callable, limits: DecodeLimits):
@@ -169,17 +177,22 @@ class TrainDataset(Dataset):
         self.spec = spec
         self.transform = transform
         self.limits = limits
+        self.reported: frozenset[int] = frozenset()
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        for failed in range(min(len(self.samples), 16)):
-            sample = self.samples[(i + failed) % len(self.samples)]
+        failed = 0
+        for attempt in range(min(len(self.samples), 16)):
+            sample = self.samples[(i + attempt) % len(self.samples)]
             try:
                 image, _ = decode_image(sample.path.read_bytes(), self.spec, self.limits)
             except (ImageRejected, OSError) as err:
-                _warn_skipped(sample, err)
+                if attempt == 0:
+                    failed = i + 1
+                    if i not in self.reported:
+                        _warn_skipped(sample, err)
                 continue
             return torch.from_numpy(self.transform(np.asarray(image))), sample.label, failed
         raise DataError(f"16 images in a row near {self.samples[i].path} failed to decode: check the dataset")
@@ -189,13 +202,14 @@ class EvalDataset(Dataset):
     """The served preprocessing, unchanged: ``preprocess_image(bytes, spec, limits)``.
 
     Items are ``(pixels, label)``; an image that fails to decode gets ``INVALID_LABEL``
-    and is left out of the metrics.
+    and is left out of the metrics (with one warning line while ``report`` is on).
     """
 
     def __init__(self, samples: tuple[Sample, ...], spec: PreprocessSpec, limits: DecodeLimits):
         self.samples = samples
         self.spec = spec
         self.limits = limits
+        self.report = True
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -205,7 +219,8 @@ class EvalDataset(Dataset):
         try:
             pixels = preprocess_image(sample.path.read_bytes(), self.spec, self.limits)
         except (ImageRejected, OSError) as err:
-            _warn_skipped(sample, err)
+            if self.report:
+                _warn_skipped(sample, err)
             height, width = self.spec.input_size
             return torch.zeros(3, height, width), INVALID_LABEL
         return torch.from_numpy(pixels), sample.label

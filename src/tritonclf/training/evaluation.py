@@ -1,10 +1,9 @@
-r"""Evaluate a classifier on labelled images: a checkpoint, an ONNX export or a model served by Triton.
+"""Evaluate a classifier on labelled images: a checkpoint, an ONNX export or a model served by Triton.
 
-    python training/evaluate.py --data data/digits --checkpoint runs/digits/best.pth
-    python training/evaluate.py --data data/digits --onnx exports/digits/model.onnx
-    python training/evaluate.py --data data/digits --checkpoint runs/digits/best.pth \
-        --url localhost:8001 --model digits --json            # + how often served top-1 == PyTorch top-1
+    args = evaluate_cli.parse_args(["--data", "data/digits", "--checkpoint", "runs/digits/best.pth"])
+    print_report(evaluate(args))
 
+The work of ``tritonclf evaluate`` (``training/evaluate_cli.py``, whose help shows the command).
 ``--data`` is a training folder (its ``val/``, or the same seeded split training
 made when there is none) or a plain ``DIR/<class>/*`` folder (every image). Each
 source reports top-1/top-5, per-class precision and recall, and a confusion-matrix
@@ -12,8 +11,8 @@ PNG in ``--output``. With several sources, the share of images on which their to
 agrees is the train/serve skew detector: anything below 1.0 means the served model
 does not see what the checkpoint saw. ``--json`` prints one object whose ``top1``,
 ``top5`` and ``n`` are those of the served model (else the ONNX file, else the
-checkpoint). ``--min-top1``/``--min-agreement`` turn the numbers into an exit code: 1 when
-one is missed, 2 when nothing could be evaluated (``tritonclf.cli_options``).
+checkpoint). Files that cannot be read are reported on stderr whichever way ``--data`` is
+given: skipped by the scan (one line per kind) or rejected when decoded (one line each).
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from tritonclf import contract
-from tritonclf.cli_options import EXIT_FAILED, EXIT_OK, add_concurrency, add_server_arguments, add_timeout, fail
 from tritonclf.export_metadata import load_metadata
 from tritonclf.files import write_atomic
 from tritonclf.preprocess import DecodeLimits, ImageRejected, PreprocessSpec, preprocess_image
@@ -59,6 +57,8 @@ def load_samples(data: Path, *, val_fraction: float, seed: int) -> tuple[tuple[s
         raise DataError(f"data folder {data} does not exist")
     if (data / "train").is_dir():
         splits = load_splits(data, val_fraction=val_fraction, seed=seed)
+        for line in splits.val_warnings:
+            print(f"warning: {line}", file=sys.stderr)
         return splits.class_names, splits.val
     report = ScanReport()
     classes = scan_class_folders(data, DecodeLimits(), report)
@@ -286,7 +286,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     for name, result in sources.items():
         title = f"{name}: top-1 {result['top1']:.4f} on {result['n']} images"
         plot_confusion(result["confusion"], class_names, title, out / f"confusion_{name}.png")
-    write_atomic(out / "report.json", json.dumps(report, indent=1) + "\n")
+    write_atomic(out / "report.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     report["output"] = str(out)
     return report
 
@@ -304,59 +304,3 @@ def print_report(report: dict) -> None:
     for pair, value in report["agreement"].items():
         print(f"top-1 agreement {pair.replace('_vs_', ' vs ')}: {value:.4f}" if value is not None else f"{pair}: -")
     print(f"confusion matrices and report.json: {report['output']}")
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data", type=Path, required=True, help="training folder (uses val/) or DIR/<class>/*")
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        help="a checkpoint of training/train.py (best.pth) or of timm's train.py (model_best.pth.tar)",
-    )
-    parser.add_argument("--onnx", type=Path, help="an exported model.onnx (model.json beside it)")
-    add_server_arguments(parser, url_help="HOST:PORT of a Triton server serving the model (evaluates it)")
-    add_concurrency(parser, 8)
-    add_timeout(parser)
-    parser.add_argument("--val-fraction", type=float, help="split of a folder without val/ (default: the run's)")
-    parser.add_argument("--seed", type=int, help="seed of that split (default: the checkpoint's, else 42)")
-    parser.add_argument("--output", type=Path, help="confusion PNGs and report.json (default: CHECKPOINT_DIR/eval)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
-    parser.add_argument("--min-top1", type=float, help="exit 1 if the headline top-1 is below this")
-    parser.add_argument("--min-agreement", type=float, help="exit 1 if any top-1 agreement is below this")
-    args = parser.parse_args(argv)
-    if args.checkpoint is None and args.onnx is None and args.url is None:
-        parser.error("give at least one of --checkpoint, --onnx, --url")
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Evaluate; exit codes as in ``tritonclf.cli_options``: missed thresholds 1, one-line errors 2."""
-    args = parse_args(argv)
-    try:
-        report = evaluate(args)
-    except (EvaluateError, DataError, WeightsError, FileNotFoundError, ValueError) as err:
-        return fail("evaluate", err)
-    if args.json:
-        print(json.dumps({k: v for k, v in report.items() if k != "output"}))
-    else:
-        print_report(report)
-    missed = []
-    if args.min_top1 is not None and report["top1"] < args.min_top1:
-        missed.append(f"{report['source']} top-1 {report['top1']:.4f} < {args.min_top1}")
-    if args.min_agreement is not None:
-        missed += [
-            f"{pair} agreement {value:.4f} < {args.min_agreement}"
-            for pair, value in report["agreement"].items()
-            if value is None or value < args.min_agreement
-        ]
-    if missed:
-        return fail("evaluate", f"below threshold: {'; '.join(missed)}", EXIT_FAILED)
-    return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -83,6 +83,7 @@ class EpochStats:
     skipped: int
     seconds: float
     steps: int
+    failed_indices: frozenset[int] = frozenset()  # this rank's dataset indices that failed to decode
 
     @property
     def images_per_s(self) -> float:
@@ -103,10 +104,13 @@ def train_one_epoch(
 ) -> EpochStats:
     """Train over ``loader`` once; ``start_step`` is the global optimizer step the epoch starts at."""
     loss_sum, correct, seen, skipped, steps = 0.0, 0, 0, 0, 0
+    failed_indices: set[int] = set()
     start = time.perf_counter()
     bar = tqdm(loader, desc=description, leave=False, disable=not progress, dynamic_ncols=True)
     for batch, batch_labels, failed in bar:
-        skipped += int(failed.sum())
+        # TrainDataset's third item: 1 + the index of an image that failed to decode, 0 for one that did.
+        failed_indices.update(int(i) - 1 for i in failed[failed > 0])
+        skipped += int((failed > 0).sum())
         images = batch.to(step.device, non_blocking=True)
         labels = batch_labels.to(step.device, non_blocking=True)
         schedule.apply(optimizer, start_step + steps)
@@ -140,6 +144,7 @@ def train_one_epoch(
         skipped=int(skipped),
         seconds=time.perf_counter() - start,
         steps=steps,
+        failed_indices=frozenset(failed_indices),
     )
 
 

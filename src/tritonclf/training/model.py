@@ -14,6 +14,7 @@ included, and ``init="random"`` is seeded, so two exports hold the same numbers.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import timm
@@ -23,8 +24,7 @@ from torch import nn
 
 from tritonclf.preprocess import PreprocessSpec
 from tritonclf.training import weights as weights_lib
-
-INITS = ("auto", "bundled", "hub", "random")
+from tritonclf.training.choices import INITS
 
 
 class ModelError(ValueError):
@@ -35,10 +35,19 @@ class NoWeights(ModelError):
     """No offline weights for this architecture; the command adds which of its flags give some."""
 
 
+def similar_names(name: str, names: list[str], count: int = 5) -> list[str]:
+    """Names that start with ``name``, then the most similar ones (best first), then those containing it."""
+    starting = sorted(n for n in names if n.startswith(name))
+    close = difflib.get_close_matches(name, names, n=2 * count, cutoff=0.6)
+    close.sort(key=lambda n: (-difflib.SequenceMatcher(None, name, n).ratio(), n))
+    containing = sorted(n for n in names if name in n)
+    return list(dict.fromkeys([*starting, *close, *containing]))[:count]
+
+
 def check_model_name(name: str) -> None:
     """A one-line error with close names for an architecture timm does not know."""
     if not timm.is_model(name):
-        close = timm.list_models(f"*{name}*")[:5] or timm.list_models(f"{name[:4]}*")[:5]
+        close = similar_names(name, timm.list_models())
         hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models()"
         raise ModelError(f"unknown timm model {name!r}{hint}")
 

@@ -23,7 +23,7 @@ import dataclasses
 from timm.models import group_parameters
 from torch import nn
 
-STRATEGIES = ("feature_extract", "fine_tune_last", "gradual_unfreeze", "full")
+from tritonclf.training.choices import STRATEGIES
 
 
 class StrategyError(ValueError):

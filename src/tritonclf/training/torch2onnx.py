@@ -1,12 +1,9 @@
 """Export a timm classifier to ONNX (and/or TorchScript) with its labels and preprocessing spec.
 
-    python training/export.py                                  # ImageNet EfficientNet-Lite0, offline
-    python training/export.py --model resnet50 --pretrained    # timm's hub weights (needs a network)
-    python training/export.py --model resnet50 --random-weights  # for speed measurements only
-    python training/export.py --model convnext_tiny --weights ckpt.pth --labels labels.txt
-    python training/export.py --weights runs/flowers/best.pth  # a training/train.py checkpoint -> exports/flowers
-    python training/export.py --format both                    # model.onnx and model.pt (TorchScript)
+    metadata, check = export("efficientnet_lite0", Path("exports/efficientnet_lite0"))  # ImageNet, offline
+    export(None, Path("exports/flowers"), weights=Path("runs/flowers/best.pth"), served_name="flowers")
 
+The work of ``tritonclf export`` (``training/export_cli.py``, whose help shows the command).
 Writes ``OUTPUT/model.onnx`` (dynamic batch axis, softmax appended: the graph
 outputs probabilities, in FP32), ``OUTPUT/model.safetensors`` (the weights as plain
 tensors, for ``tritonclf build --backend torch``) and ``OUTPUT/model.json`` (model name, labels,
@@ -27,9 +24,7 @@ are exported when it has them; class names come from ``--labels`` (ImageNet's fo
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -43,7 +38,6 @@ from timm.data import ImageNetInfo, resolve_data_config
 from torch import nn
 
 from tritonclf import contract
-from tritonclf.cli_options import fail
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.files import readable_by_all, sha256_file, write_json_atomic
 from tritonclf.preprocess import PreprocessSpec
@@ -52,6 +46,7 @@ from tritonclf.provenance import installed_versions
 from tritonclf.samples import sample_photos
 from tritonclf.training import weights as weights_lib
 from tritonclf.training.checkpoint import ModelCard, read_model_card
+from tritonclf.training.choices import BUNDLED_MODEL, DEFAULT_OPSET
 from tritonclf.training.export_check import (
     MAX_ABS_DIFF,
     ExportCheck,
@@ -63,9 +58,6 @@ from tritonclf.training.export_check import (
 from tritonclf.training.model import ModelError, NoWeights, create_model
 from tritonclf.training.timm_checkpoint import TimmCheckpoint, read_timm_checkpoint
 from tritonclf.training.torch2torchscript import check_torchscript, export_torchscript
-
-DEFAULT_OPSET = 17
-FORMATS = {"onnx": ("onnx",), "torchscript": ("torchscript",), "both": ("onnx", "torchscript")}
 
 
 def export_steps(formats: tuple[str, ...]) -> int:
@@ -183,7 +175,7 @@ def _model_of(
         if model_name not in (None, timm_run.arch):
             raise ExportError(f"{weights} holds a {timm_run.arch} (timm train.py), not a {model_name}: drop --model")
         return timm_run.arch, num_classes or timm_run.num_classes
-    return model_name or weights_lib.BUNDLED_MODEL, num_classes
+    return model_name or BUNDLED_MODEL, num_classes
 
 
 def export(
@@ -199,10 +191,12 @@ def export(
     samples: list[Path] | None = None,
     formats: tuple[str, ...] = ("onnx",),
     progress: Progress | None = None,
+    served_name: str = "",
 ) -> tuple[ExportMetadata, ExportCheck]:
     """Export, check, then move ``model.onnx`` / ``model.pt`` and ``model.json`` into ``output``.
 
     ``model_name`` None means the checkpoint's model, else the bundled EfficientNet-Lite0.
+    ``served_name`` is the ensemble name the build gives the export by default (empty: the architecture's).
     The returned check is the first format's; each format must pass its own.
     ``progress`` shows the steps (the command passes one; callers in code stay quiet).
     """
@@ -269,6 +263,7 @@ def export(
             torchscript_sha256=hashes.get("torchscript", ""),
             state_dict_filename=contract.WEIGHTS_FILENAME,
             state_dict_sha256=weights_sha256,
+            served_name=served_name,
         )
         for fmt, path in staged.items():
             readable_by_all(path)
@@ -285,76 +280,3 @@ def export(
     progress.step(f"write {contract.METADATA_FILENAME}")
     write_json_atomic(output / contract.METADATA_FILENAME, metadata.to_dict())
     return metadata, checks[formats[0]]
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--model", help=f"timm architecture (default: a training checkpoint's, else {weights_lib.BUNDLED_MODEL})"
-    )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--weights",
-        "--checkpoint",
-        dest="weights",
-        type=Path,
-        help="a checkpoint: ours (best.pth), timm train.py's (model_best.pth.tar), a state dict or .safetensors",
-    )
-    source.add_argument("--pretrained", action="store_true", help="download timm's pretrained weights")
-    source.add_argument(
-        "--random-weights", action="store_true", help="untrained weights (seed 0): for speed measurements only"
-    )
-    parser.add_argument("--labels", type=Path, help="class labels, one per line (default: ImageNet for 1000 classes)")
-    parser.add_argument("--num-classes", type=int, help="classes of the checkpoint's head (default: from --labels)")
-    parser.add_argument(
-        "--output", type=Path, help="output folder (default: exports/MODEL; for a training checkpoint exports/RUN)"
-    )
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default: %(default)s)")
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="onnx",
-        help="onnx (model.onnx), torchscript (model.pt, for pytorch_libtorch) or both (default: %(default)s)",
-    )
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Export and report; expected failures print one line and exit 2 (nothing exported)."""
-    args = parse_args(argv)
-    progress = Progress("export", total=export_steps(FORMATS[args.format]))
-    try:
-        card, timm_run = inspect_weights(args.weights)
-        output = args.output or Path("exports") / (
-            args.weights.resolve().parent.name if card or timm_run else args.model or weights_lib.BUNDLED_MODEL
-        )
-        metadata, check = export(
-            args.model,
-            output,
-            weights=args.weights,
-            pretrained=args.pretrained,
-            random_weights=args.random_weights,
-            labels_file=args.labels,
-            num_classes=args.num_classes,
-            opset=args.opset,
-            formats=FORMATS[args.format],
-            progress=progress,
-        )
-        progress.finish("exported")
-    except (ExportError, weights_lib.WeightsError, FileNotFoundError) as err:
-        progress.close()
-        return fail("export", err)
-    files = ", ".join(str(output / f) for f in (metadata.onnx_filename, metadata.torchscript_filename) if f)
-    print(
-        f"exported {metadata.model_name} ({metadata.num_classes} classes, weights {metadata.weights}) to {files}\n"
-        f"checked on {check.images} photos: max |{FORMATS[args.format][0]} - torch| = {check.max_abs_diff:.2e}, "
-        f"same top-5: {check.top5_equal}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,8 @@
 
     tritonclf train-demo --repository model_repository --name digits
 
-Every step is the command a user would run, printed before it runs. The served
+Every step is the command a user would run, printed before it runs; the training
+starts over in ``--run`` each time (``--force``). The served
 model is then evaluated on the validation split together with the PyTorch
 checkpoint and the ONNX file; the demo fails (exit 1) if the served top-1 is below
 ``--min-top1`` or the served and PyTorch top-1 agree on fewer than
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    train = ["train", "--config", args.config, "--data", args.data, "--output", args.run]
+    train = ["train", "--config", args.config, "--data", args.data, "--output", args.run, "--force"]
     train += ["--epochs", str(args.epochs)] if args.epochs else []
     export = ["export", "--weights", f"{args.run}/best.pth", "--output", args.export]
     build = ["build", "--export", args.export, "--repository", args.repository]

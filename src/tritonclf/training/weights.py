@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-BUNDLED_MODEL = "efficientnet_lite0"
+from tritonclf.training.choices import BUNDLED_MODEL
+
 # Classes a weights-only load may rebuild besides tensors and plain containers.
 SAFE_GLOBALS = (argparse.Namespace,)
 # Keys under which trainers commonly nest the state dict; the first present wins.

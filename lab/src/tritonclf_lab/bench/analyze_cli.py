@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     """Analyze; with --apply, rebuild the repository with the best configuration."""
     args = parse_args(argv)
     try:
-        args.name = args.name or load_metadata(args.export / "model.json").model_name
+        args.name = args.name or load_metadata(args.export / "model.json").ensemble_name
         arguments = analyze(args)
     except (AnalyzeError, ResultError, SweepError, BuildError, ServerStartError, FileNotFoundError, ValueError) as err:
         print(f"analyze: error: {err}", file=sys.stderr)

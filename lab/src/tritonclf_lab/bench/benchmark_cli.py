@@ -17,8 +17,10 @@ model, from single-threaded CPU time), ``in-process`` (one plain loop, batched) 
 ``naive`` (OpenCV full decode, squash resize, batch 1). Prints the ratios and the
 issue's targets; writes JSON, CSV and a throughput-vs-latency PNG to ``--output-dir``.
 
-Images: ``--images DIR`` (every image file in it), else ``--count`` photos in the ``--mix`` made
+Images: ``--images DIR`` (every image file in it and its class folders; files the served
+preprocessing rejects are named and left out), else ``--count`` photos in the ``--mix`` made
 from the sample photos shipped in ``tritonclf/samples``. Only loopback traffic unless URLs are given.
+The newest result of each served ensemble is also written as ``latest-ENSEMBLE.json``.
 Flags and exit codes as every command's (``tritonclf.cli_options``): 2 when nothing could be measured.
 """
 
@@ -109,19 +111,29 @@ def preprocess_mismatches(parameters: dict[str, str], spec: PreprocessSpec) -> l
 
 
 def result_name(result: dict) -> str:
-    """The model's name, with the serving variant when it is not the default pillow+python-ort."""
-    variant = result.get("server", {}).get("variant", DEFAULT_VARIANT)
-    name = result["export"]["model_name"]
+    """The served ensemble's name (two fine-tuned models of one architecture differ), with a non-default variant."""
+    server = result.get("server", {})
+    variant = server.get("variant", DEFAULT_VARIANT)
+    name = server.get("model") or result["export"]["model_name"]
     return name if variant == DEFAULT_VARIANT else f"{name}-{variant}"
 
 
-def load_images(args: argparse.Namespace) -> list[bench_images.BenchImage]:
-    """``--images`` or the generated mix."""
+# Files of an --images folder named one by one; more are counted.
+SKIPPED_SHOWN = 5
+
+
+def load_images(args: argparse.Namespace, spec: PreprocessSpec) -> list[bench_images.BenchImage]:
+    """``--images`` (without the files the served preprocessing rejects, each named) or the generated mix."""
     if args.images:
         try:
-            return bench_images.load_folder(args.images)
+            images, skipped = bench_images.load_folder(args.images, spec)
         except FileNotFoundError as err:
             raise BenchmarkError(str(err)) from None
+        for file in skipped[:SKIPPED_SHOWN]:
+            print(f"warning: leaving out {file}", file=sys.stderr, flush=True)
+        if len(skipped) > SKIPPED_SHOWN:
+            print(f"warning: leaving out {len(skipped) - SKIPPED_SHOWN} more unreadable files", file=sys.stderr)
+        return images
     sources = sample_photos()
     if not sources:
         raise BenchmarkError(f"no sample photos in {sample_dir()}: reinstall the package or pass --images")
@@ -144,8 +156,9 @@ def load_export(export: Path) -> tuple[ExportMetadata, Path]:
 
 
 def default_model(repository: Path, metadata: ExportMetadata) -> str | None:
-    """The ensemble named after the export's model, if the repository has it."""
-    return metadata.model_name if (repository / metadata.model_name / "config.pbtxt").is_file() else None
+    """The ensemble the build names after the export, if the repository has it."""
+    name = metadata.ensemble_name
+    return name if (repository / name / "config.pbtxt").is_file() else None
 
 
 def start_server(args: argparse.Namespace, model: str | None, log_path: Path) -> TritonProcess:
@@ -320,7 +333,7 @@ def bench_steps(args: argparse.Namespace, images: list, own_server: bool) -> int
 def run(args: argparse.Namespace, started: datetime.datetime, stamp: str) -> dict:
     """Images, served sweep, references; the whole result."""
     metadata, onnx_path = load_export(args.export)
-    images = load_images(args)
+    images = load_images(args, metadata.preprocess)
     image_info = bench_images.describe(images)
     print(mix_line(image_info), flush=True)
     own_server = not (args.url or args.http_url)
@@ -344,7 +357,16 @@ def run(args: argparse.Namespace, started: datetime.datetime, stamp: str) -> dic
     if not args.no_references:
         # After the server is gone, so the references do not share the cores with it.
         progress.step("references in this process: limit, in-process, naive")
-        references = measure_references_for(args, metadata, onnx_path, images, served["limits"])
+        usable = images
+        if served["limits"] != DecodeLimits():
+            usable, rejected = bench_images.decodable(images, metadata.preprocess, served["limits"])
+            if rejected:
+                progress.write(
+                    f"warning: the references leave out {rejected} images the server's decode limits reject",
+                    stream=sys.stderr,
+                )
+        if usable:
+            references = measure_references_for(args, metadata, onnx_path, usable, served["limits"])
     progress.finish("measured")
     return {
         "started": started.isoformat(),

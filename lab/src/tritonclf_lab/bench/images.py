@@ -1,10 +1,16 @@
-"""Benchmark images: a deterministic mix of phone-like JPEGs made from real photos, or a folder of JPEGs.
+"""Benchmark images: a deterministic mix of phone-like JPEGs made from real photos, or a folder of photos.
 
 The default mix is what a photo-upload endpoint sees: half 640x480 thumbnails, 30%
 1280x960, 20% 4032x3024 12 MP phone photos, JPEG quality 90, some with an EXIF
 orientation (stored landscape, shown portrait, as phones write them). Every image
 is a different crop of one of the sample photos, so no two are byte-identical and
 no cache can flatter the numbers; the same arguments give the same bytes on every run.
+
+A folder (``--images``) is read as ``infer`` reads one, class folders included. Each file
+is decoded once by the served preprocessing first: one that the server would reject (not
+an image, truncated, too large) is left out and named, so it neither counts as an error
+in every level nor stops the references. Own photos come in many sizes: they are grouped
+by megapixels (``SIZE_GROUPS``) for the per-size lines, not listed one size at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from tritonclf.image_files import IMAGE_SUFFIXES, list_images
+from tritonclf.preprocess import DecodeLimits, ImageRejected, PreprocessSpec, preprocess_image
 
 JPEG_QUALITY = 90
 DEFAULT_MIX: tuple[tuple[tuple[int, int], float], ...] = (
@@ -38,6 +45,15 @@ ROTATE_90_CW = 6
 # "12 MP phone photos": the subset the 12 MP comparison runs on.
 LARGE_IMAGE_PIXELS = 10_000_000
 _STRIP_ROWS = 512  # grain is added in strips so a 12 MP image never needs a float copy
+# Megapixel groups of a folder's photos (upper bounds, exclusive): the generated mix's
+# 640x480, 1280x960 and 12 MP sizes fall one in each of the first, second and last.
+SIZE_GROUPS = ((0.5, "<0.5 MP"), (2.0, "0.5-2 MP"), (LARGE_IMAGE_PIXELS / 1e6, "2-10 MP"), (float("inf"), "10+ MP"))
+
+
+def size_group(width: int, height: int) -> str:
+    """The megapixel group of a photo: ``"2-10 MP"``."""
+    megapixels = width * height / 1e6
+    return next(label for bound, label in SIZE_GROUPS if megapixels < bound)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,11 +64,12 @@ class BenchImage:
     width: int  # as stored, before any EXIF rotation
     height: int
     exif_rotated: bool = False
+    group: str = ""  # what the per-size lines call it; empty: its exact size
 
     @property
     def size_label(self) -> str:
-        """``"4032x3024"``."""
-        return f"{self.width}x{self.height}"
+        """``"4032x3024"``, or the image's group (``"2-10 MP"``)."""
+        return self.group or f"{self.width}x{self.height}"
 
     @property
     def is_large(self) -> bool:
@@ -166,20 +183,58 @@ def generate_mix(
     ]
 
 
-def load_folder(folder: Path) -> list[BenchImage]:
-    """Every image file in ``folder`` (not recursive), sorted by name."""
+@dataclasses.dataclass(frozen=True)
+class SkippedFile:
+    """A file of the folder the benchmark leaves out, and why."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def load_folder(
+    folder: Path, spec: PreprocessSpec, limits: DecodeLimits | None = None
+) -> tuple[list[BenchImage], list[SkippedFile]]:
+    """Every image file under ``folder`` (class folders too), sorted, and the files left out.
+
+    A file is kept when ``preprocess_image`` with ``spec`` and ``limits`` (the served model's)
+    accepts it; the others come back with the server's reason.
+    """
     if not folder.is_dir():
         raise FileNotFoundError(f"no image folder at {folder}")
-    paths = list_images(folder, recursive=False)
+    paths = list_images(folder)
     if not paths:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    images = []
+    limits = limits or DecodeLimits()
+    images, skipped = [], []
     for path in paths:
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+            preprocess_image(data, spec, limits)
+        except (ImageRejected, OSError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            skipped.append(SkippedFile(path, reason))
+            continue
         with Image.open(io.BytesIO(data)) as image:
             rotated = image.getexif().get(EXIF_ORIENTATION_TAG, 1) in (5, 6, 7, 8)
-            images.append(BenchImage(data, image.width, image.height, rotated))
-    return images
+            images.append(BenchImage(data, image.width, image.height, rotated, group=size_group(*image.size)))
+    if not images:
+        raise FileNotFoundError(f"none of the {len(paths)} image files in {folder} decodes (e.g. {skipped[0]})")
+    return images, skipped
+
+
+def decodable(images: Sequence[BenchImage], spec: PreprocessSpec, limits: DecodeLimits) -> tuple[list[BenchImage], int]:
+    """The images ``preprocess_image`` accepts under these limits, and how many it rejects."""
+    kept = []
+    for image in images:
+        try:
+            preprocess_image(image.data, spec, limits)
+        except ImageRejected:
+            continue
+        kept.append(image)
+    return kept, len(images) - len(kept)
 
 
 def describe(images: Sequence[BenchImage]) -> dict:

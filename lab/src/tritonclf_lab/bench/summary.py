@@ -47,7 +47,7 @@ def summary_row(result: Mapping) -> list[str]:
     c1_cell = "-" if c1 is None else f"{c1:.1f} ({format_ratio(latency['ratio'])})"
     best_cell = "-" if not best else f"{best['images_per_s']:.1f} ({best['concurrency']})"
     variant = (result.get("server") or {}).get("variant")
-    name = result["export"]["model_name"]
+    name = (result.get("server") or {}).get("model") or result["export"]["model_name"]
     return [
         f"{name} ({variant})" if variant else name,
         best_cell,
