@@ -226,7 +226,12 @@ def _classifier_files(
     """(version files, cc_model_filenames) of the classifier for the chosen backend."""
     if options.backend == "torch":
         weights = _exported_file(export_dir, metadata, "safetensors")
-        return {"model.py": _BACKEND_MODELS / "torch_classifier_model.py", contract.WEIGHTS_FILENAME: weights}, {}
+        files = {
+            "model.py": _BACKEND_MODELS / "torch_classifier_model.py",
+            "pixel_checks.py": _BACKEND_MODELS / "pixel_checks.py",
+            contract.WEIGHTS_FILENAME: weights,
+        }
+        return files, {}
     if options.backend == "torchscript":
         return {contract.TORCHSCRIPT_FILENAME: _exported_file(export_dir, metadata, "torchscript")}, {}
     onnx_path = _exported_file(export_dir, metadata, "onnx")
@@ -234,6 +239,7 @@ def _classifier_files(
         files = {
             "model.py": _BACKEND_MODELS / "onnx_classifier_model.py",
             "ort_providers.py": _BACKEND_MODELS / "ort_providers.py",
+            "pixel_checks.py": _BACKEND_MODELS / "pixel_checks.py",
             contract.ONNX_FILENAME: onnx_path,
         }
         return files, {}
