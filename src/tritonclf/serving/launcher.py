@@ -38,9 +38,6 @@ from pathlib import Path
 from tritonclf.serving import leftovers, supervisor
 from tritonclf.serving.admin_apis import open_api_notice
 
-# The start of the shared-memory region names of the servers this launcher starts.
-SHM_PREFIX_VARIABLE = "TRITONCLF_SHM_PREFIX"
-
 
 class EmbeddedServerError(RuntimeError):
     """The embedded Triton cannot be started (a missing install, not a Triton error)."""
@@ -145,8 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     if notice:
         print(notice, file=sys.stderr, flush=True)
     try:
-        start = os.environ.get(SHM_PREFIX_VARIABLE) or leftovers.DEFAULT_PREFIX_START
-        command = server_command(args, region_prefix=leftovers.new_region_prefix(start))
+        prefix = leftovers.new_region_prefix(leftovers.prefix_start(os.environ))
+        command = server_command(args, region_prefix=prefix)
         env = server_environment()
         sys.exit(supervisor.run(command, env))
     except (EmbeddedServerError, ValueError) as err:

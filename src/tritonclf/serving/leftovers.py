@@ -23,7 +23,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from tritonclf.serving.stub_health import PROC, STUB_EXECUTABLE
@@ -34,7 +34,14 @@ TRITON_REGION_PREFIX = "triton_python_backend_shm_region_"
 # gives its own, to find afterwards whatever its servers left).
 DEFAULT_PREFIX_START = f"{TRITON_REGION_PREFIX}tritonclf-"
 PREFIX_SETTING = "python,shm-region-prefix-name="
+# The launcher's variable for the start of its servers' prefixes.
+PREFIX_START_VARIABLE = "TRITONCLF_SHM_PREFIX"
 _GONE_STATES = ("Z", "X")
+
+
+def prefix_start(env: Mapping[str, str]) -> str:
+    """``TRITONCLF_SHM_PREFIX`` from ``env``, else ``triton_python_backend_shm_region_tritonclf-``."""
+    return env.get(PREFIX_START_VARIABLE) or DEFAULT_PREFIX_START
 
 
 def new_region_prefix(start: str = DEFAULT_PREFIX_START) -> str:
