@@ -44,8 +44,8 @@ COMPARE_ARGS ?=
 ANALYZER_VENV ?= .venv-analyzer
 ANALYZE_BUDGET_S ?= 1200
 ANALYZE_ARGS ?=
-# make serve SECURE=1: the admin APIs need a key (TRITON_ADMIN_KEY, else this file's, generated once).
-SECURE ?=
+# make serve: the admin APIs need a key (TRITON_ADMIN_KEY, else this file's, generated once); SECURE=0 opens them.
+SECURE ?= 1
 ADMIN_KEY_FILE ?= .triton-admin-key
 # What the GPU kit's repository is built with: issue 12's GPU path. For the Pillow/ONNX Runtime path:
 # make gpu-kit GPU_KIT_BUILD="--backend python-ort --device gpu"
@@ -86,10 +86,11 @@ preflight: setup ## Check the repository: configs, files and hashes, ensemble wi
 	$(CLF) preflight --repository $(REPOSITORY)
 
 SERVE_ARGS = --model-repository $(REPOSITORY) --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
-# SECURE=1 runs deploy/tritonserver-secure (the image's entry) with the key from TRITON_ADMIN_KEY,
-# else from ADMIN_KEY_FILE, made once (mode 600). The key itself never appears in make's output.
-serve: preflight ## Preflight, then run tritonserver in the foreground (HTTP_PORT, ...; SECURE=1: admin APIs behind a key)
-ifeq ($(SECURE),1)
+# Runs deploy/tritonserver-secure (the image's entry) with the key from TRITON_ADMIN_KEY, else from
+# ADMIN_KEY_FILE, made once (mode 600). The key itself never appears in make's output. SECURE=0 runs
+# the plain launcher, which says in one line that the admin APIs are open.
+serve: preflight ## Preflight, then run tritonserver in the foreground (HTTP_PORT, ...; admin APIs behind a key unless SECURE=0)
+ifneq ($(SECURE),0)
 	@if [ -n "$${TRITON_ADMIN_KEY:-}" ]; then where=TRITON_ADMIN_KEY; else where=$(ADMIN_KEY_FILE); \
 		[ -s $(ADMIN_KEY_FILE) ] || (umask 077 && $(PY) -c 'import secrets; print(secrets.token_hex(32))' > $(ADMIN_KEY_FILE)); fi; \
 		echo "serve: shared-memory, trace and logging need the header admin-key (gRPC: triton-grpc-protocol-admin-key) = the key in $$where"
