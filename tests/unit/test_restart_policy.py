@@ -9,11 +9,17 @@ from tritonclf.serving.restart_policy import MAX_CRASHES_IN_A_ROW, RestartPolicy
 SEGV = -signal.SIGSEGV
 
 
-def test_a_first_start_that_fails_is_not_restarted_and_keeps_its_code():
-    for returncode, code in ((1, 1), (SEGV, 139)):
-        decision = RestartPolicy().after_exit(returncode, was_up=False, up_s=0.0)
-        assert not decision.restart and decision.code == code
-        assert "never became ready" in decision.line
+def test_a_first_start_that_exits_with_a_code_is_not_restarted_and_keeps_it():
+    decision = RestartPolicy().after_exit(1, was_up=False, up_s=0.0)
+    assert not decision.restart and decision.code == 1
+    assert "never became ready" in decision.line
+
+
+def test_a_crash_is_restarted_even_before_the_server_was_seen_ready():
+    # A client can crash a server the moment it listens, before the launcher's next look.
+    decision = RestartPolicy().after_exit(SEGV, was_up=False, up_s=0.0)
+    assert decision.restart and decision.delay_s == 1.0
+    assert "killed by SIGSEGV before it was ready" in decision.line
 
 
 def test_a_crash_after_the_server_was_up_restarts_with_a_doubling_delay_until_the_limit():

@@ -1,19 +1,20 @@
 """When the launcher starts a tritonserver again that exited without being asked to.
 
     policy = RestartPolicy()
-    decision = policy.after_exit(code=-11, was_up=True, up_s=42.0)   # killed by SIGSEGV
-    decision.restart, decision.delay_s, decision.line                  # True, 1.0, "tritonserver ..."
+    decision = policy.after_exit(-11, was_up=True, up_s=42.0)   # killed by SIGSEGV after 42 s up
+    decision.restart, decision.delay_s, decision.line           # True, 1.0, "tritonserver killed by ..."
 
-- A server that was never up (the first start failed) is not restarted: a repository that
-  does not load, or a flag Triton refuses, is the user's to fix, and they see it at once.
-- A server that was up and then died (a signal, or a non-zero exit) is restarted after a
-  delay that doubles from 1 s to 60 s with each failure in a row; 60 s up resets it.
-- A restart that exits on its own before it is up could not load its models (an
-  unreadable repository, a full disk): it is retried, for as long as it takes, since the
-  server it replaces was serving.
+- A death by a signal (a crash, the OOM killer, SIGKILL) is followed by a restart, whenever it
+  comes: a client can kill a server the moment it starts listening. The delay doubles from
+  1 s to 60 s with each failure in a row; 60 s up resets it.
 - A crash loop ends it: 5 deaths by a signal with no 60 s up in between, and the launcher
   gives up with the last code (a server that crashes right after each start serves nobody,
   and an outer supervisor, or the user, should see it).
+- A first start that exits with a code before it was up is not restarted: a repository that
+  does not load or a flag Triton refuses is the user's to fix, and they see it at once.
+- A later start that exits with a code before it is up could not load its models (an
+  unreadable repository, a full disk): it is retried, for as long as it takes, since the
+  server it replaces was serving. So is a non-zero exit after the server was up.
 - Exit code 0 is Triton's answer to a SIGTERM or SIGINT sent to it directly: a stop, not a failure.
 """
 
@@ -72,9 +73,9 @@ class RestartPolicy:
         ended = how_it_ended(returncode)
         if returncode == 0:
             return Decision(False, 0.0, 0, "tritonserver stopped (exit 0): stopping too")
-        if not self.ever_up and not was_up:
+        if returncode > 0 and not self.ever_up and not was_up:
             return Decision(False, 0.0, code, f"tritonserver never became ready ({ended}): not restarting it")
-        self.ever_up = True
+        self.ever_up = self.ever_up or was_up
         if was_up and up_s >= self.stable_s:
             self.failures = self.crashes = 0
         self.failures += 1
@@ -93,7 +94,7 @@ class RestartPolicy:
         elif returncode > 0:
             what = f"restarted tritonserver could not load its models ({ended}; its log says why)"
         else:
-            what = f"restarted tritonserver {ended} before it was ready"
+            what = f"tritonserver {ended} before it was ready"
         crashes = f", crash {self.crashes} of {self.max_crashes} in a row" if returncode < 0 else ""
         return Decision(True, delay, code, f"{what}: starting it again in {delay:.0f} s{crashes}")
 
