@@ -13,6 +13,8 @@ REPOSITORY ?= model_repository
 HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
+# make serve's HTTP endpoint on loopback: one deeply nested JSON body kills Triton 2.51 (docs/SECURITY.md).
+HTTP_ADDRESS ?= 127.0.0.1
 SETUP_STAMP := $(VENV)/.setup-complete
 PYTEST_ARGS ?=
 # Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort, torch, torchscript.
@@ -85,7 +87,8 @@ engine: export ## TensorRT FP16 engine via trtexec in NVIDIA's Triton container 
 preflight: setup ## Check the repository: configs, files and hashes, ensemble wiring, engine compatibility
 	$(CLF) preflight --repository $(REPOSITORY)
 
-SERVE_ARGS = --model-repository $(REPOSITORY) --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+SERVE_ARGS = --model-repository $(REPOSITORY) --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) \
+	--http-address $(HTTP_ADDRESS)
 # Runs deploy/tritonserver-secure (the image's entry) with the key from TRITON_ADMIN_KEY, else from
 # ADMIN_KEY_FILE, made once (mode 600). The key itself never appears in make's output. SECURE=0 runs
 # the plain launcher, which says in one line that the admin APIs are open.
