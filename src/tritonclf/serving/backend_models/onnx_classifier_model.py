@@ -126,7 +126,7 @@ class TritonPythonModel:
         """(this request's pixels, None) or (None, one line saying what is wrong with them)."""
         array = pb_utils.get_input_tensor_by_name(request, self.input_name).as_numpy()
         problem = self.checks.shape_problem(array.shape, array.dtype)
-        problem = problem or self.checks.value_problem(array.sum(dtype=_pixel_checks.SUM_DTYPE))
+        problem = problem or self.checks.value_problem(bool(np.isfinite(array).all()))
         return (None, problem) if problem else (array, None)
 
     def _run(self, batch):
