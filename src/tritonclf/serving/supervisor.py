@@ -146,14 +146,14 @@ def _prctl(option: int, value: int) -> None:
 
 
 def _die_with(parent: int):
-    """A ``preexec_fn``: the child gets SIGTERM when ``parent`` dies, also when it is already dead."""
+    """A ``preexec_fn``: the child gets SIGTERM when ``parent`` dies; it never starts if ``parent`` is gone."""
     prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
     def preexec() -> None:
         if prctl is not None:
             prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # the launcher died between fork and prctl
-            os.kill(os.getpid(), signal.SIGTERM)
+        if os.getppid() != parent:  # the launcher died between fork and prctl: do not start at all
+            os._exit(1)
 
     return preexec
 
