@@ -4,9 +4,9 @@ Copied by the repository build next to each Python-backend classifier (ONNX Runt
 plain Python, no numpy or torch, so either model can use it. Triton checks a request's
 datatype and the dims it declares against the config, but what reaches the model can still
 be unusable: a request declaring a batch of 2**63 over HTTP (-2**63 over gRPC) passes the
-``max_batch_size`` check and arrives as a tensor of another rank, and nothing checks values,
-so NaN pixels came back as a confident class. A bad request must fail alone, with
-``INVALID_ARG``, and never break the batch it was put in.
+``max_batch_size`` check and arrives as a tensor of another rank; and nothing checks values,
+so NaN pixels would be answered with a class. A bad request fails alone, with ``INVALID_ARG``,
+and never breaks the batch it was put in.
 """
 
 
