@@ -13,6 +13,8 @@ REPOSITORY ?= model_repository
 HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
+# make serve's HTTP endpoint on loopback: one deeply nested JSON body kills Triton 2.51 (docs/SECURITY.md).
+HTTP_ADDRESS ?= 127.0.0.1
 SETUP_STAMP := $(VENV)/.setup-complete
 PYTEST_ARGS ?=
 # Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort, torch, torchscript.
@@ -49,8 +51,8 @@ ANALYZE_ARGS ?=
 UI_PORT ?= 8080
 UI_URL ?=
 UI_ARGS ?=
-# make serve SECURE=1: the admin APIs need a key (TRITON_ADMIN_KEY, else this file's, generated once).
-SECURE ?=
+# make serve: the admin APIs need a key (TRITON_ADMIN_KEY, else this file's, generated once); SECURE=0 opens them.
+SECURE ?= 1
 ADMIN_KEY_FILE ?= .triton-admin-key
 # What the GPU kit's repository is built with: torch preprocessing (nvJPEG) and the torch FP16 classifier.
 # The Pillow/ONNX Runtime path needs onnxruntime-gpu on the GPU host (the project's GPU host has none):
@@ -92,11 +94,13 @@ engine: export ## TensorRT FP16 engine via trtexec in NVIDIA's Triton container 
 preflight: setup ## Check the repository: configs, files and hashes, ensemble wiring, engine compatibility
 	$(CLF) preflight --repository $(REPOSITORY)
 
-SERVE_ARGS = --model-repository $(REPOSITORY) --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
-# SECURE=1 runs deploy/tritonserver-secure (the image's entry) with the key from TRITON_ADMIN_KEY,
-# else from ADMIN_KEY_FILE, made once (mode 600). The key itself never appears in make's output.
-serve: preflight ## Preflight, then run tritonserver in the foreground (HTTP_PORT, ...; SECURE=1: admin APIs behind a key)
-ifeq ($(SECURE),1)
+SERVE_ARGS = --model-repository $(REPOSITORY) --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) \
+	--http-address $(HTTP_ADDRESS)
+# Runs deploy/tritonserver-secure (the image's entry) with the key from TRITON_ADMIN_KEY, else from
+# ADMIN_KEY_FILE, made once (mode 600). The key itself never appears in make's output. SECURE=0 runs
+# the plain launcher, which says in one line that the admin APIs are open.
+serve: preflight ## Preflight, then run tritonserver in the foreground (HTTP_PORT, ...; admin APIs behind a key unless SECURE=0)
+ifneq ($(SECURE),0)
 	@if [ -n "$${TRITON_ADMIN_KEY:-}" ]; then where=TRITON_ADMIN_KEY; else where=$(ADMIN_KEY_FILE); \
 		[ -s $(ADMIN_KEY_FILE) ] || (umask 077 && $(PY) -c 'import secrets; print(secrets.token_hex(32))' > $(ADMIN_KEY_FILE)); fi; \
 		echo "serve: shared-memory, trace and logging need the header admin-key (gRPC: triton-grpc-protocol-admin-key) = the key in $$where"

@@ -7,6 +7,7 @@ imported inside the fixtures that need them, so collecting tests/unit imports no
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,9 @@ from PIL import Image
 
 from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.samples import sample_dir
+from tritonclf.serving.leftovers import PREFIX_START_VARIABLE
+
+from . import session_leftovers
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -87,6 +91,36 @@ def photo(name: str = "chelsea") -> Image.Image:
 def top1(session: ort.InferenceSession, pixels: np.ndarray) -> int:
     """Class index the exported model gives one preprocessed image."""
     return int(session.run(None, {"pixel_values": pixels[None]})[0].argmax())
+
+
+def pytest_addoption(parser):
+    """``--leftover-wait-s``: how long the session's end waits for servers that are still stopping."""
+    parser.addoption("--leftover-wait-s", type=float, default=30.0, help="default: %(default)s")
+
+
+def pytest_configure(config):
+    """Tag every server this session starts: its stubs and shared memory are found by the tag at the end."""
+    config.session_prefix = session_leftovers.new_session_prefix()
+    os.environ[PREFIX_START_VARIABLE] = config.session_prefix
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the session if a tritonserver, a stub or a shared-memory region it started is still there; remove them."""
+    prefix = getattr(session.config, "session_prefix", None)
+    if prefix is None:
+        return
+    processes, regions = session_leftovers.find_leftovers(prefix, session.config.getoption("leftover_wait_s"))
+    if not (processes or regions):
+        return
+    session_leftovers.remove(processes, regions)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"the tests left {len(processes)} server processes and {len(regions)} shared-memory regions (removed):"]
+    lines += [f"  pid {pid}: {command}" for pid, command in sorted(processes.items())]
+    lines += [f"  /dev/shm/{path.name}" for path in regions]
+    for line in lines:
+        (reporter.write_line if reporter else print)(line)
+    if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_collection_modifyitems(config, items):

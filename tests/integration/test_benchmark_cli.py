@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -70,7 +71,20 @@ def test_benchmark_writes_report_csv_and_plot_with_every_reference(server, expor
         assert not client.get_system_shared_memory_status(as_json=True).get("regions")
     finally:
         client.close()
-    assert not list(Path("/dev/shm").glob("bench-images-*"))
+    assert not list(Path("/dev/shm").glob(f"bench-images-{os.getpid()}-*"))  # ours: other sessions' benches run too
+
+
+def test_benchmark_starts_a_restricted_server_and_registers_shared_memory_with_its_key(
+    repository, export_dir, tmp_path
+):
+    """``make bench`` starts its own server: admin APIs behind a key made for the run, which grpc-shm sends."""
+    args = [*TINY, "--concurrency", "1", "--protocol", "grpc-shm", "--no-references", "--repository", str(repository)]
+    assert benchmark.main([*args, "--export", str(export_dir), "--output-dir", str(tmp_path)]) == 0
+    result = json.loads(next(tmp_path.glob("benchmark-*.json")).read_text())
+    assert [(lv["protocol"], lv["errors"]) for lv in result["served"]] == [("grpc-shm", 0)]
+    assert result["served"][0]["images"] > 0
+    (log,) = tmp_path.glob("*-tritonserver.log")
+    assert "APIs are open" not in log.read_text()  # the launcher says so in one line when any is
 
 
 def test_benchmark_served_only_against_one_protocol(server, export_dir, tmp_path):

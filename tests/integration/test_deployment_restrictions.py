@@ -174,7 +174,7 @@ def test_plain_launcher_says_in_one_line_which_admin_apis_are_open():
     result = run_launcher()
     assert result.returncode != 0  # no repository: Triton exits after parsing, which is all this needs
     (notice,) = [line for line in result.stderr.splitlines() if line.startswith("tritonserver: the ")]
-    assert "shared-memory, trace, logging APIs are open" in notice and "make serve SECURE=1" in notice
+    assert "shared-memory, trace, logging APIs are open" in notice and "unless SECURE=0" in notice
     restricted = run_launcher(
         "--http-restricted-api=shared-memory,trace,logging:admin-key=k",
         "--grpc-restricted-protocol=shared-memory,trace,logging:admin-key=k",

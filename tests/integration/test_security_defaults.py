@@ -6,17 +6,26 @@ documents honest (the flag names and header formats are Triton 2.51's).
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shutil
+import signal
+import stat
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+import tritonclient.utils.shared_memory as system_shm
 from tritonclient.utils import InferenceServerException
 
-from tritonclf.serving.process import TritonProcess
+from tritonclf.serving.process import TritonProcess, free_port
 
 from ..conftest import CAT_CLASSES, ROOT, SAMPLES
 
@@ -121,3 +130,80 @@ def test_grpc_tls_serves_clients_that_trust_the_certificate_and_no_plaintext_one
     plaintext = grpcclient.InferenceServerClient(server.grpc_url)
     with pytest.raises(InferenceServerException):
         plaintext.is_server_live(client_timeout=5)
+
+
+def wait_until_gone(group: int, timeout_s: float) -> bool:
+    """Whether every process of the process group ``group`` has exited within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def register_request(url: str, name: str, key: str, headers: dict[str, str]) -> urllib.request.Request:
+    body = json.dumps({"key": key, "offset": 0, "byte_size": 64}).encode()
+    return urllib.request.Request(
+        f"http://{url}/v2/systemsharedmemory/region/{name}/register", data=body, method="POST", headers=headers
+    )
+
+
+def test_make_serve_puts_shared_memory_behind_a_key_by_default(repository, tmp_path):
+    """The laptop default: registering any /dev/shm object by name (then reading it back through
+    error texts, or writing outputs into it) needs the key that make serve generated."""
+    ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT")}
+    key_file = tmp_path / "admin-key"
+    command = ["make", "serve", f"REPOSITORY={repository}", f"ADMIN_KEY_FILE={key_file}"]
+    command += [f"{name}={port}" for name, port in ports.items()]
+    env = {name: value for name, value in os.environ.items() if name != "TRITON_ADMIN_KEY"}
+    log = tmp_path / "make-serve.log"
+    with open(log, "wb") as out:
+        make = subprocess.Popen(
+            command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    http = f"127.0.0.1:{ports['HTTP_PORT']}"
+    try:
+        client = httpclient.InferenceServerClient(http)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and make.poll() is None:
+            with contextlib.suppress(Exception):
+                if client.is_server_ready():
+                    break
+            time.sleep(0.5)
+        assert client.is_server_ready(), log.read_text()[-3000:]
+        name = f"tritonclf-serve-{os.getpid()}"
+        region = system_shm.create_shared_memory_region(name, f"/{name}", 64)
+        try:
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(register_request(http, name, f"/{name}", {}), timeout=30)
+            assert refused.value.code == 403 and "restricted" in refused.value.read().decode()
+            grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{ports['GRPC_PORT']}")
+            with pytest.raises(InferenceServerException, match="restricted"):
+                grpc.register_system_shared_memory(name, f"/{name}", 64)
+            with pytest.raises(InferenceServerException, match="restricted"):
+                grpc.get_system_shared_memory_status()
+            key = key_file.read_text().strip()
+            assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(key) == 64
+            client.register_system_shared_memory(name, f"/{name}", 64, headers={"admin-key": key})
+            client.unregister_system_shared_memory(name, headers={"admin-key": key})
+        finally:
+            system_shm.destroy_shared_memory_region(region)
+        output = log.read_text()
+        assert f"the key in {key_file}" in output and key not in output
+        assert "APIs are open" not in output
+    finally:
+        os.killpg(make.pid, signal.SIGTERM)
+        if not wait_until_gone(make.pid, 60):
+            os.killpg(make.pid, signal.SIGKILL)
+        make.wait()
+
+
+def test_make_serve_secure_0_runs_the_plain_launcher_which_warns():
+    result = subprocess.run(
+        ["make", "-n", "serve", "SECURE=0"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    (line,) = [line for line in result.stdout.splitlines() if "tritonserver" in line and "preflight" not in line]
+    assert line.startswith(".venv/bin/tritonserver --model-repository") and "tritonserver-secure" not in line

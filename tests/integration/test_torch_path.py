@@ -14,6 +14,7 @@ from safetensors.torch import load_model
 from tritonclient.utils import InferenceServerException
 
 from tritonclf import contract
+from tritonclf.client.status import OK
 from tritonclf.preprocess import preprocess_image
 from tritonclf.repository.build import BuildError, BuildOptions, build_repository
 from tritonclf.repository.preflight_checks import check_repository
@@ -22,6 +23,7 @@ from tritonclf.torch_preprocess import preprocess_batch
 from tritonclf_lab.bad_images import BAD_INPUTS, ODD_IMAGES
 
 from ..conftest import SAMPLE_PHOTOS, TEST_QUEUE_DELAY_US
+from ..hostile_requests import clean_one_line, grpc_pixels, hostile_pixel_requests
 
 pytestmark = pytest.mark.integration
 MODEL = "efficientnet_lite0"
@@ -132,6 +134,29 @@ def test_bad_images_in_a_torch_batch_fail_only_their_own_requests(torch_server, 
     for bad, answer in zip(BAD_INPUTS, answers[len(good) :], strict=True):
         assert isinstance(answer, InferenceServerException), bad.name
         assert answer.message() == f"in ensemble '{MODEL}', {bad.message}", bad.name
+
+
+def test_torch_classifier_refuses_hostile_pixels_alone_while_good_requests_succeed(
+    torch_server, onnx_session, metadata
+):
+    pixels = preprocess_image(SAMPLE_PHOTOS[0].read_bytes(), metadata.preprocess)[None]
+    top1 = int(onnx_session.run(None, {contract.PIXELS: pixels})[0].argmax())
+    classifier = contract.classifier_model_name(MODEL)
+    hostile = hostile_pixel_requests(torch_server, classifier, pixels)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        good = [pool.submit(grpc_pixels, torch_server.grpc_url, classifier, None, pixels) for _ in range(64)]
+        refusals = []
+        while not all(future.done() for future in good):  # one hostile request in flight at a time
+            refusals += [(name, *send()) for name, send in hostile.items()]
+        answers = [future.result() for future in good]
+    assert [status for status, _, _ in answers] == [OK] * len(answers)
+    assert {int(probabilities.argmax()) for _, _, probabilities in answers} == {top1}
+    assert {name for name, _, _ in refusals} == set(hostile)
+    for name, status, message in refusals:
+        assert status == "INVALID_ARGUMENT" and clean_one_line(message), (name, status, message)
+        assert message.startswith(
+            "pixel_values must be [batch, 3, 224, 224] float32" if "batch" in name else "pixel_values holds NaN"
+        )
 
 
 def test_torch_repository_passes_preflight(torch_repository):

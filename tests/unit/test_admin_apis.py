@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from tritonclf.serving.admin_apis import admin_apis, model_control_mode, open_admin_apis, open_api_notice
+from tritonclf.serving.admin_apis import (
+    admin_apis,
+    key_headers,
+    model_control_mode,
+    open_admin_apis,
+    open_api_notice,
+    restriction_flags,
+)
 
 HTTP = "--http-restricted-api"
 GRPC = "--grpc-restricted-protocol"
@@ -46,6 +53,13 @@ def test_notice_is_one_line_naming_the_open_apis_and_the_way_to_restrict_them():
     notice = open_api_notice(["--model-control-mode=explicit"])
     assert "\n" not in notice
     assert "model-repository, shared-memory, trace, logging APIs are open" in notice
-    assert "make serve SECURE=1" in notice
+    assert "`make serve` restricts them unless SECURE=0" in notice
     closed = [f"{flag}=shared-memory,trace,logging:admin-key=k" for flag in (HTTP, GRPC)]
     assert open_api_notice(closed) is None
+
+
+def test_restriction_flags_close_every_admin_api_of_the_command_line():
+    for args in (["--model-repository=m"], ["--model-control-mode=explicit", "--load-model=*"]):
+        assert open_admin_apis([*args, *restriction_flags(args, "k")]) == []
+    assert key_headers("grpc", "k") == {"triton-grpc-protocol-admin-key": "k"}
+    assert key_headers("http", "k") == {"admin-key": "k"} and key_headers("http", None) is None

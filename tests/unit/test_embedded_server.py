@@ -30,3 +30,10 @@ def test_environment_puts_this_python_first_and_the_wheel_libraries_on_the_path(
     env = server.server_environment({"PATH": "/usr/bin", "LD_LIBRARY_PATH": "/x"})
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     assert env["LD_LIBRARY_PATH"].split(os.pathsep) == [str(server.library_dir()), "/x"]
+
+
+def test_command_names_the_python_backend_regions_with_the_prefix_unless_given():
+    command = server.server_command(["--model-repository=m"], region_prefix="p_")
+    assert "--backend-config=python,shm-region-prefix-name=p_" in command
+    mine = ["--model-repository=m", "--backend-config=python,shm-region-prefix-name=mine_"]
+    assert [a for a in server.server_command(mine, region_prefix="p_") if "shm-region-prefix" in a] == [mine[1]]

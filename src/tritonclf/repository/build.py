@@ -255,6 +255,7 @@ def _classifier_files(
         files = {
             "model.py": _BACKEND_MODELS / "torch_classifier_model.py",
             "cuda_graphs.py": _BACKEND_MODELS / "cuda_graphs.py",
+            "pixel_checks.py": _BACKEND_MODELS / "pixel_checks.py",
             contract.WEIGHTS_FILENAME: weights,
         }
         return files, {}
@@ -265,6 +266,7 @@ def _classifier_files(
         files = {
             "model.py": _BACKEND_MODELS / "onnx_classifier_model.py",
             "ort_providers.py": _BACKEND_MODELS / "ort_providers.py",
+            "pixel_checks.py": _BACKEND_MODELS / "pixel_checks.py",
             contract.ONNX_FILENAME: onnx_path,
         }
         return files, {}

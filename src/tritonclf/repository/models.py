@@ -199,7 +199,8 @@ def preprocess_spec(name: str, metadata: ExportMetadata, options: BuildOptions) 
 def _classifier_warmup(metadata: ExportMetadata, options: BuildOptions) -> tuple[WarmupSample, ...]:
     if not options.warmup:
         return ()
-    pixels = WarmupInput("TYPE_FP32", _pixels(metadata).dims, "random")
+    # Zeros: Triton's random_data is random bytes, NaN and Inf among them, which the classifier refuses.
+    pixels = WarmupInput("TYPE_FP32", _pixels(metadata).dims, "zero")
     return tuple(
         WarmupSample(f"batch_{b}", b, {contract.PIXELS: pixels}) for b in options.classifier_warmup_batch_sizes()
     )

@@ -21,6 +21,9 @@ ADMIN_APIS = ("shared-memory", "trace", "logging")
 # Loads and unloads models (code) when model control is explicit; mode none refuses both anyway.
 MODEL_CONTROL_API = "model-repository"
 RESTRICTION_FLAGS = ("--http-restricted-api", "--grpc-restricted-protocol")
+# The header our deployments name in those flags; Triton prefixes gRPC headers with ``triton-grpc-protocol-``.
+KEY_HEADER = "admin-key"
+GRPC_KEY_HEADER = f"triton-grpc-protocol-{KEY_HEADER}"
 
 
 def option_values(args: Sequence[str], name: str) -> list[str]:
@@ -63,6 +66,19 @@ def open_admin_apis(args: Sequence[str]) -> list[str]:
     return [api for api in admin_apis(args) if api not in closed]
 
 
+def restriction_flags(args: Sequence[str], key: str) -> tuple[str, str]:
+    """The HTTP and gRPC flags that put this command line's admin APIs behind ``key`` (header ``admin-key``)."""
+    apis = ",".join(admin_apis(args))
+    return tuple(f"{flag}={apis}:{KEY_HEADER}={key}" for flag in RESTRICTION_FLAGS)
+
+
+def key_headers(protocol: str, key: str | None) -> dict[str, str] | None:
+    """The request headers that carry ``key`` over ``protocol`` (``grpc`` or ``http``); None without a key."""
+    if not key:
+        return None
+    return {GRPC_KEY_HEADER if protocol == "grpc" else KEY_HEADER: key}
+
+
 def open_api_notice(args: Sequence[str]) -> str | None:
     """One line for a server started with admin APIs open, or None when every one is restricted."""
     still_open = open_admin_apis(args)
@@ -70,6 +86,6 @@ def open_api_notice(args: Sequence[str]) -> str | None:
         return None
     return (
         f"tritonserver: the {', '.join(still_open)} APIs are open to anyone who reaches these ports "
-        "(fine on a laptop); restrict them with `make serve SECURE=1` or "
-        "--http-restricted-api/--grpc-restricted-protocol (docs/SECURITY.md)"
+        "(through shared memory a client reads and overwrites the server's files); `make serve` restricts them "
+        "unless SECURE=0, or pass --http-restricted-api/--grpc-restricted-protocol (docs/SECURITY.md)"
     )

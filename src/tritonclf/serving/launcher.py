@@ -16,9 +16,14 @@ When the arguments leave Triton's admin APIs open (no ``--http-restricted-api`` 
 We run the binary, not PyTriton's Python API: the repository stays a plain Triton
 repository that the container serves as it is.
 
-Triton runs as a child under a watchdog (serving/supervisor.py) that reloads a model,
-or restarts the server, when one of its Python-backend stubs dies: Triton itself no
-longer does. ``TRITONCLF_STUB_CHECK_S=0`` turns it off and ``exec``s Triton instead.
+Triton runs as a child under a supervisor (serving/supervisor.py): it restarts a crashed
+server (with a backoff and a crash-loop limit), reloads a model or restarts the server when
+one of its Python-backend stubs dies or stops (Triton itself no longer does;
+``TRITONCLF_STUB_CHECK_S=0`` turns that check off), removes the stubs and ``/dev/shm``
+regions a dead server leaves, and takes Triton down with it when it is killed. Each server
+gets its own shared-memory region prefix for that (``TRITONCLF_SHM_PREFIX`` sets its start;
+``--backend-config=python,shm-region-prefix-name=...`` replaces it), so another server on
+the machine is never touched.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tritonclf.serving import supervisor
+from tritonclf.serving import leftovers, supervisor
 from tritonclf.serving.admin_apis import open_api_notice
 
 
@@ -111,13 +116,16 @@ CUDA_MEMORY_POOL_BYTES = 256 * 1024 * 1024
 _NVIDIA_DEVICE = Path("/dev/nvidiactl")
 
 
-def server_command(args: list[str], gpu: bool | None = None) -> list[str]:
+def server_command(args: list[str], gpu: bool | None = None, region_prefix: str | None = None) -> list[str]:
     """The full command line: the binary, the caller's arguments, and our defaults for what is missing.
 
     ``gpu`` (default: whether NVIDIA's device node exists) adds the CUDA memory pool size.
+    ``region_prefix`` names the Python backend's shared-memory regions, unless the arguments do.
     """
     command = [str(binary_path()), *args]
     given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
+    if region_prefix and leftovers.region_prefix(args) is None:
+        command.append(f"--backend-config={leftovers.PREFIX_SETTING}{region_prefix}")
     if (_NVIDIA_DEVICE.exists() if gpu is None else gpu) and "--cuda-memory-pool-byte-size" not in given:
         command.append(f"--cuda-memory-pool-byte-size=0:{CUDA_MEMORY_POOL_BYTES}")
     if "--backend-directory" not in given:
@@ -128,13 +136,14 @@ def server_command(args: list[str], gpu: bool | None = None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run tritonserver under the stub watchdog; signals go to Triton and its exit code is ours."""
+    """Run tritonserver under the supervisor; signals go to Triton and its exit code is ours."""
     args = sys.argv[1:] if argv is None else argv
     notice = None if {"-h", "--help"} & set(args) else open_api_notice(args)
     if notice:
         print(notice, file=sys.stderr, flush=True)
     try:
-        command = server_command(args)
+        prefix = leftovers.new_region_prefix(leftovers.prefix_start(os.environ))
+        command = server_command(args, region_prefix=prefix)
         env = server_environment()
         sys.exit(supervisor.run(command, env))
     except (EmbeddedServerError, ValueError) as err:

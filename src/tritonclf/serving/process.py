@@ -4,12 +4,16 @@
         print(server.grpc_url, server.http_url)
 
 Uses the ``tritonserver`` of this environment (the embedded binary after
-``make setup``), on free loopback ports unless ports are given.
+``make setup``), on free loopback ports unless ports are given. With ``admin_key`` the
+admin APIs (shared memory, trace, logging; model control when on) need that key, as in
+every shipped deployment. The server's shared-memory regions are named with a prefix of
+this object's own, so a stop that has to SIGKILL everything still removes them.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -19,6 +23,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from tritonclf.serving import leftovers
+from tritonclf.serving.admin_apis import restriction_flags
 
 
 class ServerStartError(RuntimeError):
@@ -59,6 +66,7 @@ class TritonProcess:
         executable: Path | str | None = None,
         env: dict[str, str] | None = None,
         new_session: bool = True,
+        admin_key: str | None = None,
     ):
         # A URL (s3://, gs://, as://) stays a string: Path() would fold its "//".
         self.repository = repository if isinstance(repository, str) and "://" in repository else Path(repository)
@@ -74,6 +82,9 @@ class TritonProcess:
         # False: the server (and its stubs) stay in the caller's process group, so whoever
         # ends that group ends them too (the GPU kit's runner does, when a phase times out).
         self.new_session = new_session
+        self.admin_key = admin_key
+        # The launcher adds its own pid and token after this.
+        self.region_prefix_start = f"{leftovers.prefix_start(os.environ)}{os.getpid()}-{secrets.token_hex(4)}-"
         self.process: subprocess.Popen | None = None
         self._log_file = None
 
@@ -103,6 +114,7 @@ class TritonProcess:
             "--http-address=127.0.0.1",
             "--grpc-address=127.0.0.1",
             *self.extra_args,
+            *(restriction_flags(self.extra_args, self.admin_key) if self.admin_key else ()),
         ]
 
     def start(self) -> TritonProcess:
@@ -115,7 +127,7 @@ class TritonProcess:
             stdout=self._log_file or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=self.new_session,  # our Ctrl-C goes to us; stop() signals the server itself
-            env={**os.environ, **self.env} if self.env else None,
+            env={**os.environ, **(self.env or {}), leftovers.PREFIX_START_VARIABLE: self.region_prefix_start},
         )
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
@@ -156,6 +168,8 @@ class TritonProcess:
                 else:
                     self.process.kill()  # its stubs notice and exit (python_backend's parent check)
                 self.process.wait()
+                # Nobody is left to remove the regions: the launcher went with the rest.
+                leftovers.remove_leftovers(self.region_prefix_start)
         if self._log_file:
             self._log_file.close()
             self._log_file = None

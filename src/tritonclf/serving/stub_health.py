@@ -10,12 +10,13 @@ endpoint still answer 200. This check compares what the server's loaded models d
 (instance groups of every ``backend: "python"`` model, from Triton's model-config API)
 with the stub processes that are children of the server listening on that port
 (``/proc``: a stub's argv ends with its instance name, e.g.
-``efficientnet_lite0_preprocess_0_1``). One line says which instance is dead.
+``efficientnet_lite0_preprocess_0_1``). A stopped stub (SIGSTOP) holds its instance's requests
+as a dead one does, so it counts as dead too. One line says which instance is dead.
 
 Stdlib only and self-contained on purpose: the deployments copy this file into NVIDIA's
 container (no tritonclf installed there) and run it as the Kubernetes liveness and
 readiness probe; the embedded launcher imports it to heal (serving/launcher.py).
-Exit codes: 0 healthy, 1 a stub is dead (or, with --ready, the server is not ready),
+Exit codes: 0 healthy, 1 a stub is dead or stopped (or, with --ready, the server is not ready),
 2 the server cannot be asked.
 """
 
@@ -33,6 +34,9 @@ from pathlib import Path
 PROC = Path("/proc")
 STUB_EXECUTABLE = "triton_python_backend_stub"
 _TCP_LISTEN = "0A"
+# /proc/PID/stat states: stopped by a signal or by a tracer; zombie or dead.
+STOPPED = frozenset("Tt")
+NOT_RUNNING = STOPPED | frozenset("ZX")
 
 
 class ServerUnreachable(RuntimeError):
@@ -96,14 +100,14 @@ def group_pids(pgid: int, proc: Path = PROC) -> list[int]:
     return members
 
 
-def live_stub_instances(server_pid: int, proc: Path = PROC) -> list[str]:
-    """Instance names of the running (not zombie, not exited) stubs that ``server_pid`` started."""
-    names = []
+def stub_states(server_pid: int, proc: Path = PROC) -> dict[str, tuple[int, str]]:
+    """{instance name: (pid, state letter of /proc/PID/stat)} of the stubs that ``server_pid`` started."""
+    stubs = {}
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
         fields = _stat_fields(entry.name, proc)
-        if not fields or int(fields[1]) != server_pid or fields[0] in {"Z", "X"}:
+        if not fields or int(fields[1]) != server_pid:
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
@@ -112,8 +116,16 @@ def live_stub_instances(server_pid: int, proc: Path = PROC) -> list[str]:
         argv = [a.decode(errors="replace") for a in argv if a]
         if argv and os.path.basename(argv[0]) == STUB_EXECUTABLE and len(argv) >= 3:
             # ... <instance name> <device kind>: see python_backend's stub_launcher.cc.
-            names.append(argv[-2])
-    return names
+            stubs[argv[-2]] = (int(entry.name), fields[0])
+    return stubs
+
+
+def live_stub_instances(server_pid: int, proc: Path = PROC) -> list[str]:
+    """Instance names of the running stubs that ``server_pid`` started: not exited, not a zombie, not stopped.
+
+    A stopped stub (SIGSTOP, a debugger) holds its instance's requests as a dead one does.
+    """
+    return [name for name, (_, state) in stub_states(server_pid, proc).items() if state not in NOT_RUNNING]
 
 
 def _listening_inodes(port: int, proc: Path) -> set[str]:
@@ -179,19 +191,37 @@ def is_ready(http_url: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def check(http_url: str, server_pid: int | None = None, timeout_s: float = 2.0) -> dict[str, list[str]]:
-    """{model: dead instances} of the server at ``http_url``; raises ServerUnreachable."""
+def server_pid_for_url(http_url: str) -> int:
+    """The pid listening on the port of ``http_url``; raises ServerUnreachable."""
     port = int(http_url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
-    pid = server_pid or server_pid_for_port(port)
+    pid = server_pid_for_port(port)
     if pid is None:
         raise ServerUnreachable(f"no process of this user listens on port {port}")
+    return pid
+
+
+def unhealthy_stubs(
+    http_url: str, server_pid: int | None = None, timeout_s: float = 2.0
+) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """({model: instances whose stub is dead or stopped}, {stopped instance: its pid}); raises ServerUnreachable."""
+    pid = server_pid or server_pid_for_url(http_url)
     expected = expected_stubs(loaded_model_configs(http_url, timeout_s))
-    return dead_stubs(expected, live_stub_instances(pid))
+    stubs = stub_states(pid)
+    live = [name for name, (_, state) in stubs.items() if state not in NOT_RUNNING]
+    stopped = {name: stub_pid for name, (stub_pid, state) in stubs.items() if state in STOPPED}
+    return dead_stubs(expected, live), stopped
 
 
-def describe(dead: Mapping[str, list[str]]) -> str:
-    """One line naming every dead instance."""
-    parts = [f"{model} ({', '.join(names)})" for model, names in sorted(dead.items())]
+def check(http_url: str, server_pid: int | None = None, timeout_s: float = 2.0) -> dict[str, list[str]]:
+    """{model: instances whose stub is dead or stopped} of the server at ``http_url``; raises ServerUnreachable."""
+    return unhealthy_stubs(http_url, server_pid, timeout_s)[0]
+
+
+def describe(dead: Mapping[str, list[str]], stopped: Iterable[str] = ()) -> str:
+    """One line naming every dead instance; those in ``stopped`` are marked as stopped rather than dead."""
+    stopped = set(stopped)
+    named = {model: [f"{n} stopped" if n in stopped else n for n in names] for model, names in dead.items()}
+    parts = [f"{model} ({', '.join(names)})" for model, names in sorted(named.items())]
     return "dead Python-backend stub: " + "; ".join(parts) + " (Triton will not restart it)"
 
 
@@ -204,12 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="print nothing when healthy")
     args = parser.parse_args(argv)
     try:
-        dead = check(args.url, timeout_s=args.timeout_s)
+        dead, stopped = unhealthy_stubs(args.url, timeout_s=args.timeout_s)
     except ServerUnreachable as err:
         print(f"stub check: {err}", file=sys.stderr)
         return 2
     if dead:
-        print(describe(dead), file=sys.stderr)
+        print(describe(dead, stopped), file=sys.stderr)
         return 1
     if args.ready and not is_ready(args.url, args.timeout_s):
         print("stub check: Triton is not ready", file=sys.stderr)

@@ -1,40 +1,59 @@
-"""Run tritonserver as a child and heal it when a Python-backend stub dies.
+"""Run tritonserver as a child: restart it when it dies, heal it when a Python-backend stub dies, clean up after it.
 
-Triton (since 24.06) never restarts a dead stub, and its health endpoints stay green,
-so the embedded launcher watches for itself (serving/stub_health.py, every
-``TRITONCLF_STUB_CHECK_S`` seconds, default 2) and heals:
+What the launcher does for the server it started (and for no other server on the machine):
 
-- explicit model control (``--model-control-mode=explicit``): the one broken model is
-  reloaded through the repository API, with the key from the command's own
-  ``--http-restricted-api=...model-repository...:KEY=VALUE`` when that API is restricted.
-  A load request for an unchanged model is a no-op in Triton, so the reload carries the
-  model's current config with one extra parameter (``tritonclf_reload``), which makes
-  Triton load fresh instances beside the old ones and swap them in: the other models,
-  and this model's healthy instances until the swap, keep serving.
-- ``none`` or ``poll`` (no load API): a restart. SIGTERM and a few seconds let Triton
-  finish the requests its healthy instances hold (it would otherwise wait out all of
-  ``--exit-timeout-secs``: the dead instance never unloads), then the same command starts
-  again. Requests that arrive meanwhile are refused (UNAVAILABLE, connection refused).
+- **A crash** (any signal, or a non-zero exit after it was up) is followed by a restart, with
+  a backoff and a crash-loop limit (serving/restart_policy.py: 1 s doubling to 60 s, five
+  crashes in a row without a minute up and it gives up). A restart that cannot load the
+  models is retried rather than ending a server that was serving. A server whose first start
+  fails is not restarted: that is the user's to fix. One line each.
+- **Leftovers.** Each server gets a shared-memory prefix of its own
+  (``--backend-config=python,shm-region-prefix-name=...``, serving/leftovers.py): after it
+  exits, for whatever reason, the stubs and ``/dev/shm`` regions carrying that prefix are
+  killed and removed before anything starts again, with one line saying what went. The
+  launcher is a child subreaper, so stubs orphaned by a dead server become its children,
+  never init's.
+- **It ends with its child**: signals sent to the launcher go to Triton, and the launcher
+  exits with Triton's code; Triton gets SIGTERM when the launcher dies, even of SIGKILL
+  (``PR_SET_PDEATHSIG``), and shuts down as on any SIGTERM.
+- **A dead or stopped stub.** Triton (since 24.06) never restarts a dead stub, and its health
+  endpoints stay green, so every ``TRITONCLF_STUB_CHECK_S`` seconds (default 2; 0 turns the
+  check off) the launcher looks for itself (serving/stub_health.py) and heals:
 
-Signals sent to the launcher go to Triton, and the launcher exits with Triton's code.
-``TRITONCLF_STUB_CHECK_S=0`` turns the watchdog off (the launcher then ``exec``s Triton).
+  - explicit model control (``--model-control-mode=explicit``): the one broken model is
+    reloaded through the repository API, with the key from the command's own
+    ``--http-restricted-api=...model-repository...:KEY=VALUE`` when that API is restricted.
+    A load request for an unchanged model is a no-op in Triton, so the reload carries the
+    model's current config with one extra parameter (``tritonclf_reload``), which makes
+    Triton load fresh instances beside the old ones and swap them in: the other models,
+    and this model's healthy instances until the swap, keep serving.
+  - ``none`` or ``poll`` (no load API): a restart. SIGTERM and a few seconds let Triton
+    finish the requests its healthy instances hold (it would otherwise wait out all of
+    ``--exit-timeout-secs``: the dead instance never unloads), then the same command starts
+    again. Requests that arrive meanwhile are refused (UNAVAILABLE, connection refused).
+
+  A stopped stub is SIGKILLed first: Triton waits forever for a stopped stub to unload.
+
+``--help`` and ``--version`` are the only arguments for which the launcher ``exec``s Triton.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 
-from tritonclf.serving import stub_health
+from tritonclf.serving import leftovers, stub_health
+from tritonclf.serving.restart_policy import RestartPolicy, exit_code
 
 RELOAD_PARAMETER = "tritonclf_reload"
 DEFAULT_CHECK_INTERVAL_S = 2.0
@@ -44,6 +63,10 @@ HEAL_WINDOW_S = 300.0
 # How long a restart lets Triton finish the requests its healthy instances hold.
 RESTART_GRACE_S = 5.0
 _FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+_POLL_S = 0.2
+_READY_POLL_S = 0.5
+# Without an HTTP endpoint to ask, a server that has run this long counts as up.
+_UP_WITHOUT_HTTP_S = 30.0
 
 
 def flag_values(args: Sequence[str]) -> dict[str, list[str]]:
@@ -109,11 +132,43 @@ def reload_request(
 
 
 def _say(message: str) -> None:
-    print(f"tritonclf watchdog: {message}", file=sys.stderr, flush=True)
+    print(f"tritonclf launcher: {message}", file=sys.stderr, flush=True)
+
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option: int, value: int) -> None:
+    """Linux's prctl(2); nothing elsewhere (the embedded binary is Linux-only anyway)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def _die_with(parent: int):
+    """A ``preexec_fn``: the child gets SIGTERM when ``parent`` dies; it never starts if ``parent`` is gone."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+    def preexec() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the launcher died between fork and prctl: do not start at all
+            os._exit(1)
+
+    return preexec
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """How one server's run ended."""
+
+    returncode: int
+    up_s: float | None  # seconds from ready to exit; None when it never was
+    healed: bool  # the watchdog stopped it to start it again
 
 
 class Supervisor:
-    """One tritonserver child, restarted or partly reloaded when its stubs die."""
+    """One tritonserver child at a time: restarted when it dies, healed when its stubs die, cleaned up after."""
 
     def __init__(self, command: list[str], env: Mapping[str, str], interval_s: float):
         self.command = command
@@ -121,77 +176,123 @@ class Supervisor:
         self.args = command[1:]
         self.http_url = http_address(self.args)
         self.interval_s = interval_s
+        self.prefix = leftovers.region_prefix(self.args)
         self.child: subprocess.Popen | None = None
-        self.stopping = threading.Event()  # a signal came: let Triton exit, start nothing
-        self.restart = threading.Event()  # the watchdog stopped Triton to start it again
+        self.stop_signal: int | None = None  # a signal came: let Triton exit, start nothing
+        self.watching = interval_s > 0 and self.http_url is not None
         self.heals: list[float] = []
+        self.policy = RestartPolicy()
 
     def run(self) -> int:
-        """Start Triton, watch it until it exits on its own or by a signal; Triton's exit code."""
+        """Start Triton and keep it running until it is asked to stop; its exit code (or the last one's)."""
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
         for signum in _FORWARDED_SIGNALS:
             signal.signal(signum, self._forward)
-        self.child = subprocess.Popen(self.command, env=self.env)
-        if self.http_url:
-            threading.Thread(target=self._watch, name="stub-watchdog", daemon=True).start()
+        started_before = False
         while True:
-            code = self.child.wait()
-            if not self.restart.is_set() or self.stopping.is_set():
-                return 128 - code if code < 0 else code
-            self.child = subprocess.Popen(self.command, env=self.env)
-            self.restart.clear()
+            run = self._run_once(started_before)
+            started_before = True
+            if self.stop_signal is not None or run.healed:
+                self._clean_up()
+                if self.stop_signal is not None:
+                    return exit_code(run.returncode)
+                self.policy.healed()
+                continue
+            decision = self.policy.after_exit(run.returncode, run.up_s is not None, run.up_s or 0.0)
+            _say(decision.line)
+            self._clean_up()
+            if not decision.restart or not self._pause(decision.delay_s):
+                return decision.code
 
     def _forward(self, signum, _frame) -> None:
-        self.stopping.set()
-        if self.child and self.child.poll() is None:
+        self.stop_signal = signum
+        if self.child is not None and self.child.returncode is None:
             self.child.send_signal(signum)
 
-    def _watch(self) -> None:
-        while not self.stopping.wait(self.interval_s):
-            child = self.child
-            if child is None or child.poll() is not None or not stub_health.is_ready(self.http_url):
-                continue
-            try:
-                dead = stub_health.check(self.http_url, server_pid=child.pid)
-            except stub_health.ServerUnreachable:
-                continue  # starting, stopping, or between two checks of a reload
-            if dead and not self.stopping.is_set() and not self._heal(dead):
-                return
+    def _pause(self, seconds: float) -> bool:
+        """Sleep, unless a stop signal comes first; whether to go on."""
+        deadline = time.monotonic() + seconds
+        while self.stop_signal is None and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        return self.stop_signal is None
 
-    def _heal(self, dead: Mapping[str, list[str]]) -> bool:
-        """Reload or restart; False when healing keeps failing and the watchdog should stop."""
+    def _run_once(self, restarted: bool) -> Run:
+        """Start the server, watch it until it exits; how it ended."""
+        self.child = subprocess.Popen(self.command, env=self.env, preexec_fn=_die_with(os.getpid()))  # noqa: PLW1509
+        if self.stop_signal is not None:  # arrived while it started
+            self.child.send_signal(self.stop_signal)
+        started = time.monotonic()
+        up_at = None
+        next_look = started
+        while True:
+            try:
+                return Run(self.child.wait(timeout=_POLL_S), None if up_at is None else time.monotonic() - up_at, False)
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if self.stop_signal is not None or now < next_look:
+                continue
+            if up_at is None:
+                next_look = now + _READY_POLL_S
+                if self._is_up(now - started):
+                    up_at = now
+                    if restarted:
+                        _say("tritonserver is ready again")
+                continue
+            next_look = now + self.interval_s
+            if self.watching and self._stubs_need_a_restart():
+                self._stop_child(self.child)
+                return Run(self.child.wait(), now - up_at, True)
+
+    def _is_up(self, running_s: float) -> bool:
+        """Ready over HTTP; without an HTTP endpoint, still running after a while."""
+        if self.http_url is None:
+            return running_s >= _UP_WITHOUT_HTTP_S
+        return stub_health.is_ready(self.http_url, timeout_s=1.0)
+
+    def _stubs_need_a_restart(self) -> bool:
+        """Check the stubs, heal by a reload where that works; True when the server has to restart."""
+        try:
+            dead, stopped = stub_health.unhealthy_stubs(self.http_url, server_pid=self.child.pid)
+        except stub_health.ServerUnreachable:
+            return False  # starting, stopping, or between two checks of a reload
+        if not dead or self.stop_signal is not None:
+            return False
         now = time.monotonic()
         self.heals = [t for t in self.heals if now - t < HEAL_WINDOW_S] + [now]
+        line = stub_health.describe(dead, stopped)
         if len(self.heals) > MAX_HEALS_PER_WINDOW:
-            _say(f"{stub_health.describe(dead)}; {MAX_HEALS_PER_WINDOW} heals in {HEAL_WINDOW_S:.0f} s, giving up")
+            _say(f"{line}; {MAX_HEALS_PER_WINDOW} heals in {HEAL_WINDOW_S:.0f} s, no more healing")
+            self.watching = False
             return False
+        # A stopped stub never answers Triton's unload: make it a dead one, which Triton handles.
+        leftovers.kill_stubs(stopped.values())
         if model_control_mode(self.args) == "explicit" and self._reload(dead):
-            return True
-        _say(f"{stub_health.describe(dead)}: restarting tritonserver")
-        self.restart.set()
-        self._stop_child(self.child)
-        # The next check must see the new server, not the old one's missing stubs.
-        while self.restart.is_set() and not self.stopping.is_set():
-            time.sleep(0.1)
+            return False
+        _say(f"{line}: restarting tritonserver")
         return True
 
     @staticmethod
     def _stop_child(child: subprocess.Popen) -> None:
-        """SIGTERM, a short drain, then SIGKILL for Triton and its stubs.
+        """SIGTERM, a short drain, then SIGKILL (what the stubs leave is cleaned up after).
 
         With a dead stub Triton never finishes its own shutdown: the broken instance does
         not unload, so it waits out all of ``--exit-timeout-secs``. The grace period lets the
         requests held by healthy instances finish.
         """
-        stubs = stub_health.child_pids(child.pid)
         child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + RESTART_GRACE_S
-        while child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(RESTART_GRACE_S)
         if child.poll() is None:
             child.kill()
-        for pid in stubs:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+
+    def _clean_up(self) -> None:
+        """Kill the exited server's stubs that outlived it and delete its shared-memory regions; one line if any."""
+        if self.prefix is None:
+            return
+        removed = leftovers.remove_leftovers(self.prefix)
+        if removed:
+            _say(f"removed what tritonserver left behind: {removed.describe()}")
 
     def _reload(self, dead: Mapping[str, list[str]]) -> bool:
         header = repository_api_header(self.args)
@@ -218,10 +319,8 @@ def check_interval_s(env: Mapping[str, str]) -> float:
 
 
 def run(command: list[str], env: Mapping[str, str]) -> int:
-    """Supervise Triton, or ``exec`` it where there is nothing to watch."""
+    """Supervise Triton, or ``exec`` it for ``--help`` and ``--version``."""
     interval = check_interval_s(env)
-    args = command[1:]
-    passthrough = interval <= 0 or http_address(args) is None or any(a in {"--help", "--version"} for a in args)
-    if passthrough:
+    if any(a in {"--help", "--version"} for a in command[1:]):
         os.execve(command[0], command, dict(env))
     return Supervisor(command, env, interval).run()

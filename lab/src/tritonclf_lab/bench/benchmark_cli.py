@@ -21,6 +21,8 @@ Images: ``--images DIR`` (every image file in it and its class folders; files th
 preprocessing rejects are named and left out), else ``--count`` photos in the ``--mix`` made
 from the sample photos shipped in ``tritonclf/samples``. Only loopback traffic unless URLs are given.
 The newest result of each served ensemble is also written as ``latest-ENSEMBLE.json``.
+The server it starts has its admin APIs behind a key made for the run, which ``grpc-shm`` sends
+to register its region; against a running server (``--url``) it sends ``TRITON_ADMIN_KEY``.
 Flags and exit codes as every command's (``tritonclf.cli_options``): 2 when nothing could be measured.
 """
 
@@ -30,6 +32,7 @@ import argparse
 import datetime
 import os
 import platform
+import secrets
 import subprocess
 import sys
 import time
@@ -169,7 +172,14 @@ def start_server(args: argparse.Namespace, model: str | None, log_path: Path) ->
     # Other models in the repository would hold memory and stub processes the numbers should not include.
     extra = ("--model-control-mode=explicit", f"--load-model={model}") if model else ()
     # Generous: every stub of a torch model imports torch first, minutes on a loaded 2-core machine.
-    server = TritonProcess(repository, log_path=log_path, extra_args=extra, ready_timeout_s=SERVER_READY_TIMEOUT_S)
+    # Restricted as every shipped server is: grpc-shm registers its region with this run's own key.
+    server = TritonProcess(
+        repository,
+        log_path=log_path,
+        extra_args=extra,
+        ready_timeout_s=SERVER_READY_TIMEOUT_S,
+        admin_key=secrets.token_hex(16),
+    )
     try:
         server.start()
     except ServerStartError as err:
@@ -185,11 +195,16 @@ def run_served(
     pid: int | None,
     *,
     progress: Progress | None = None,
+    admin_key: str | None = None,
 ) -> dict:
-    """Every protocol's sweep, then the 12 MP subset at the best gRPC level; returns levels and server info."""
+    """Every protocol's sweep, then the 12 MP subset at the best gRPC level; returns levels and server info.
+
+    ``admin_key``: the server's key for the shared-memory API (grpc-shm), where it is restricted.
+    """
     progress = progress or Progress.quiet()
     endpoints = {
-        protocol: resolve_endpoint(urls[wire_protocol(protocol)], protocol, args.model) for protocol in args.protocols
+        protocol: resolve_endpoint(urls[wire_protocol(protocol)], protocol, args.model, admin_key)
+        for protocol in args.protocols
     }
     first = endpoints[args.protocols[0]]
     configs = served_model_configs(first)
@@ -344,11 +359,12 @@ def run(args: argparse.Namespace, started: datetime.datetime, stamp: str) -> dic
         args.model = model
         progress.step(f"start tritonserver on {args.repository}")
         server = start_server(args, model, args.output_dir / f"{stamp}-tritonserver.log")
-        urls, pid = {"grpc": server.grpc_url, "http": server.http_url}, server.process.pid
+        urls, pid, admin_key = {"grpc": server.grpc_url, "http": server.http_url}, server.process.pid, server.admin_key
     else:
-        urls, pid = running_server_urls(args), args.server_pid
+        # A running server's key (make serve's is in .triton-admin-key), for grpc-shm.
+        urls, pid, admin_key = running_server_urls(args), args.server_pid, os.environ.get("TRITON_ADMIN_KEY")
     try:
-        served = run_served(args, images, metadata, urls, pid, progress=progress)
+        served = run_served(args, images, metadata, urls, pid, progress=progress, admin_key=admin_key)
     finally:
         progress.close()
         if server:

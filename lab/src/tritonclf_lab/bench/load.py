@@ -22,6 +22,7 @@ import numpy as np
 
 from tritonclf import contract
 from tritonclf.client.status import OK, UNAVAILABLE, one_line, status_name
+from tritonclf.serving.admin_apis import key_headers
 from tritonclf_lab.bench.images import BenchImage
 
 # "grpc-shm": gRPC carrying only the request; the image bytes wait in a system shared-memory
@@ -177,6 +178,8 @@ class Endpoint:
     input_shape: tuple[int, ...]  # with the batch dimension, e.g. (1, 1)
     output_name: str
     top_k: int = 5
+    # The server's admin key, for grpc-shm's region registration where shared memory is restricted.
+    admin_key: str | None = None
 
 
 class AsyncSender:
@@ -245,7 +248,8 @@ class AsyncSender:
             tensor.set_shared_memory(self._region_name, len(element), offset)
             self._inputs.append(tensor)
             offset += len(element)
-        await self._client.register_system_shared_memory(self._region_name, key, offset)
+        headers = key_headers(wire_protocol(self.endpoint.protocol), self.endpoint.admin_key)
+        await self._client.register_system_shared_memory(self._region_name, key, offset, headers=headers)
 
     async def __aexit__(self, *exc) -> None:
         """Unregister and free the shared memory (grpc-shm), close the connection."""
@@ -254,7 +258,8 @@ class AsyncSender:
                 import tritonclient.utils.shared_memory as shm
 
                 try:
-                    await self._client.unregister_system_shared_memory(self._region_name)
+                    headers = key_headers(wire_protocol(self.endpoint.protocol), self.endpoint.admin_key)
+                    await self._client.unregister_system_shared_memory(self._region_name, headers=headers)
                 finally:
                     shm.destroy_shared_memory_region(self._region)
         finally:

@@ -29,8 +29,11 @@ TOP_K = 5
 REQUEST_TIMEOUT_S = 60.0  # bounds the last request of a level when the server stalls
 
 
-def resolve_endpoint(url: str, protocol: str, model: str | None) -> Endpoint:
-    """Ask the server for the model's input and output (and for its only ensemble when ``model`` is None)."""
+def resolve_endpoint(url: str, protocol: str, model: str | None, admin_key: str | None = None) -> Endpoint:
+    """Ask the server for the model's input and output (and for its only ensemble when ``model`` is None).
+
+    ``admin_key``: the server's key, for registering shared memory where that API is restricted.
+    """
     client = ClassifierClient(url, wire_protocol(protocol), model, timeout_s=REQUEST_TIMEOUT_S)
     try:
         return Endpoint(
@@ -41,6 +44,7 @@ def resolve_endpoint(url: str, protocol: str, model: str | None) -> Endpoint:
             input_shape=tuple(client.input_shape),
             output_name=client.output_name,
             top_k=TOP_K,
+            admin_key=admin_key,
         )
     finally:
         client.close()

@@ -4,7 +4,8 @@ The embedded server of the nvidia-pytriton wheel has only the Python backend, so
 here the classifier runs ONNX Runtime inside it. In NVIDIA's container the same
 ONNX file is served by the ``onnxruntime`` or ``tensorrt`` backends instead, with
 the same tensor names. The requests of a dynamic batch are concatenated and run
-as one ONNX Runtime call.
+as one ONNX Runtime call, after each has been checked alone (pixel_checks.py): a request
+of the wrong shape, type or with non-finite values gets ``INVALID_ARG`` and the rest run.
 
 On the CPU each instance holds two sessions of the model and picks one per batch:
 
@@ -38,6 +39,7 @@ def _load_beside(module_name):
 
 
 execution_providers = _load_beside("ort_providers").execution_providers
+_pixel_checks = _load_beside("pixel_checks")
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -92,21 +94,43 @@ class TritonPythonModel:
         # Tensor names come from the config (the build writes them from contract.py).
         self.input_name = params["input_name"]
         self.output_name = params["output_name"]
+        dims = config["input"][0]["dims"]
+        self.checks = _pixel_checks.PixelChecks(self.input_name, dims, config["max_batch_size"])
         pb_utils.Logger.log_info(f"ONNX Runtime {ort.__version__} on {self.session.get_providers()[0]}")
 
     def execute(self, requests):
-        """Concatenate, run once, split back into one response per request."""
-        arrays = [pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests]
-        batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-        session = self.session
-        if self.single_image_session is not None and len(batch) == 1 and spare_core():
-            session = self.single_image_session
-        probabilities = session.run([self.output_name], {self.input_name: batch})[0]
+        """Check each request alone; run the good ones concatenated, once; split back into one response each."""
+        arrays, problems = zip(*(self._pixels(r) for r in requests), strict=True)
+        good = [a for a, problem in zip(arrays, problems, strict=True) if problem is None]
+        probabilities, failure = None, None
+        if good:
+            try:
+                probabilities = self._run(good[0] if len(good) == 1 else np.concatenate(good))
+            except Exception as err:  # a bug or ONNX Runtime's own error: one line to clients, the rest to the log
+                pb_utils.Logger.log_error(f"ONNX Runtime failed on a batch of {len(good)} requests: {err!r}")
+                failure = _pixel_checks.one_line_error(err)
         responses = []
         start = 0
-        for array in arrays:
+        for array, problem in zip(arrays, problems, strict=True):
+            if problem is not None or failure is not None:
+                code = pb_utils.TritonError.INVALID_ARG if problem else pb_utils.TritonError.INTERNAL
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(problem or failure, code)))
+                continue
             stop = start + len(array)
             out = pb_utils.Tensor(self.output_name, np.ascontiguousarray(probabilities[start:stop]))
             responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
             start = stop
         return responses
+
+    def _pixels(self, request):
+        """(this request's pixels, None) or (None, one line saying what is wrong with them)."""
+        array = pb_utils.get_input_tensor_by_name(request, self.input_name).as_numpy()
+        problem = self.checks.shape_problem(array.shape, array.dtype)
+        problem = problem or self.checks.value_problem(bool(np.isfinite(array).all()))
+        return (None, problem) if problem else (array, None)
+
+    def _run(self, batch):
+        session = self.session
+        if self.single_image_session is not None and len(batch) == 1 and spare_core():
+            session = self.single_image_session
+        return session.run([self.output_name], {self.input_name: batch})[0]

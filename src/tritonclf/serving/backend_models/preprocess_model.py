@@ -106,7 +106,10 @@ class TritonPythonModel:
             except Exception as err:  # a bug or a decoder crash: fail this request, keep the batch
                 self.logger.log_error(f"preprocessing failed unexpectedly: {type(err).__name__}: {err}")
                 return pb_utils.InferenceResponse(
-                    error=pb_utils.TritonError(f"internal preprocessing error: {type(err).__name__}: {err}")
+                    # The exception's text may hold paths: the client gets its type only.
+                    error=pb_utils.TritonError(
+                        f"internal preprocessing error ({type(err).__name__}); the server log has the details"
+                    )
                 )
         # One image per request is the norm (the ensemble's clients send one): use its array as is.
         if len(images) == 1:

@@ -6,6 +6,8 @@ architecture is rebuilt with ``timm.create_model`` from the names in the config 
 weights are loaded as tensors only: no pickled code is ever executed. Its output equals
 the ONNX export's: probabilities in FP32.
 
+- Each request is checked alone first (pixel_checks.py): one of the wrong shape, type or
+  with non-finite values gets ``INVALID_ARG``, and the rest of the batch runs.
 - On the CPU: FP32, ``torch_threads`` threads per instance.
 - On a GPU: FP16 weights and activations (softmax in FP32), one CUDA graph per padded
   batch size (``cuda_graph_batch_sizes``): a batch of 5 runs the graph of 8. The
@@ -36,6 +38,7 @@ def _load_beside(module_name):
 
 
 GraphRunner = _load_beside("cuda_graphs").GraphRunner
+_pixel_checks = _load_beside("pixel_checks")
 
 
 def load_classifier(version_dir, params, device, half):
@@ -56,6 +59,7 @@ class TritonPythonModel:
         version_dir = os.path.join(args["model_repository"], args["model_version"])
         self.input_name = params["input_name"]
         self.output_name = params["output_name"]
+        self.checks = _pixel_checks.PixelChecks(self.input_name, config["input"][0]["dims"], config["max_batch_size"])
         on_gpu = args.get("model_instance_kind") == "GPU"
         if on_gpu:
             self.device = torch.device("cuda", int(args.get("model_instance_device_id", "0")))
@@ -87,18 +91,36 @@ class TritonPythonModel:
         return torch.softmax(self.model(batch), dim=-1)
 
     def execute(self, requests):
-        """Pixels arrive through DLPack where the preprocessing left them: no copy on the way in."""
-        tensors = [
-            dlpack.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input_name).to_dlpack()) for r in requests
-        ]
-        with torch.inference_mode():
-            batch = tensors[0] if len(tensors) == 1 else torch.cat(tensors)
-            probabilities = self.run(batch)
+        """Pixels arrive through DLPack where the preprocessing left them: no copy on the way in.
+
+        Each request is checked alone first; only the good ones run, as one batch.
+        """
+        tensors, problems = zip(*(self._pixels(r) for r in requests), strict=True)
+        good = [t for t, problem in zip(tensors, problems, strict=True) if problem is None]
+        probabilities, failure = None, None
+        if good:
+            try:
+                with torch.inference_mode():
+                    probabilities = self.run(good[0] if len(good) == 1 else torch.cat(good))
+            except Exception as err:  # a bug, or torch's own error: one line to clients, the rest to the log
+                pb_utils.Logger.log_error(f"torch failed on a batch of {len(good)} requests: {err!r}")
+                failure = _pixel_checks.one_line_error(err)
         responses, start = [], 0
-        for tensor in tensors:
+        for tensor, problem in zip(tensors, problems, strict=True):
+            if problem is not None or failure is not None:
+                code = pb_utils.TritonError.INVALID_ARG if problem else pb_utils.TritonError.INTERNAL
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(problem or failure, code)))
+                continue
             stop = start + len(tensor)
             rows = probabilities[start:stop].contiguous()
             out = pb_utils.Tensor.from_dlpack(self.output_name, dlpack.to_dlpack(rows))
             responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
             start = stop
         return responses
+
+    def _pixels(self, request):
+        """(this request's pixels as a torch tensor, None) or (None, one line saying what is wrong with them)."""
+        tensor = dlpack.from_dlpack(pb_utils.get_input_tensor_by_name(request, self.input_name).to_dlpack())
+        problem = self.checks.shape_problem(tensor.shape, tensor.dtype)
+        problem = problem or self.checks.value_problem(bool(torch.isfinite(tensor).all()))
+        return (None, problem) if problem else (tensor, None)

@@ -73,8 +73,9 @@ class TritonPythonModel:
             with torch.inference_mode():
                 results = _torch_preprocess.preprocess_batch(datas, self.spec, self.limits, self.device)
         except Exception as err:  # a bug or a decoder crash: fail this batch's requests, keep the model
-            message = f"internal preprocessing error: {type(err).__name__}: {err}"
-            pb_utils.Logger.log_error(message)
+            pb_utils.Logger.log_error(f"internal preprocessing error: {type(err).__name__}: {err}")
+            # The exception's text may hold paths: the client gets its type only.
+            message = f"internal preprocessing error ({type(err).__name__}); the server log has the details"
             return [pb_utils.InferenceResponse(error=pb_utils.TritonError(message)) for _ in requests]
         responses, start = [], 0
         for request_items in items:
