@@ -137,6 +137,10 @@ def test_a_deeply_nested_json_body_kills_triton_and_the_launcher_brings_it_back_
     log = tmp_path / "triton.log"
     with TritonProcess(repository, log_path=log) as server:
         before = Launched(server)
+        # The launcher's own readiness poll can trail the client's: a crash it has not seen ready
+        # counts as a crash at start-up, which the assertions below tell apart.
+        seen_ready = lambda: any(line.endswith("tritonserver is ready") for line in launcher_lines(log))  # noqa: E731
+        assert wait_for(seen_ready, 10) is not None
         url = f"http://{server.http_url}/v2/models/{MODEL}/infer"
         assert post(url, deep_json_body(30_000)) == 400  # Triton's own answer below the depth that kills it
         sent = time.monotonic()

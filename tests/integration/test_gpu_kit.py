@@ -133,7 +133,9 @@ class PhaseWatch(threading.Thread):
         while not self.done.is_set():
             self.phase = self.phase or _child_running(os.getpid(), "tritonclf_lab.gpu_kit.phases")
             if self.phase:
-                self.seen.update({pid: program_name(pid) for pid in group_pids(self.phase)})
+                # A process on its way out reads as no name: keep the last name it had.
+                names = {pid: program_name(pid) for pid in group_pids(self.phase)}
+                self.seen.update({pid: name for pid, name in names.items() if name})
                 if not self.stopped and STUB_EXECUTABLE in self.seen.values():
                     os.kill(self.phase, signal.SIGSTOP)  # hung, as in a CUDA call that never returns
                     self.stopped = True

@@ -236,8 +236,8 @@ class Supervisor:
                 next_look = now + _READY_POLL_S
                 if self._is_up(now - started):
                     up_at = now
-                    if restarted:
-                        _say("tritonserver is ready again")
+                    # The first line too: from here a crash counts as a crash of a serving server.
+                    _say("tritonserver is ready again" if restarted else "tritonserver is ready")
                 continue
             next_look = now + self.interval_s
             if self.watching and self._stubs_need_a_restart():
