@@ -37,6 +37,8 @@ class ExportMetadata:
     state_dict_sha256: str = ""
     torchscript_filename: str = ""
     torchscript_sha256: str = ""
+    # The validation set's predictions (tritonclf.monitoring.reference), when one was recorded.
+    reference_filename: str = ""
 
     @property
     def formats(self) -> tuple[str, ...]:

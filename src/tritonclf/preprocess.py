@@ -414,8 +414,13 @@ def silence_decoder_warnings() -> None:
 
 def preprocess_image(data: bytes, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
     """Encoded image bytes -> normalized float32 CHW array ready for the network."""
-    image, source_size = decode_image(data, spec, limits)
-    return normalize(resize_and_crop(image, spec, source_size), spec)
+    return preprocess_opened(open_image(data, limits), spec, limits)
+
+
+def preprocess_opened(opened: OpenedImage, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
+    """An image that passed :func:`open_image` -> normalized float32 CHW array (its size stays known to the caller)."""
+    image = decode_opened(opened, spec, limits)
+    return normalize(resize_and_crop(image, spec, opened.upright_size), spec)
 
 
 # Signatures of the allowed formats and of formats people send that are never handed to a

@@ -38,6 +38,7 @@ def _load_beside(module_name):
 
 
 execution_providers = _load_beside("ort_providers").execution_providers
+_serving_metrics = _load_beside("serving_metrics")
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -92,6 +93,8 @@ class TritonPythonModel:
         # Tensor names come from the config (the build writes them from contract.py).
         self.input_name = params["input_name"]
         self.output_name = params["output_name"]
+        # Top-1 class and score of every image (None when the build turned metrics off or put them in a later step).
+        self.metrics = _serving_metrics.create(pb_utils, args, "predictions")
         pb_utils.Logger.log_info(f"ONNX Runtime {ort.__version__} on {self.session.get_providers()[0]}")
 
     def execute(self, requests):
@@ -102,6 +105,8 @@ class TritonPythonModel:
         if self.single_image_session is not None and len(batch) == 1 and spare_core():
             session = self.single_image_session
         probabilities = session.run([self.output_name], {self.input_name: batch})[0]
+        if self.metrics is not None and self.metrics.counting():
+            self.metrics.record(probabilities)
         responses = []
         start = 0
         for array in arrays:

@@ -13,14 +13,29 @@ code is ever executed. Its output equals the ONNX export's: probabilities in FP3
 """
 
 import bisect
+import importlib.util
 import json
 import os
+import sys
 
 import timm
 import torch
 import triton_python_backend_utils as pb_utils
 from safetensors.torch import load_model
 from torch.utils import dlpack
+
+
+def _load_beside(module_name):
+    """Import a module file the build copied next to this one (the stub has no ``tritonclf`` package)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{module_name}.py")
+    spec = importlib.util.spec_from_file_location(f"_tritonclf_{module_name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_serving_metrics = _load_beside("serving_metrics")
 
 
 def load_classifier(version_dir, params, device, half):
@@ -90,6 +105,8 @@ class TritonPythonModel:
                 self.graphs = GraphRunner(self.model, sizes, pixel_shape, self.device)
         precision = "FP16" if on_gpu else "FP32"
         graphs = f", CUDA graphs for batches {sizes}" if self.graphs else ""
+        # Top-1 class and score of every image (None when the build turned metrics off or put them in a later step).
+        self.metrics = _serving_metrics.create(pb_utils, args, "predictions")
         pb_utils.Logger.log_info(f"torch {torch.__version__} classifier on {self.device} in {precision}{graphs}")
 
     def run(self, batch):
@@ -109,6 +126,10 @@ class TritonPythonModel:
         with torch.inference_mode():
             batch = tensors[0] if len(tensors) == 1 else torch.cat(tensors)
             probabilities = self.run(batch)
+            if self.metrics is not None and self.metrics.counting():
+                # Only the top-1 of each row leaves the device for the metrics.
+                scores, top1 = probabilities.max(dim=1)
+                self.metrics.record_top1(top1.cpu().numpy(), scores.float().cpu().numpy())
         responses, start = [], 0
         for tensor in tensors:
             stop = start + len(tensor)
