@@ -7,8 +7,10 @@ that every name they use is defined here).
 A 1000-class model must not make 1000 series per version: at most ``max_class_series``
 series count predictions by class. A model with that many classes or fewer gets one per
 class; a larger one gets one for each of the ``max_class_series - 1`` classes the reference
-predicts most often on the validation set (lowest index first among equals, and without a
-reference simply the first ones), and ``other`` for the rest.
+predicts most often on the validation set, among those it predicts for at least
+``MIN_TRACKED_SHARE`` of it (classes it predicts once or twice would only add noise to the
+drift measure), and ``other`` for the rest. Without a reference such a model's series are
+its first classes by index and ``other``: record a reference.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ REASONS = (*REJECTION_REASONS, INTERNAL_ERROR)
 CAPTURE_SKIP_REASONS = ("rate_limited", "queue_full", "disk_budget", "disk_full", "write_error")
 
 DEFAULT_MAX_CLASS_SERIES = 50
+MIN_TRACKED_SHARE = 0.01
 # Upper bucket bounds (Prometheus ``le``). The low-confidence threshold of the monitor and the
 # alerts must be one of the score bounds.
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -104,11 +107,14 @@ def class_series(
     values = unique_label_values(labels)
     if len(values) <= max_series:
         return ClassSeries(tuple(values), tuple(range(len(values))))
-    shares = list(reference_shares) if reference_shares is not None else [0.0] * len(values)
-    if len(shares) != len(values):
-        raise ValueError(f"the reference has {len(shares)} classes, the model {len(values)}")
-    ranked = sorted(range(len(values)), key=lambda i: (-shares[i], i))[: max_series - 1]
-    tracked = sorted(ranked)
+    if reference_shares is None:
+        tracked = list(range(max_series - 1))
+    else:
+        shares = list(reference_shares)
+        if len(shares) != len(values):
+            raise ValueError(f"the reference has {len(shares)} classes, the model {len(values)}")
+        frequent = [i for i in range(len(values)) if shares[i] >= MIN_TRACKED_SHARE]
+        tracked = sorted(sorted(frequent, key=lambda i: (-shares[i], i))[: max_series - 1])
     position = {index: k for k, index in enumerate(tracked)}
     other = len(tracked)
     return ClassSeries(

@@ -52,6 +52,7 @@ from tritonclf.provenance import installed_versions
 from tritonclf.samples import sample_photos
 from tritonclf.training import weights as weights_lib
 from tritonclf.training.checkpoint import ModelCard, read_model_card
+from tritonclf.training.data import DataError
 from tritonclf.training.export_check import (
     MAX_ABS_DIFF,
     ExportCheck,
@@ -63,6 +64,7 @@ from tritonclf.training.export_check import (
 from tritonclf.training.model import ModelError, NoWeights, create_model
 from tritonclf.training.timm_checkpoint import TimmCheckpoint, read_timm_checkpoint
 from tritonclf.training.torch2torchscript import check_torchscript, export_torchscript
+from tritonclf.training.validation_reference import NoReference, record_from_folder, summary
 
 DEFAULT_OPSET = 17
 FORMATS = {"onnx": ("onnx",), "torchscript": ("torchscript",), "both": ("onnx", "torchscript")}
@@ -283,6 +285,8 @@ def export(
         for path in (*staged.values(), staged_weights):
             path.unlink(missing_ok=True)
     progress.step(f"write {contract.METADATA_FILENAME}")
+    # A reference describes the model it was recorded with: record it again for this one.
+    (output / contract.REFERENCE_FILENAME).unlink(missing_ok=True)
     write_json_atomic(output / contract.METADATA_FILENAME, metadata.to_dict())
     return metadata, checks[formats[0]]
 
@@ -319,6 +323,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="onnx",
         help="onnx (model.onnx), torchscript (model.pt, for pytorch_libtorch) or both (default: %(default)s)",
     )
+    parser.add_argument(
+        "--reference-data",
+        type=Path,
+        metavar="DIR",
+        help="validation images (a training folder's val split, or DIR/<class>/*): record reference.json, "
+        "what the served metrics compare with",
+    )
     return parser.parse_args(argv)
 
 
@@ -344,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
             progress=progress,
         )
         progress.finish("exported")
-    except (ExportError, weights_lib.WeightsError, FileNotFoundError) as err:
+        reference = record_from_folder(output, args.reference_data) if args.reference_data else None
+    except (ExportError, weights_lib.WeightsError, FileNotFoundError, NoReference, DataError) as err:
         progress.close()
         return fail("export", err)
     files = ", ".join(str(output / f) for f in (metadata.onnx_filename, metadata.torchscript_filename) if f)
@@ -353,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         f"checked on {check.images} photos: max |{FORMATS[args.format][0]} - torch| = {check.max_abs_diff:.2e}, "
         f"same top-5: {check.top5_equal}"
     )
+    if reference is not None:
+        print(summary(reference))
     return 0
 
 
