@@ -53,7 +53,7 @@ GPU_KIT_BUILD ?= --preprocess torch --backend torch --device gpu
 GPU_KIT_ARGS ?=
 
 .PHONY: help setup lock export repository engine preflight serve demo test test-unit test-integration lint format bench clean
-.PHONY: upload image compose-up lock-image perf-tools perf compare-models gpu-kit analyzer-tools analyze
+.PHONY: upload image compose-up lock-image perf-tools perf compare-models gpu-kit analyzer-tools analyze monitoring-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -103,13 +103,13 @@ demo: repository ## Set up, build, start the server, classify the sample photos 
 	$(CLF) demo --repository $(REPOSITORY) --model $(MODEL) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
-test: setup perf-tools analyzer-tools ## Run every test: tests/unit then tests/integration (real server; perf_analyzer and Model Analyzer included)
+test: setup perf-tools analyzer-tools monitoring-tools ## Run every test: tests/unit then tests/integration (real server; perf_analyzer and Model Analyzer included)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup ## The fast loop: tests/unit only (no server, no export), under 2 minutes
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: setup perf-tools analyzer-tools ## tests/integration only: the real server, real exports, real clients
+test-integration: setup perf-tools analyzer-tools monitoring-tools ## tests/integration only: the real server, real exports, real clients
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 # NVIDIA's 24.10 container runs the build tools and backend models on Python 3.10.
@@ -143,6 +143,14 @@ bench: repository $(BENCH_EXPORT2)/model.json ## Served vs limit, in-process, na
 
 $(BENCH_EXPORT2)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py
 	$(CLF) export --model $(BENCH_MODEL2) --random-weights --output $(BENCH_EXPORT2)
+
+# Prometheus and promtool (Debian's prometheus package): the alerting rules' checks and the
+# integration test that scrapes a real server. Installed with apt-get where missing.
+monitoring-tools: ## Install prometheus + promtool with apt-get when they are missing (Debian/Ubuntu)
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends prometheus; }
+	@promtool --version | head -1
 
 perf-tools: $(VENV)/bin/perf_analyzer ## Put perf_analyzer (from the tritonclient 2.41.1 wheel) in .venv/bin
 $(VENV)/bin/perf_analyzer: $(SETUP_STAMP) lab/src/tritonclf_lab/bench/install_perf_analyzer.py
