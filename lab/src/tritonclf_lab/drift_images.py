@@ -10,6 +10,7 @@ one photo only, and the unsure stream blurs and washes them out until the model 
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +46,9 @@ def _jpeg(image: Image.Image, rng: np.random.Generator) -> bytes:
     return buffer.getvalue()
 
 
-def stream(count: int, seed: int, photos: Sequence[str] | None = None, *, unsure: bool = False) -> list[tuple[str, bytes]]:
+def stream(
+    count: int, seed: int, photos: Sequence[str] | None = None, *, unsure: bool = False
+) -> list[tuple[str, bytes]]:
     """``count`` (photo name, JPEG bytes): crops of ``photos`` (default: all), in turn; ``unsure`` washes them out."""
     sources = _photos()
     names = sorted(photos or sources)
@@ -71,3 +74,14 @@ def write_image_folder(images: Sequence[tuple[str, bytes]], root: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{i:05d}.jpg").write_bytes(data)
     return Path(root)
+
+
+def send(
+    url: str, model: str, images: Sequence[tuple[str, bytes]], *, protocol: str = "grpc", concurrency: int = 4
+) -> int:
+    """Classify every image on a running server, ``concurrency`` in flight; the number of answers."""
+    from tritonclf.client.triton_client import ClassifierClient
+
+    client = ClassifierClient(url, protocol=protocol, model=model, timeout_s=120.0)
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        return sum(1 for _ in pool.map(lambda item: client.classify(item[1], top_k=1), images))
