@@ -140,6 +140,21 @@ bench: repository $(BENCH_EXPORT2)/model.json ## Served vs limit, in-process, na
 	$(CLF) bench-summary $(BENCH_RESULTS)/latest-$(MODEL).json $(BENCH_RESULTS)/latest-$(BENCH_MODEL2).json \
 		$(BENCH_RESULTS)/latest-$(MODEL)-torch+python-ort.json $(BENCH_RESULTS)/latest-$(MODEL)-pillow+torch.json \
 		--output $(BENCH_RESULTS)/summary.md
+	$(MAKE) bench-metrics
+
+# Two builds of MODEL served side by side and measured in turns (docs/PERFORMANCE.md).
+BENCH_AB_ARGS ?= --concurrency 8 --rounds 6 --duration-s 10
+RESPONSE_CACHE_BYTES ?= 268435456
+.PHONY: bench-metrics bench-cache
+
+bench-metrics: export ## What the prediction and input metrics cost: metrics on vs off, in turns, one run
+	$(CLF) bench-ab --export $(EXPORT_DIR) --name metrics --output-dir $(BENCH_RESULTS) \
+		--variant "metrics on=--backend python-ort" --variant "metrics off=--backend python-ort --no-metrics" $(BENCH_AB_ARGS)
+
+bench-cache: export ## The response cache on repeated uploads: cache off vs on, in turns, one run
+	$(CLF) bench-ab --export $(EXPORT_DIR) --name cache --output-dir $(BENCH_RESULTS) \
+		--variant "cache off=--backend python-ort" \
+		--variant "cache on=--backend python-ort --response-cache-bytes $(RESPONSE_CACHE_BYTES)" $(BENCH_AB_ARGS)
 
 $(BENCH_EXPORT2)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py
 	$(CLF) export --model $(BENCH_MODEL2) --random-weights --output $(BENCH_EXPORT2)
