@@ -5,10 +5,11 @@
 What docs/dashboard.png and the monitor output in the README come from: the export (copied)
 gets a reference recorded on 200 crops of the sample photos, is built and served; Prometheus
 scrapes it every second with deploy/monitoring/alerts.yaml (``for:`` shortened to
-``--alert-for-s``). For ``--phase-s`` the traffic is drawn like the reference, with one bad
-input in twenty; then for as long it is skewed (coffee and rocket crops only, a third of
-them washed out). ``tritonclf monitor`` judges each phase (``--state``) and the last one
-through Prometheus; the dashboard's panels are drawn from Prometheus over the whole run.
+``--alert-for-s``; the response cache on). For ``--phase-s`` the traffic is drawn like the
+reference, with a repeated upload in eleven and a bad input in forty-four; then for as long
+it is skewed (coffee and rocket crops only, a third of them washed out). ``tritonclf monitor``
+judges each phase (``--state``) and the last one through Prometheus; the dashboard's panels
+are drawn from Prometheus over the whole run.
 """
 
 from __future__ import annotations
@@ -73,19 +74,22 @@ def prepare_export(export: Path, workdir: Path) -> Path:
 
 
 def traffic(server: TritonProcess, model: str, seconds: float, *, skewed: bool, concurrency: int) -> int:
-    """Send for ``seconds``: chunks of the stream, a bad input after every 19 images; the images sent."""
+    """Send for ``seconds``: chunks of 20 new crops and 2 repeated uploads, a bad input every other chunk."""
     client = ClassifierClient(server.grpc_url, protocol="grpc", model=model, timeout_s=120)
-    sent, deadline, bad = 0, time.monotonic() + seconds, itertools.cycle(BAD)
+    sent, deadline, bad, previous = 0, time.monotonic() + seconds, itertools.cycle(BAD), []
     for seed in itertools.count(100 if skewed else 1):
         if time.monotonic() >= deadline:
             break
         if skewed:
-            chunk = stream(13, seed, photos=["coffee", "rocket"]) + stream(6, seed, unsure=True)
+            chunk = stream(14, seed, photos=["coffee", "rocket"]) + stream(6, seed, unsure=True)
         else:
-            chunk = stream(19, seed)
-        sent += send(server.grpc_url, model, chunk, concurrency=concurrency)
-        with contextlib.suppress(InferenceFailed):
-            client.classify(next(bad).make(), top_k=1)
+            chunk = stream(20, seed)
+        # The same bytes again: answered by the response cache.
+        sent += send(server.grpc_url, model, chunk + previous[:2], concurrency=concurrency)
+        previous = chunk
+        if seed % 2:
+            with contextlib.suppress(InferenceFailed):
+                client.classify(next(bad).make(), top_k=1)
     return sent
 
 
@@ -104,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     export = prepare_export(args.export, workdir)
     model = load_metadata(export / contract.METADATA_FILENAME).model_name
     repository = workdir / "model_repository"
-    build_repository(export, repository, BuildOptions())
+    build_repository(export, repository, BuildOptions(response_cache_bytes=64 << 20))
     with TritonProcess(repository, log_path=workdir / "tritonserver.log", ready_timeout_s=600) as server:
         metrics = f"127.0.0.1:{server.metrics_port}"
         rules = [MONITORING / "alerts.yaml"]
