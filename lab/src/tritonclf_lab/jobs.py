@@ -6,6 +6,10 @@ JOBS: dict[str, tuple[str, str]] = {
     # benchmarks
     "bench": ("tritonclf_lab.bench.benchmark_cli", "served vs limit, in-process and naive on a phone-photo mix"),
     "bench-summary": ("tritonclf_lab.bench.summary", "one row per model from benchmark JSON files"),
+    "bench-metric-calls": (
+        "tritonclf_lab.bench.bench_metric_calls_cli",
+        "CPU per custom-metric call in a Python-backend model",
+    ),
     "bench-ab": (
         "tritonclf_lab.bench.bench_ab_cli",
         "two builds of one export served side by side, measured in turns (metrics on/off, cache on/off)",

@@ -6,7 +6,7 @@ this file holds no name or bucket of its own and imports only numpy and the stan
 
 Triton's Python backend (24.10) has counters, gauges and histograms
 (``pb_utils.MetricFamily``). Each call on a metric is a message from the stub to the
-server, about 20-35 microseconds measured here; so counters are summed over a whole
+server, about 20 microseconds of CPU (`tritonclf bench-metric-calls`); so counters are summed over a whole
 ``execute`` and sent once per series that changed, and the histograms take one call per
 image. Instances of a model share their series (same labels), and all of it goes away with
 the model version. A failing metric call never fails a request: metrics are switched off
