@@ -61,7 +61,7 @@ GPU_KIT_BUILD ?= --preprocess torch --backend torch --device gpu
 GPU_KIT_ARGS ?=
 
 .PHONY: help setup lock export repository engine preflight serve demo test test-unit test-integration lint format bench clean
-.PHONY: upload image compose-up lock-image perf-tools perf compare-models gpu-kit analyzer-tools analyze
+.PHONY: upload image compose-up lock-image perf-tools perf compare-models gpu-kit analyzer-tools analyze monitoring-tools
 .PHONY: ui browser-tools
 
 help: ## List the targets
@@ -124,13 +124,13 @@ browser-tools: ## Install chromium and chromium-driver with apt-get (as root) un
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	else echo "browser-tools: no chromium and chromedriver, and no apt-get as root: the browser tests will be skipped"; fi
 
-test: setup perf-tools analyzer-tools browser-tools ## Run every test: tests/unit then tests/integration (real server; perf_analyzer and Model Analyzer included)
+test: setup perf-tools analyzer-tools browser-tools monitoring-tools ## Run every test: tests/unit then tests/integration (real server; perf_analyzer and Model Analyzer included)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup ## The fast loop: tests/unit only (no server, no export), under 2 minutes
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: setup perf-tools analyzer-tools browser-tools ## tests/integration only: the real server, real exports, real clients
+test-integration: setup perf-tools analyzer-tools browser-tools monitoring-tools ## tests/integration only: the real server, real exports, real clients
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 # NVIDIA's 24.10 container runs the build tools and backend models on Python 3.10.
@@ -161,9 +161,32 @@ bench: repository $(BENCH_EXPORT2)/model.json ## Served vs limit, in-process, na
 	$(CLF) bench-summary $(BENCH_RESULTS)/latest-$(MODEL).json $(BENCH_RESULTS)/latest-$(BENCH_MODEL2).json \
 		$(BENCH_RESULTS)/latest-$(MODEL)-torch+python-ort.json $(BENCH_RESULTS)/latest-$(MODEL)-pillow+torch.json \
 		--output $(BENCH_RESULTS)/summary.md
+	$(MAKE) bench-metrics
+
+# Two builds of MODEL served side by side and measured in turns (docs/PERFORMANCE.md).
+BENCH_AB_ARGS ?= --concurrency 8 --rounds 6 --duration-s 10
+RESPONSE_CACHE_BYTES ?= 268435456
+.PHONY: bench-metrics bench-cache
+
+bench-metrics: export ## What the prediction and input metrics cost: metrics on vs off, in turns, one run
+	$(CLF) bench-ab --export $(EXPORT_DIR) --name metrics --output-dir $(BENCH_RESULTS) \
+		--variant "metrics on=--backend python-ort" --variant "metrics off=--backend python-ort --no-metrics" $(BENCH_AB_ARGS)
+
+bench-cache: export ## The response cache on repeated uploads: cache off vs on, in turns, one run
+	$(CLF) bench-ab --export $(EXPORT_DIR) --name cache --output-dir $(BENCH_RESULTS) \
+		--variant "cache off=--backend python-ort" \
+		--variant "cache on=--backend python-ort --response-cache-bytes $(RESPONSE_CACHE_BYTES)" $(BENCH_AB_ARGS)
 
 $(BENCH_EXPORT2)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py
 	$(CLF) export --model $(BENCH_MODEL2) --random-weights --output $(BENCH_EXPORT2)
+
+# Prometheus and promtool (Debian's prometheus package): the alerting rules' checks and the
+# integration test that scrapes a real server. Installed with apt-get where missing.
+monitoring-tools: ## Install prometheus + promtool with apt-get when they are missing (Debian/Ubuntu)
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends prometheus; }
+	@promtool --version | head -1
 
 perf-tools: $(VENV)/bin/perf_analyzer ## Put perf_analyzer (from the tritonclient 2.41.1 wheel) in .venv/bin
 $(VENV)/bin/perf_analyzer: $(SETUP_STAMP) lab/src/tritonclf_lab/bench/install_perf_analyzer.py

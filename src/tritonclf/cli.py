@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tritonclf.repository.gpu_check",
         "TensorRT engine, gate and trt repository in NVIDIA's container",
     ),
+    "monitor": (
+        "tritonclf.monitoring.monitor_cli",
+        "compare live predictions with the validation set: class drift, low confidence, rejections",
+    ),
 }
 
 

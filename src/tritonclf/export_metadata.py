@@ -40,6 +40,8 @@ class ExportMetadata:
     # The ensemble name ``tritonclf build`` gives it unless --name says otherwise: the run's name for
     # a fine-tuned model, so that it lands beside an ImageNet model of the same architecture.
     served_name: str = ""
+    # The validation set's predictions (tritonclf.monitoring.reference), when one was recorded.
+    reference_filename: str = ""
 
     @property
     def formats(self) -> tuple[str, ...]:

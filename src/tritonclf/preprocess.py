@@ -47,8 +47,32 @@ _MAX_RESIZED_PIXELS = 4_000_000
 _MAX_DATA_URL_HEADER_BYTES = 256
 
 
+# Why an input was rejected: the ``reason`` label of the served rejection metric. Each raise
+# below pairs one with its message, so a client's message and the counted reason always agree.
+EMPTY = "empty"
+NOT_AN_IMAGE = "not_an_image"
+DISALLOWED_FORMAT = "disallowed_format"
+CORRUPT = "corrupt"  # truncated, or broken data in an allowed format
+TOO_MANY_BYTES = "too_many_bytes"
+TOO_MANY_PIXELS = "too_many_pixels"
+BAD_BASE64 = "bad_base64"
+REJECTION_REASONS = (EMPTY, NOT_AN_IMAGE, DISALLOWED_FORMAT, CORRUPT, TOO_MANY_BYTES, TOO_MANY_PIXELS, BAD_BASE64)
+
+
 class ImageRejected(ValueError):
-    """An input that is not an acceptable image; the message is one line for the caller."""
+    """An input that is not an acceptable image; the message is one line for the caller.
+
+    ``reason`` is one of ``REJECTION_REASONS``.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        """A one-line message for the caller and the reason it is counted under."""
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self):
+        """Picklable with both arguments (worker processes send rejections back)."""
+        return type(self), (str(self), self.reason)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,7 +335,7 @@ def check_image_size(size: int, limits: DecodeLimits = DecodeLimits()) -> None:
     A proxy in front of the model calls it too, before it accepts a request's body.
     """
     if size > limits.max_image_bytes:
-        raise ImageRejected(f"image is {size} bytes, above the limit of {limits.max_image_bytes} bytes")
+        raise ImageRejected(f"image is {size} bytes, above the limit of {limits.max_image_bytes} bytes", TOO_MANY_BYTES)
 
 
 def open_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> OpenedImage:
@@ -323,30 +347,32 @@ def open_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> OpenedImag
     Raises :class:`ImageRejected` with a one-line reason.
     """
     if not data:
-        raise ImageRejected("empty input: no image bytes were sent")
+        raise ImageRejected("empty input: no image bytes were sent", EMPTY)
     data = unwrap_base64(data, limits)
     check_image_size(len(data), limits)
     try:
         image = Image.open(io.BytesIO(data), formats=limits.allowed_formats)
     except UnidentifiedImageError:
-        raise ImageRejected(_unidentified_message(data, limits)) from None
+        raise ImageRejected(*_unidentified(data, limits)) from None
     except Image.DecompressionBombError:
         raise ImageRejected(
-            f"image dimensions are far above the limit of {limits.max_image_pixels} pixels (decompression bomb?)"
+            f"image dimensions are far above the limit of {limits.max_image_pixels} pixels (decompression bomb?)",
+            TOO_MANY_PIXELS,
         ) from None
     except (OSError, ValueError, SyntaxError, EOFError) as err:
-        raise ImageRejected(f"cannot read the image header: {_one_line(err)}") from None
+        raise ImageRejected(f"cannot read the image header: {_one_line(err)}", CORRUPT) from None
     width, height = image.size
     if width * height > limits.max_image_pixels:
         raise ImageRejected(
             f"{image.format} image is {width}x{height} = {width * height} pixels, "
-            f"above the limit of {limits.max_image_pixels} pixels"
+            f"above the limit of {limits.max_image_pixels} pixels",
+            TOO_MANY_PIXELS,
         )
     try:
         # PNG keeps EXIF wherever it likes, so reading it may decode the image: inside the try.
         orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
     except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as err:
-        raise ImageRejected(f"cannot decode {image.format} image: {_one_line(err)}") from None
+        raise ImageRejected(f"cannot decode {image.format} image: {_one_line(err)}", CORRUPT) from None
     upright_size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
     return OpenedImage(data, image, orientation, upright_size)
 
@@ -363,7 +389,7 @@ def decode_opened(opened: OpenedImage, spec: PreprocessSpec, limits: DecodeLimit
         image.load()
         return to_rgb(ImageOps.exif_transpose(image))
     except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as err:
-        raise ImageRejected(f"cannot decode {image.format} image: {_one_line(err)}") from None
+        raise ImageRejected(f"cannot decode {image.format} image: {_one_line(err)}", CORRUPT) from None
 
 
 def decode_image(
@@ -394,8 +420,13 @@ def silence_decoder_warnings() -> None:
 
 def preprocess_image(data: bytes, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
     """Encoded image bytes -> normalized float32 CHW array ready for the network."""
-    image, source_size = decode_image(data, spec, limits)
-    return normalize(resize_and_crop(image, spec, source_size), spec)
+    return preprocess_opened(open_image(data, limits), spec, limits)
+
+
+def preprocess_opened(opened: OpenedImage, spec: PreprocessSpec, limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
+    """An image that passed :func:`open_image` -> normalized float32 CHW array (its size stays known to the caller)."""
+    image = decode_opened(opened, spec, limits)
+    return normalize(resize_and_crop(image, spec, opened.upright_size), spec)
 
 
 # Signatures of the allowed formats and of formats people send that are never handed to a
@@ -445,7 +476,7 @@ def unwrap_base64(data: bytes, limits: DecodeLimits = DecodeLimits()) -> bytes:
     if data[:5].lower() == b"data:":
         header = _DATA_URL.match(data, 0, _MAX_DATA_URL_HEADER_BYTES)
         if header is None:
-            raise ImageRejected(_DATA_URL_FORM)
+            raise ImageRejected(_DATA_URL_FORM, NOT_AN_IMAGE)
         start = header.end()
     elif _signature_name(_decode_head(data)) is not None:
         start = 0
@@ -454,7 +485,8 @@ def unwrap_base64(data: bytes, limits: DecodeLimits = DecodeLimits()) -> bytes:
     if len(data) > limits.max_base64_bytes:
         raise ImageRejected(
             f"base64 image is {len(data)} bytes, above the limit of {limits.max_base64_bytes} bytes "
-            f"({limits.max_image_bytes} bytes once decoded)"
+            f"({limits.max_image_bytes} bytes once decoded)",
+            TOO_MANY_BYTES,
         )
     return _decode_base64(data, start)
 
@@ -483,34 +515,37 @@ def _decode_base64(data: bytes, start: int) -> bytes:
         stray = _NOT_BASE64.search(data, start)
         code = stray.group()[0]
         shown = repr(chr(code)) if 0x20 <= code < 0x7F else f"byte 0x{code:02x}"
-        raise ImageRejected(f"invalid base64: {shown} at offset {stray.start()} is not a base64 character")
+        raise ImageRejected(f"invalid base64: {shown} at offset {stray.start()} is not a base64 character", BAD_BASE64)
     body = compact.rstrip(b"=")
     if len(compact) - len(body) > 2 or b"=" in body:
-        raise ImageRejected("invalid base64: '=' padding is only allowed, once or twice, at the end")
+        raise ImageRejected("invalid base64: '=' padding is only allowed, once or twice, at the end", BAD_BASE64)
     if len(body) % 4 == 1:
-        raise ImageRejected(f"invalid base64: {len(body)} characters is one more than a multiple of 4 (cut short?)")
+        raise ImageRejected(
+            f"invalid base64: {len(body)} characters is one more than a multiple of 4 (cut short?)", BAD_BASE64
+        )
     # Untouched inputs are not copied: translate and rstrip return the same object.
     padded = compact if len(compact) % 4 == 0 else body + b"=" * (-len(body) % 4)
     try:
         return binascii.a2b_base64(padded)
     except binascii.Error as err:  # checked above; kept so a surprise is still one line
-        raise ImageRejected(f"invalid base64: {_one_line(err)}") from None
+        raise ImageRejected(f"invalid base64: {_one_line(err)}", BAD_BASE64) from None
 
 
-def _unidentified_message(data: bytes, limits: DecodeLimits) -> str:
-    """The rejection when no allowed decoder takes these bytes: named when we can tell what they are."""
+def _unidentified(data: bytes, limits: DecodeLimits) -> tuple[str, str]:
+    """(message, reason) when no allowed decoder takes these bytes: named when we can tell what they are."""
     allowed = ", ".join(limits.allowed_formats)
     for offset, signature, name in _SIGNATURES:
         if data[offset : offset + len(signature)] == signature:
             if name in limits.allowed_formats:
-                return f"not a decodable image: a {name} file whose header cannot be read"
-            return f"not a decodable image: {name} is not an allowed format (allowed: {allowed})"
+                return f"not a decodable image: a {name} file whose header cannot be read", CORRUPT
+            return f"not a decodable image: {name} is not an allowed format (allowed: {allowed})", DISALLOWED_FORMAT
     # The strip drops a character cut in two at byte 256; any other undecodable byte remains.
     text = data[:256].decode("utf-8", errors="replace").rstrip("\ufffd")
     if "\ufffd" not in text and all(c.isprintable() or c.isspace() for c in text):
         # A common client mistake: the path, a URL or base64 sent instead of the file's bytes.
-        return "not a decodable image: the bytes are text (HTML, JSON, base64, a file name?); send the file's bytes"
-    return f"not a decodable image in an allowed format ({allowed})"
+        message = "not a decodable image: the bytes are text (HTML, JSON, base64, a file name?); send the file's bytes"
+        return message, NOT_AN_IMAGE
+    return f"not a decodable image in an allowed format ({allowed})", NOT_AN_IMAGE
 
 
 def _one_line(err: BaseException) -> str:

@@ -192,6 +192,16 @@ def preprocess_batch(
     device: torch.device | str = "cpu",
 ) -> list[torch.Tensor | pillow.ImageRejected]:
     """Encoded images -> one normalized float32 CHW tensor on ``device`` per image, or its rejection."""
+    return preprocess_batch_with_sizes(datas, spec, limits, device)[0]
+
+
+def preprocess_batch_with_sizes(
+    datas: list[bytes],
+    spec: pillow.PreprocessSpec,
+    limits: pillow.DecodeLimits = pillow.DecodeLimits(),  # noqa: B008 - frozen dataclass
+    device: torch.device | str = "cpu",
+) -> tuple[list[torch.Tensor | pillow.ImageRejected], dict[int, tuple[int, int]]]:
+    """:func:`preprocess_batch`, and {index: (file bytes, pixels)} of every image whose header passed the limits."""
     device = torch.device(device)
     results: list[torch.Tensor | pillow.ImageRejected | None] = [None] * len(datas)
     opened: dict[int, pillow.OpenedImage] = {}
@@ -212,4 +222,5 @@ def preprocess_batch(
             results[i] = normalize(image, spec)
         except pillow.ImageRejected as err:
             results[i] = err
-    return results
+    sizes = {i: (len(item.data), item.upright_size[0] * item.upright_size[1]) for i, item in opened.items()}
+    return results, sizes

@@ -111,9 +111,10 @@ def test_an_interrupted_upload_leaves_no_manifest_and_the_next_run_completes_it(
     with pytest.raises(Unplugged):
         upload_repository(repository, location, client=client, progress=unplug)
     keys = {item["Key"] for item in client.list_objects_v2(Bucket=BUCKET, Prefix="interrupted/")["Contents"]}
-    assert keys == {f"interrupted/{NAME}_model/1/model.onnx"}  # no manifest: not complete, not served
+    # The files sorted before model.py, and no manifest: not complete, not served.
+    assert keys == {f"interrupted/{NAME}_model/1/metrics.json", f"interrupted/{NAME}_model/1/model.onnx"}
     finished = upload_repository(repository, location, client=client)
-    assert finished[0].path == f"{NAME}_model/1/model.onnx"
+    assert finished[0].path == f"{NAME}_model/1/metrics.json"
     assert upload_repository(repository, location, client=client) == []
 
 

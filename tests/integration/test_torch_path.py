@@ -171,3 +171,22 @@ def test_backend_torch_refuses_an_export_without_its_weights(export_dir, tmp_pat
     with pytest.raises(BuildError, match=r"model\.safetensors is missing: re-run the export"):
         build_repository(copy, tmp_path / "repo", BuildOptions(backend="torch"))
     assert not (tmp_path / "repo" / f"{MODEL}_model").exists()
+
+
+def test_torch_models_count_predictions_and_rejections_like_the_pillow_ones(torch_server):
+    from collections import Counter
+
+    from tritonclf.monitoring.scrape import fetch_metrics
+    from tritonclf.monitoring.window import window_from_scrapes
+
+    scrape = f"127.0.0.1:{torch_server.metrics_port}"
+    bad_inputs = [bad for bad in BAD_INPUTS if len(bad.make()) < 1 << 20]
+    before = fetch_metrics(scrape)
+    for photo in SAMPLE_PHOTOS:
+        infer(grpcclient, torch_server.grpc_url, photo.read_bytes())
+    for bad in bad_inputs:
+        with pytest.raises(InferenceServerException):
+            infer(httpclient, torch_server.http_url, bad.make())
+    window = window_from_scrapes(before, fetch_metrics(scrape), MODEL, 1.0)
+    assert window.predictions == window.scores == window.accepted == len(SAMPLE_PHOTOS)
+    assert {k: v for k, v in window.rejected.items() if v} == Counter(bad.reason for bad in bad_inputs)

@@ -77,9 +77,12 @@ def test_torchscript_backend_writes_a_libtorch_classifier_preflight_accepts(both
     assert [t.name for t in config.output] == [contract.PROBABILITIES]
     assert list(config.input[0].dims) == [3, 224, 224] and config.max_batch_size == 32
     assert sha256_file(classifier / "1" / "model.pt") == metadata.torchscript_sha256
-    # The ensemble is the same whatever runs the classifier.
+    # The ensemble answers the same whatever runs the classifier; a classifier outside the Python
+    # backend hands its probabilities to the monitor step, which records the prediction metrics.
     ensemble = parse((repo / "efficientnet_lite0" / "config.pbtxt").read_text())
-    assert ensemble.ensemble_scheduling.step[1].output_map[contract.PROBABILITIES] == contract.PROBABILITIES
+    last = ensemble.ensemble_scheduling.step[-1]
+    assert last.model_name == contract.monitor_model_name("efficientnet_lite0")
+    assert last.output_map[contract.PROBABILITIES] == contract.PROBABILITIES
     assert [f for f in check_repository(repo) if f.severity == "error"] == []
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tritonclf.preprocess import ImageRejected, PreprocessSpec, preprocess_image
+from tritonclf.preprocess import REJECTION_REASONS, ImageRejected, PreprocessSpec, preprocess_image
 from tritonclf_lab.bad_images import BAD_INPUTS, markdown_table
 
 from ..conftest import ROOT
@@ -22,6 +22,11 @@ def test_bad_input_is_rejected_fast_with_its_documented_message(bad):
         preprocess_image(data, SPEC)
     assert time.process_time() - start < 0.1  # rejected from headers and sizes, before any real decoding
     assert str(info.value) == bad.message
+    assert info.value.reason == bad.reason
+
+
+def test_every_rejection_reason_has_a_catalogued_input():
+    assert {bad.reason for bad in BAD_INPUTS} == set(REJECTION_REASONS)
 
 
 def test_readme_table_lists_every_bad_input_with_its_message():

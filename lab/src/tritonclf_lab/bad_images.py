@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
+from tritonclf import preprocess
 from tritonclf.preprocess import DecodeLimits
 from tritonclf.samples import sample_dir
 
@@ -108,100 +109,118 @@ class BadInput:
     description: str
     make: Callable[[], bytes]
     message: str
+    reason: str  # the rejection metric's label (tritonclf.preprocess.REJECTION_REASONS)
 
 
 BAD_INPUTS = (
-    BadInput("empty", "no bytes at all", lambda: b"", "empty input: no image bytes were sent"),
+    BadInput("empty", "no bytes at all", lambda: b"", "empty input: no image bytes were sent", preprocess.EMPTY),
     BadInput(
         "random-bytes",
         "5,000 random bytes",
         lambda: bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)),
         f"not a decodable image in an allowed format ({ALLOWED})",
+        preprocess.NOT_AN_IMAGE,
     ),
-    BadInput("html", "an HTML page", lambda: b"<!doctype html><html><body>hello</body></html>", TEXT),
+    BadInput(
+        "html", "an HTML page", lambda: b"<!doctype html><html><body>hello</body></html>", TEXT, preprocess.NOT_AN_IMAGE
+    ),
     BadInput(
         "truncated-jpeg",
         "a JPEG cut halfway",
         jpeg_cut_halfway,
         "cannot decode JPEG image: image file is truncated (26 bytes not processed)",
+        preprocess.CORRUPT,
     ),
     BadInput(
         "corrupt-png-data",
         "a PNG with 40 bytes of image data overwritten",
         corrupt_png_chunk,
         "cannot decode PNG image: broken data stream when reading image file",
+        preprocess.CORRUPT,
     ),
     BadInput(
         "png-bad-checksum",
         "a PNG whose header checksum is wrong",
         png_bad_header_checksum,
         "not a decodable image: a PNG file whose header cannot be read",
+        preprocess.CORRUPT,
     ),
     BadInput(
         "png-bomb",
         "a 40,000 x 40,000 PNG in 69 bytes (decompression bomb)",
         lambda: png_header_only(40_000, 40_000),
         f"image dimensions are far above the limit of {MAX_PIXELS} pixels (decompression bomb?)",
+        preprocess.TOO_MANY_PIXELS,
     ),
     BadInput(
         "gif-bomb",
         "a 65,535 x 65,535 GIF in 29 bytes",
         lambda: gif_header_only(65_535, 65_535),
         f"image dimensions are far above the limit of {MAX_PIXELS} pixels (decompression bomb?)",
+        preprocess.TOO_MANY_PIXELS,
     ),
     BadInput(
         "too-many-pixels",
         "a 9,000 x 8,000 PNG (72 megapixels)",
         lambda: png_header_only(9_000, 8_000),
         f"PNG image is 9000x8000 = 72000000 pixels, above the limit of {MAX_PIXELS} pixels",
+        preprocess.TOO_MANY_PIXELS,
     ),
     BadInput(
         "too-many-bytes",
         "32 MiB + 1 byte",
         lambda: b"\xff\xd8" + bytes(MAX_BYTES - 1),
         f"image is {MAX_BYTES + 1} bytes, above the limit of {MAX_BYTES} bytes",
+        preprocess.TOO_MANY_BYTES,
     ),
     BadInput(
         "tiff",
         "a TIFF (not allowed: large decoder attack surface)",
         lambda: encode(photo().resize((64, 48)), "TIFF"),
         f"not a decodable image: TIFF is not an allowed format (allowed: {ALLOWED})",
+        preprocess.DISALLOWED_FORMAT,
     ),
     BadInput(
         "eps",
         "an EPS file (never handed to Ghostscript)",
         lambda: b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n",
         f"not a decodable image: EPS is not an allowed format (allowed: {ALLOWED})",
+        preprocess.DISALLOWED_FORMAT,
     ),
     BadInput(
         "pdf",
         "a PDF",
         lambda: b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n",
         f"not a decodable image: PDF is not an allowed format (allowed: {ALLOWED})",
+        preprocess.DISALLOWED_FORMAT,
     ),
     BadInput(
         "heic",
         "an iPhone HEIC photo",
         lambda: b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(64),
         f"not a decodable image: HEIF is not an allowed format (allowed: {ALLOWED})",
+        preprocess.DISALLOWED_FORMAT,
     ),
     BadInput(
         "base64-url-quoted",
         "the photo's base64 URL-encoded (%2B for +)",
         url_quoted_base64,
         f"invalid base64: '%' at offset {url_quoted_base64().index(b'%')} is not a base64 character",
+        preprocess.BAD_BASE64,
     ),
     BadInput(
         "base64-bomb",
         "base64 of the 40,000 x 40,000 PNG bomb",
         lambda: base64.b64encode(png_header_only(40_000, 40_000)),
         f"image dimensions are far above the limit of {MAX_PIXELS} pixels (decompression bomb?)",
+        preprocess.TOO_MANY_PIXELS,
     ),
     BadInput(
         "base64-tiff",
         "base64 of a TIFF",
         lambda: base64.b64encode(encode(photo().resize((64, 48)), "TIFF")),
         f"not a decodable image: TIFF is not an allowed format (allowed: {ALLOWED})",
+        preprocess.DISALLOWED_FORMAT,
     ),
     BadInput(
         "base64-too-many-bytes",
@@ -209,12 +228,14 @@ BAD_INPUTS = (
         lambda: b"/9j/" + b"A" * (MAX_BASE64 - 3),
         f"base64 image is {MAX_BASE64 + 1} bytes, above the limit of {MAX_BASE64} bytes "
         f"({MAX_BYTES} bytes once decoded)",
+        preprocess.TOO_MANY_BYTES,
     ),
     BadInput(
         "svg-data-url",
         "an SVG data URL",
         lambda: b"data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg'/>",
         "not a decodable image: a data URL must be data:image/<type>;base64,<the file in base64>",
+        preprocess.NOT_AN_IMAGE,
     ),
 )
 
@@ -264,11 +285,11 @@ NOT_RECOGNISABLE = frozenset({"grayscale", "16bit-png", "tiny", "sliver"})
 
 
 def markdown_table(messages: dict[str, str] | None = None) -> str:
-    """The README table: each bad input and the server's answer (``messages`` overrides, e.g. as served)."""
-    lines = ["| Input | Answer (`INVALID_ARGUMENT`) |", "| --- | --- |"]
+    """The README table: each bad input, the server's answer (``messages`` overrides, e.g. as served), its reason."""
+    lines = ["| Input | Answer (`INVALID_ARGUMENT`) | Counted as |", "| --- | --- | --- |"]
     for bad in BAD_INPUTS:
         message = (messages or {}).get(bad.name, bad.message)
-        lines.append(f"| {bad.description} | `{message}` |")
+        lines.append(f"| {bad.description} | `{message}` | `{bad.reason}` |")
     return "\n".join(lines)
 
 

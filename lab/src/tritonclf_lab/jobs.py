@@ -6,6 +6,14 @@ JOBS: dict[str, tuple[str, str]] = {
     # benchmarks
     "bench": ("tritonclf_lab.bench.benchmark_cli", "served vs limit, in-process and naive on a phone-photo mix"),
     "bench-summary": ("tritonclf_lab.bench.summary", "one row per model from benchmark JSON files"),
+    "bench-metric-calls": (
+        "tritonclf_lab.bench.bench_metric_calls_cli",
+        "CPU per custom-metric call in a Python-backend model",
+    ),
+    "bench-ab": (
+        "tritonclf_lab.bench.bench_ab_cli",
+        "two builds of one export served side by side, measured in turns (metrics on/off, cache on/off)",
+    ),
     "bench-train": ("tritonclf_lab.speed_bench", "training images/s per strategy on this machine"),
     "compare-models": (
         "tritonclf_lab.bench.compare_models",
@@ -19,6 +27,10 @@ JOBS: dict[str, tuple[str, str]] = {
         "Model Analyzer's search of the classifier and ensemble -> build options",
     ),
     "analyzer-tools": ("tritonclf_lab.bench.install_model_analyzer", "install Model Analyzer into .venv-analyzer"),
+    "monitoring-demo": (
+        "tritonclf_lab.monitoring_demo_cli",
+        "serve, scrape with Prometheus, normal then skewed traffic: the dashboard picture and the monitor's output",
+    ),
     # long runs
     "soak": ("tritonclf_lab.soak", "soak the real server at saturation with good and hostile images"),
     "fuzz": ("tritonclf_lab.fuzz_preprocess", "fuzz the preprocessing with hypothesis"),

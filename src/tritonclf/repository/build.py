@@ -1,6 +1,6 @@
 """Build a Triton model repository from an exported classifier.
 
-For ensemble name N it writes three models (configs in ``model_specs.py``):
+For ensemble name N it writes three models, sometimes four (configs in ``models.py``):
 
 - ``N``: the ensemble, the public entry point: encoded image bytes in,
   probabilities out (with ``label_filename``, so ``class_count=k`` returns
@@ -9,7 +9,10 @@ For ensemble name N it writes three models (configs in ``model_specs.py``):
   or with torch (``BuildOptions.preprocess``);
 - ``N_model``: the classifier: ONNX Runtime in the Python backend, Triton's ONNX
   Runtime backend, a TensorRT engine, torch in the Python backend, or the TorchScript
-  file on Triton's PyTorch backend, by ``BuildOptions.backend``.
+  file on Triton's PyTorch backend, by ``BuildOptions.backend``;
+- ``N_monitor`` only where the classifier is not a Python-backend model, or with
+  low-confidence capture: a Python step after it that records the prediction metrics
+  (``metrics_files.py``) and passes the probabilities on.
 
 Each model's new version is staged outside the repository and renamed into place,
 so a server polling the repository never sees half a version. Rebuilding
@@ -43,6 +46,7 @@ from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import sha256_file, write_atomic, write_json_atomic
 from tritonclf.progress import Progress
 from tritonclf.provenance import project_version, utc_timestamp
+from tritonclf.repository.metrics_files import find_reference, metrics_files, monitor_dir
 from tritonclf.repository.model_names import describe_name_problem, model_name_problem, repository_path_problem
 from tritonclf.repository.models import (
     ENGINE_FILENAME,
@@ -50,6 +54,7 @@ from tritonclf.repository.models import (
     BuildOptions,
     classifier_spec,
     ensemble_spec,
+    monitor_spec,
     preprocess_spec,
 )
 from tritonclf.repository.pbtxt import ModelSpec, render, to_model_config
@@ -171,19 +176,22 @@ def write_model(
     repository: Path,
     spec: ModelSpec,
     *,
-    version_files: dict[str, Path],
+    version_files: Mapping[str, Path | bytes],
     model_dir_files: Mapping[str, str | bytes],
     provenance: dict,
     keep_versions: int,
 ) -> ModelBuild:
     """Write one model: config + model-level files, and a new version only when something changed.
 
-    ``version_files`` maps names inside the version directory to source files;
-    ``model_dir_files`` maps names beside ``config.pbtxt`` to their text.
+    ``version_files`` maps names inside the version directory to source files, or to the
+    bytes of a generated one; ``model_dir_files`` maps names beside ``config.pbtxt`` to their text.
     """
     model_dir = repository / spec.name
     config_text = render(to_model_config(spec))
-    file_hashes = {name: sha256_file(src) for name, src in sorted(version_files.items())}
+    file_hashes = {
+        name: _sha256_of(src) if isinstance(src, bytes) else sha256_file(Path(src))
+        for name, src in sorted(version_files.items())
+    }
     dir_hashes = {name: _sha256_of(content) for name, content in sorted(model_dir_files.items())}
     fingerprint = _fingerprint(file_hashes, config_text, dir_hashes)
     versions = _existing_versions(model_dir)
@@ -199,7 +207,10 @@ def write_model(
         staged = staging_root / str(version)
         staged.mkdir()
         for name, src in version_files.items():
-            shutil.copyfile(src, staged / name)
+            if isinstance(src, bytes):
+                (staged / name).write_bytes(src)
+            else:
+                shutil.copyfile(src, staged / name)
         manifest = {
             "model": spec.name,
             "version": version,
@@ -311,12 +322,14 @@ def build_repository(
     progress: Progress | None = None,
     *,
     replace: bool = False,
+    reference: Path | None = None,
 ) -> list[ModelBuild]:
-    """Export folder (``model.onnx`` and/or ``model.pt``, ``model.json``) -> three models in ``repository``.
+    """Export folder (``model.onnx`` and/or ``model.pt``, ``model.json``) -> three or four models in ``repository``.
 
     The ensemble is ``options.name``, else the export's own name (``ExportMetadata.ensemble_name``).
     An ensemble already there with other labels is replaced only with ``replace``.
     ``progress`` shows the ``BUILD_STEPS`` steps (the command passes one; callers in code stay quiet).
+    ``reference`` (default: the one ``model.json`` names) is what the served metrics compare with.
     """
     progress = progress or Progress.quiet()
     export_dir, repository = Path(export_dir), Path(repository)
@@ -344,6 +357,15 @@ def build_repository(
     # Every input is checked before anything is written.
     classifier_files, cc_map = _classifier_files(options, export_dir, metadata, engine)
     preprocess_files = _preprocess_files(options, metadata)
+    try:
+        found_reference = find_reference(export_dir, metadata, reference)
+    except (FileNotFoundError, ValueError) as err:
+        raise BuildError(str(err)) from None
+    metrics = metrics_files(name, metadata, options, found_reference)
+    classifier_files.update(metrics.classifier)
+    preprocess_files.update(metrics.preprocess)
+    if found_reference is not None:
+        provenance["source"]["reference"] = {"n": found_reference.n, "data": found_reference.source}
     classifier_provenance = {**provenance, "backend": options.backend}
     preprocess_provenance = {**provenance, "preprocess": options.preprocess}
     if engine is not None and options.backend == "trt":
@@ -365,6 +387,17 @@ def build_repository(
             **keep,
         )
     ]
+    if metrics.monitor is not None:
+        built.append(
+            write_model(
+                repository,
+                monitor_spec(name, metadata, options),
+                version_files=metrics.monitor,
+                model_dir_files={},
+                provenance=provenance,
+                **keep,
+            )
+        )
     preprocess = preprocess_spec(name, metadata, options)
     progress.step(f"write {preprocess.name} ({options.preprocess})")
     built.append(
@@ -389,4 +422,15 @@ def build_repository(
             **keep,
         )
     )
+    if metrics.monitor is None:
+        _remove_model(repository, monitor_dir(repository, name))
     return built
+
+
+def _remove_model(repository: Path, model_dir: Path) -> None:
+    """Take away a model the new ensemble no longer calls (moved out whole, then deleted)."""
+    if not model_dir.is_dir():
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{repository.name}-staging-", dir=repository.parent))
+    os.rename(model_dir, trash / model_dir.name)
+    shutil.rmtree(trash, ignore_errors=True)

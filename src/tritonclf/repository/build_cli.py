@@ -34,7 +34,7 @@ from tritonclf.repository.build import (
     check_replacement,
 )
 from tritonclf.repository.engine_args import add_engine_arguments, engine_options, gate_thresholds
-from tritonclf.repository.models import DEVICES, GPU_QUEUE_DELAY_US, PREPROCESSORS
+from tritonclf.repository.models import DEVICES, GPU_QUEUE_DELAY_US, PREPROCESSORS, CaptureOptions
 from tritonclf.samples import sample_dir
 
 SAMPLES = sample_dir()
@@ -136,7 +136,55 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--gate-images", type=Path, default=SAMPLES, help="real photos for the FP16 accuracy gate")
     add_engine_arguments(parser)
+    add_monitoring_arguments(parser, defaults)
     return parser.parse_args(argv)
+
+
+def add_monitoring_arguments(parser: argparse.ArgumentParser, defaults: BuildOptions) -> None:
+    """Metrics, the response cache and the low-confidence capture."""
+    group = parser.add_argument_group("monitoring (docs/MONITORING.md)")
+    add = group.add_argument
+    add("--no-metrics", dest="metrics", action="store_false", help="no prediction or input metrics")
+    add(
+        "--metrics-classes",
+        type=int,
+        default=defaults.metrics_class_series,
+        metavar="N",
+        help="most class series per model version; past it the rest count as 'other' (default: %(default)s)",
+    )
+    add("--reference", type=Path, help="reference.json to compare with (default: the one model.json names)")
+    add(
+        "--response-cache-bytes",
+        type=int,
+        default=defaults.response_cache_bytes,
+        metavar="BYTES",
+        help="Triton's response cache on the ensemble, this size (the server needs --cache-config "
+        "local,size=BYTES; our tritonserver adds it); 0: off (default)",
+    )
+    add("--capture-dir", type=Path, help="save low-confidence user images under DIR/<predicted label>/ (off)")
+    capture = CaptureOptions("/")
+    add("--capture-below", type=float, default=capture.below, help="top-1 score to capture under (%(default)s)")
+    add("--capture-per-minute", type=int, default=capture.per_minute, help="per instance (default: %(default)s)")
+    add("--capture-max-bytes", type=int, default=capture.max_bytes, help="the tree's total (default: %(default)s)")
+    add(
+        "--capture-min-free-bytes",
+        type=int,
+        default=capture.min_free_bytes,
+        help="free space the capture leaves on its disk (default: %(default)s)",
+    )
+
+
+def capture_options(args: argparse.Namespace) -> CaptureOptions | None:
+    """The capture settings, or None without --capture-dir."""
+    if args.capture_dir is None:
+        return None
+    return CaptureOptions(
+        str(args.capture_dir.resolve()),
+        below=args.capture_below,
+        per_minute=args.capture_per_minute,
+        max_bytes=args.capture_max_bytes,
+        min_free_bytes=args.capture_min_free_bytes,
+    )
 
 
 def parse_extra_engines(values: list[str]) -> dict[str, Path]:
@@ -193,6 +241,10 @@ def resolve(args: argparse.Namespace, progress: Progress | None = None) -> tuple
         onnx_tensorrt_fp16=args.onnx_tensorrt_fp16,
         ort_trt_cache_dir=args.ort_trt_cache_dir,
         engine=engine_options(args),
+        metrics=args.metrics,
+        metrics_class_series=args.metrics_classes,
+        response_cache_bytes=args.response_cache_bytes,
+        capture=capture_options(args),
     )
     if backend != "trt":
         return options, None
@@ -238,7 +290,15 @@ def main(argv: list[str] | None = None) -> int:
         check_replacement(args.repository, ensemble, metadata, replace=args.replace)
         progress.step(f"resolve the classifier backend ({args.backend})")
         options, engine = resolve(args, progress)
-        built = build_repository(args.export, args.repository, options, engine, progress=progress, replace=args.replace)
+        built = build_repository(
+            args.export,
+            args.repository,
+            options,
+            engine,
+            progress=progress,
+            replace=args.replace,
+            reference=args.reference,
+        )
         progress.finish("built")
     except (BuildError, FileNotFoundError, ValueError) as err:
         progress.close()
@@ -247,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         state = "written" if model.changed else "up to date"
         print(f"{args.repository}/{model.name}/{model.version}: {state}")
     print(f"serve it: tritonserver --model-repository {quote(str(args.repository))}  (ensemble: {ensemble})")
+    if options.response_cache_bytes:
+        print(f"response cache: NVIDIA's tritonserver needs --cache-config=local,size={options.response_cache_bytes}")
+    if options.capture is not None:
+        print(f"capture: low-confidence user images go to {options.capture.directory} (docs/MONITORING.md)")
     return 0
 
 

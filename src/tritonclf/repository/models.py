@@ -9,10 +9,12 @@ model's source changes between ``pillow`` and ``torch`` preprocessing.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 
 from tritonclf import contract
 from tritonclf.export_metadata import ExportMetadata
+from tritonclf.monitoring.series import DEFAULT_MAX_CLASS_SERIES, LOW_CONFIDENCE
 from tritonclf.preprocess import DecodeLimits
 from tritonclf.repository.pbtxt import (
     Accelerator,
@@ -28,6 +30,12 @@ from tritonclf.repository.pbtxt import (
 from tritonclf.repository.tensorrt import EngineOptions
 
 ENGINE_FILENAME = "model.plan"
+# Classifier backends that run in Triton's Python backend: they record the prediction metrics
+# themselves. For the others an extra Python step after the classifier does (``NAME_monitor``).
+PYTHON_CLASSIFIERS = ("python-ort", "torch")
+# Where the ensemble's response cache byte budget is written (a parameter of the ensemble's config):
+# the launcher reads it to pass Triton the --cache-config the repository needs.
+RESPONSE_CACHE_PARAMETER = "response_cache_bytes"
 WARMUP_IMAGE_FILE = "image.bytes"  # under <preprocess model>/warmup/: one length-prefixed JPEG
 DEVICES = ("cpu", "gpu")
 PREPROCESSORS = ("pillow", "torch")
@@ -39,6 +47,30 @@ FORCE_CPU_ONLY_INPUT_TENSORS = "FORCE_CPU_ONLY_INPUT_TENSORS"
 # that arrive meanwhile share one launch, for at most 0.1 ms more latency. A starting point
 # (Triton's batcher guide: raise the delay from 0 while latency allows); `make perf` measures.
 GPU_QUEUE_DELAY_US = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptureOptions:
+    """Low-confidence capture: images whose top-1 score is below ``below`` go to ``directory/<label>/``."""
+
+    directory: str  # absolute, outside the model repository, writable by the server
+    below: float = LOW_CONFIDENCE
+    per_minute: int = 60  # per model instance
+    max_bytes: int = 1 << 30  # the capture tree's total size
+    min_free_bytes: int = 1 << 30  # never fill the disk past this much free space
+
+    def __post_init__(self) -> None:
+        """Reject settings that cannot work before anything is written."""
+        if not os.path.isabs(self.directory):
+            raise ValueError(f"the capture directory must be an absolute path, not {self.directory!r}")
+        if not 0.0 < self.below <= 1.0:
+            raise ValueError(f"the capture threshold must be in (0, 1], not {self.below}")
+        if self.per_minute < 1 or self.max_bytes < 1 or self.min_free_bytes < 0:
+            raise ValueError("capture needs a positive rate and byte budget, and a free-space floor of 0 or more")
+
+    def to_plan(self) -> dict:
+        """The capture settings as the monitor model reads them."""
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +115,13 @@ class BuildOptions:
     onnx_tensorrt_fp16: bool = False
     ort_trt_cache_dir: str = "/tmp/tritonclf-ort-trt-cache"
     engine: EngineOptions = dataclasses.field(default_factory=EngineOptions)
+    # Prediction and input metrics on Triton's metrics port (tritonclf.monitoring.series).
+    metrics: bool = True
+    metrics_class_series: int = DEFAULT_MAX_CLASS_SERIES
+    # Triton's response cache on the ensemble, this many bytes (0: off): identical image bytes are
+    # answered from memory without preprocessing or inference.
+    response_cache_bytes: int = 0
+    capture: CaptureOptions | None = None  # save low-confidence images for relabelling (off by default)
 
     def __post_init__(self) -> None:
         """Catch contradictory options before anything is written."""
@@ -112,6 +151,25 @@ class BuildOptions:
                 f"warmup batch sizes {list(self.warmup_batch_sizes)} must lie in 1..max_batch_size "
                 f"({self.max_batch_size})"
             )
+        self._check_monitoring()
+
+    def _check_monitoring(self) -> None:
+        if self.metrics_class_series < 2:
+            raise ValueError("metrics_class_series must be at least 2 (one class and 'other')")
+        if self.response_cache_bytes < 0:
+            raise ValueError("response_cache_bytes must be 0 (off) or positive")
+        if self.capture is not None and not self.metrics:
+            raise ValueError("low-confidence capture runs with the prediction metrics: drop --no-metrics")
+
+    @property
+    def monitor_step(self) -> bool:
+        """Whether the ensemble ends with ``NAME_monitor``: metrics for a non-Python classifier, or capture."""
+        return self.capture is not None or (self.metrics and self.backend not in PYTHON_CLASSIFIERS)
+
+    @property
+    def classifier_records_predictions(self) -> bool:
+        """Whether the (Python-backend) classifier itself records the prediction metrics."""
+        return self.metrics and not self.monitor_step
 
     def dynamic_batching(self, delay_microseconds: int | None = None) -> DynamicBatching:
         """Batching and queue policy of the preprocessing model and the classifier (ensembles have no queue)."""
@@ -322,24 +380,64 @@ def classifier_spec(
     )
 
 
+def monitor_spec(name: str, metadata: ExportMetadata, options: BuildOptions) -> ModelSpec:
+    """Config of the Python step after the classifier: records the predictions, passes the probabilities on."""
+    inputs = [Tensor(contract.CLASSIFIER_PROBABILITIES, "TYPE_FP32", (metadata.num_classes,))]
+    parameters = {"input_name": contract.CLASSIFIER_PROBABILITIES, "output_name": contract.PROBABILITIES}
+    if options.capture is not None:
+        inputs.append(Tensor(contract.IMAGE_INPUT, "TYPE_STRING", (1,)))
+        parameters["image_name"] = contract.IMAGE_INPUT
+    return ModelSpec(
+        name=contract.monitor_model_name(name),
+        backend="python",
+        max_batch_size=options.max_batch_size,
+        inputs=tuple(inputs),
+        outputs=(Tensor(contract.PROBABILITIES, "TYPE_FP32", (metadata.num_classes,)),),
+        # One instance: a few metric calls per image; under load the batches grow instead.
+        instance_groups=(InstanceGroup(1, "KIND_CPU"),),
+        dynamic_batching=options.dynamic_batching(0),
+        parameters=parameters,
+    )
+
+
 def ensemble_spec(name: str, metadata: ExportMetadata, options: BuildOptions) -> ModelSpec:
-    """Config of the ensemble joining preprocessing and classifier (ensembles cannot carry warmup)."""
+    """Config of the ensemble joining preprocessing, classifier and (for some builds) the monitor step.
+
+    Ensembles cannot carry warmup. The byte budget of the response cache is a server setting;
+    it is written here as a parameter so that the launcher can pass it to Triton.
+    """
+    probabilities = contract.CLASSIFIER_PROBABILITIES if options.monitor_step else contract.PROBABILITIES
+    steps = [
+        EnsembleStep(
+            contract.preprocess_model_name(name),
+            input_map={contract.IMAGE_INPUT: contract.IMAGE_INPUT},
+            output_map={contract.PIXELS: contract.PIXELS},
+        ),
+        EnsembleStep(
+            contract.classifier_model_name(name),
+            input_map={contract.PIXELS: contract.PIXELS},
+            output_map={contract.PROBABILITIES: probabilities},
+        ),
+    ]
+    if options.monitor_step:
+        inputs = {contract.CLASSIFIER_PROBABILITIES: contract.CLASSIFIER_PROBABILITIES}
+        if options.capture is not None:
+            inputs[contract.IMAGE_INPUT] = contract.IMAGE_INPUT
+        steps.append(
+            EnsembleStep(
+                contract.monitor_model_name(name),
+                input_map=inputs,
+                output_map={contract.PROBABILITIES: contract.PROBABILITIES},
+            )
+        )
+    cache = options.response_cache_bytes
     return ModelSpec(
         name=name,
         platform="ensemble",
         max_batch_size=options.max_batch_size,
         inputs=(Tensor(contract.IMAGE_INPUT, "TYPE_STRING", (1,)),),
         outputs=(_probabilities(metadata),),
-        ensemble_steps=(
-            EnsembleStep(
-                contract.preprocess_model_name(name),
-                input_map={contract.IMAGE_INPUT: contract.IMAGE_INPUT},
-                output_map={contract.PIXELS: contract.PIXELS},
-            ),
-            EnsembleStep(
-                contract.classifier_model_name(name),
-                input_map={contract.PIXELS: contract.PIXELS},
-                output_map={contract.PROBABILITIES: contract.PROBABILITIES},
-            ),
-        ),
+        ensemble_steps=tuple(steps),
+        response_cache=cache > 0,
+        parameters={RESPONSE_CACHE_PARAMETER: str(cache)} if cache else {},
     )

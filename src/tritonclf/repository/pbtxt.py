@@ -107,6 +107,7 @@ class ModelSpec:
     warmup: tuple[WarmupSample, ...] = ()
     gpu_accelerators: tuple[Accelerator, ...] = ()
     cuda_graphs: tuple[CudaGraph, ...] = ()  # TensorRT backend only
+    response_cache: bool = False  # Triton's response cache (needs the server's --cache-config too)
 
 
 def _tensor_fields(tensor: Tensor) -> dict:
@@ -145,6 +146,8 @@ def to_model_config(spec: ModelSpec) -> pb.ModelConfig:
     for sample in spec.warmup:
         _add_warmup(config, sample)
     _set_optimization(config, spec)
+    if spec.response_cache:
+        config.response_cache.enable = True
     return config
 
 

@@ -10,7 +10,8 @@ libraries on ``LD_LIBRARY_PATH``, a backend directory holding the Python backend
 with the stub for this interpreter, and this environment's ``python3`` first on
 ``PATH`` (the stub imports the packages of the ``python3`` it finds there). On a GPU
 host it also sizes Triton's CUDA memory pool (``--cuda-memory-pool-byte-size``)
-unless the caller did.
+unless the caller did, and it turns on the response cache (``--cache-config``) at the size a
+repository was built with (``serving/response_cache.py``), unless the caller set one.
 When the arguments leave Triton's admin APIs open (no ``--http-restricted-api`` /
 ``--grpc-restricted-protocol`` for them), it says so in one line on stderr first.
 We run the binary, not PyTriton's Python API: the repository stays a plain Triton
@@ -37,6 +38,7 @@ from pathlib import Path
 
 from tritonclf.serving import leftovers, supervisor
 from tritonclf.serving.admin_apis import open_api_notice
+from tritonclf.serving.response_cache import cache_flag
 
 
 class EmbeddedServerError(RuntimeError):
@@ -132,6 +134,9 @@ def server_command(args: list[str], gpu: bool | None = None, region_prefix: str 
         command.append(f"--backend-directory={backend_dir()}")
     if "--cache-directory" not in given:
         command.append(f"--cache-directory={_pytriton_root() / 'tritonserver' / 'caches'}")
+    cache = cache_flag(args)  # the response cache size the repository's ensembles were built with
+    if cache:
+        command.append(cache)
     return command
 
 

@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     parser.add_argument("--min-top1", type=float, help="exit 1 if the headline top-1 is below this")
     parser.add_argument("--min-agreement", type=float, help="exit 1 if any top-1 agreement is below this")
+    parser.add_argument(
+        "--reference", action="store_true", help="record reference.json beside --onnx from these images (drift)"
+    )
     args = parser.parse_args(argv)
     if args.checkpoint is None and args.onnx is None and args.url is None:
         parser.error("give at least one of --checkpoint, --onnx, --url")

@@ -286,9 +286,23 @@ def evaluate(args: argparse.Namespace) -> dict:
     for name, result in sources.items():
         title = f"{name}: top-1 {result['top1']:.4f} on {result['n']} images"
         plot_confusion(result["confusion"], class_names, title, out / f"confusion_{name}.png")
+    if getattr(args, "reference", False):
+        report["reference"] = record_evaluated_reference(args.onnx, samples, class_names)
     write_atomic(out / "report.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     report["output"] = str(out)
     return report
+
+
+def record_evaluated_reference(onnx: Path | None, samples: tuple[Sample, ...], class_names: tuple[str, ...]) -> str:
+    """``reference.json`` beside the evaluated ONNX export, from the same images; its summary line."""
+    from tritonclf.training.validation_reference import record_reference, summary
+
+    if onnx is None:
+        raise EvaluateError("--reference records next to an export: give --onnx")
+    reference = record_reference(
+        Path(onnx).parent, [s.path for s in samples], [class_names[s.label] for s in samples], source="evaluate"
+    )
+    return summary(reference)
 
 
 def print_report(report: dict) -> None:
@@ -304,3 +318,5 @@ def print_report(report: dict) -> None:
     for pair, value in report["agreement"].items():
         print(f"top-1 agreement {pair.replace('_vs_', ' vs ')}: {value:.4f}" if value is not None else f"{pair}: -")
     print(f"confusion matrices and report.json: {report['output']}")
+    if report.get("reference"):
+        print(report["reference"])

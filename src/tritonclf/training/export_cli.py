@@ -60,6 +60,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="onnx",
         help="onnx (model.onnx), torchscript (model.pt, for pytorch_libtorch) or both (default: %(default)s)",
     )
+    parser.add_argument(
+        "--reference-data",
+        type=Path,
+        metavar="DIR",
+        help="validation images (a training folder's val split, or DIR/<class>/*): record reference.json, "
+        "what the served metrics compare with",
+    )
     return parser.parse_args(argv)
 
 
@@ -68,6 +75,8 @@ def check_inputs(args: argparse.Namespace) -> str | None:
     for flag, path in (("--weights", args.weights), ("--labels", args.labels)):
         if path is not None and not path.is_file():
             return f"{flag} {path}: no such file"
+    if args.reference_data is not None and not args.reference_data.is_dir():
+        return f"--reference-data {args.reference_data}: no such folder"
     if args.name is not None:
         problem = model_name_problem(args.name)
         if problem:
@@ -93,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from tritonclf.progress import Progress
         from tritonclf.training import torch2onnx
+        from tritonclf.training.data import DataError
+        from tritonclf.training.validation_reference import NoReference, record_from_folder, summary
         from tritonclf.training.weights import WeightsError
     except KeyboardInterrupt:
         print("export: interrupted; nothing exported", file=sys.stderr)
@@ -119,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             served_name=default_served_name(args, from_run),
         )
         progress.finish("exported")
-    except (torch2onnx.ExportError, WeightsError, FileNotFoundError) as err:
+        reference = record_from_folder(output, args.reference_data) if args.reference_data else None
+    except (torch2onnx.ExportError, WeightsError, FileNotFoundError, NoReference, DataError) as err:
         progress.close()
         return fail("export", err)
     except KeyboardInterrupt:
@@ -133,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         f"same top-5: {check.top5_equal}\n"
         f"served as {metadata.ensemble_name} by: tritonclf build --export {quote(str(output))}"
     )
+    if reference is not None:
+        print(summary(reference))
     return 0
 
 

@@ -278,5 +278,7 @@ def export(
         for path in (*staged.values(), staged_weights):
             path.unlink(missing_ok=True)
     progress.step(f"write {contract.METADATA_FILENAME}")
+    # A reference describes the model it was recorded with: record it again for this one.
+    (output / contract.REFERENCE_FILENAME).unlink(missing_ok=True)
     write_json_atomic(output / contract.METADATA_FILENAME, metadata.to_dict())
     return metadata, checks[formats[0]]

@@ -40,6 +40,7 @@ def _load_beside(module_name):
 
 execution_providers = _load_beside("ort_providers").execution_providers
 _pixel_checks = _load_beside("pixel_checks")
+_serving_metrics = _load_beside("serving_metrics")
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -96,6 +97,8 @@ class TritonPythonModel:
         self.output_name = params["output_name"]
         dims = config["input"][0]["dims"]
         self.checks = _pixel_checks.PixelChecks(self.input_name, dims, config["max_batch_size"])
+        # Top-1 class and score of every image (None when the build turned metrics off or put them in a later step).
+        self.metrics = _serving_metrics.create(pb_utils, args, "predictions")
         pb_utils.Logger.log_info(f"ONNX Runtime {ort.__version__} on {self.session.get_providers()[0]}")
 
     def execute(self, requests):
@@ -109,6 +112,8 @@ class TritonPythonModel:
             except Exception as err:  # a bug or ONNX Runtime's own error: one line to clients, the rest to the log
                 pb_utils.Logger.log_error(f"ONNX Runtime failed on a batch of {len(good)} requests: {err!r}")
                 failure = _pixel_checks.one_line_error(err)
+            if probabilities is not None and self.metrics is not None and self.metrics.counting():
+                self.metrics.record(probabilities)
         responses = []
         start = 0
         for array, problem in zip(arrays, problems, strict=True):

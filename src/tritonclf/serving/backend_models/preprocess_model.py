@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import sys
+import time
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -36,10 +37,12 @@ def _load_beside(module_name: str):
 
 
 _preprocess = _load_beside("preprocess")
+_serving_metrics = _load_beside("serving_metrics")
 DecodeLimits = _preprocess.DecodeLimits
 ImageRejected = _preprocess.ImageRejected
 PreprocessSpec = _preprocess.PreprocessSpec
-preprocess_image = _preprocess.preprocess_image
+open_image = _preprocess.open_image
+preprocess_opened = _preprocess.preprocess_opened
 silence_decoder_warnings = _preprocess.silence_decoder_warnings
 
 # glibc's mallopt parameters (malloc.h).
@@ -87,23 +90,32 @@ class TritonPythonModel:
         silence_decoder_warnings()
         if not keep_freed_memory():
             self.logger.log_info("not glibc: freed image buffers go back to the allocator's defaults")
+        # Rejections by reason, sizes and preprocessing time (None when the build turned metrics off).
+        self.metrics = _serving_metrics.create(pb_utils, args, "inputs")
 
     def execute(self, requests):
         """One response per request; a bad image fails only the request that sent it."""
+        self.recording = self.metrics is not None and self.metrics.counting()
         return [self._respond(request) for request in requests]
 
     def _respond(self, request):
         items = pb_utils.get_input_tensor_by_name(request, self.image_input).as_numpy().reshape(-1)
         images = []
         for i, item in enumerate(items):
+            start = time.perf_counter()
             try:
-                images.append(preprocess_image(bytes(item), self.spec, self.limits))
+                opened = open_image(bytes(item), self.limits)
+                images.append(preprocess_opened(opened, self.spec, self.limits))
             except ImageRejected as err:
+                if self.recording:
+                    self.metrics.rejected(err.reason)
                 where = f"image {i} of the request: " if len(items) > 1 else ""
                 return pb_utils.InferenceResponse(
                     error=pb_utils.TritonError(where + str(err), pb_utils.TritonError.INVALID_ARG)
                 )
             except Exception as err:  # a bug or a decoder crash: fail this request, keep the batch
+                if self.recording:
+                    self.metrics.failed()
                 self.logger.log_error(f"preprocessing failed unexpectedly: {type(err).__name__}: {err}")
                 return pb_utils.InferenceResponse(
                     # The exception's text may hold paths: the client gets its type only.
@@ -111,6 +123,9 @@ class TritonPythonModel:
                         f"internal preprocessing error ({type(err).__name__}); the server log has the details"
                     )
                 )
+            if self.recording:
+                width, height = opened.upright_size
+                self.metrics.accepted(len(opened.data), width * height, time.perf_counter() - start)
         # One image per request is the norm (the ensemble's clients send one): use its array as is.
         if len(images) == 1:
             pixels = images[0][np.newaxis]

@@ -39,6 +39,7 @@ def _load_beside(module_name):
 
 GraphRunner = _load_beside("cuda_graphs").GraphRunner
 _pixel_checks = _load_beside("pixel_checks")
+_serving_metrics = _load_beside("serving_metrics")
 
 
 def load_classifier(version_dir, params, device, half):
@@ -79,6 +80,8 @@ class TritonPythonModel:
                 self.graphs = GraphRunner(self.model, sizes, pixel_shape, self.device)
         precision = "FP16" if on_gpu else "FP32"
         graphs = f", CUDA graphs for batches {sizes}" if self.graphs else ""
+        # Top-1 class and score of every image (None when the build turned metrics off or put them in a later step).
+        self.metrics = _serving_metrics.create(pb_utils, args, "predictions")
         pb_utils.Logger.log_info(f"torch {torch.__version__} classifier on {self.device} in {precision}{graphs}")
 
     def run(self, batch):
@@ -105,6 +108,10 @@ class TritonPythonModel:
             except Exception as err:  # a bug, or torch's own error: one line to clients, the rest to the log
                 pb_utils.Logger.log_error(f"torch failed on a batch of {len(good)} requests: {err!r}")
                 failure = _pixel_checks.one_line_error(err)
+            if probabilities is not None and self.metrics is not None and self.metrics.counting():
+                # Only the top-1 of each row leaves the device for the metrics.
+                scores, top1 = probabilities.max(dim=1)
+                self.metrics.record_top1(top1.cpu().numpy(), scores.float().cpu().numpy())
         responses, start = [], 0
         for tensor, problem in zip(tensors, problems, strict=True):
             if problem is not None or failure is not None:

@@ -19,6 +19,7 @@ import importlib.util
 import json
 import os
 import sys
+import time
 
 import torch
 import triton_python_backend_utils as pb_utils
@@ -39,6 +40,7 @@ def _load_beside(module_name: str):
 
 _preprocess = _load_beside("preprocess")
 _torch_preprocess = _load_beside("torch_preprocess")
+_serving_metrics = _load_beside("serving_metrics")
 
 
 class TritonPythonModel:
@@ -61,6 +63,8 @@ class TritonPythonModel:
             # Several instances share the cores with the classifier: one thread each.
             torch.set_num_threads(int(params.get("torch_threads", "1")))
         _preprocess.silence_decoder_warnings()
+        # Rejections by reason, sizes and preprocessing time (None when the build turned metrics off).
+        self.metrics = _serving_metrics.create(pb_utils, args, "inputs")
         pb_utils.Logger.log_info(f"torch {torch.__version__} preprocessing on {self.device}")
 
     def execute(self, requests):
@@ -69,20 +73,39 @@ class TritonPythonModel:
             pb_utils.get_input_tensor_by_name(request, self.image_input).as_numpy().reshape(-1) for request in requests
         ]
         datas = [bytes(item) for request_items in items for item in request_items]
+        recording = self.metrics is not None and self.metrics.counting()
+        start = time.perf_counter()
         try:
             with torch.inference_mode():
-                results = _torch_preprocess.preprocess_batch(datas, self.spec, self.limits, self.device)
+                results, sizes = _torch_preprocess.preprocess_batch_with_sizes(
+                    datas, self.spec, self.limits, self.device
+                )
         except Exception as err:  # a bug or a decoder crash: fail this batch's requests, keep the model
             pb_utils.Logger.log_error(f"internal preprocessing error: {type(err).__name__}: {err}")
             # The exception's text may hold paths: the client gets its type only.
             message = f"internal preprocessing error ({type(err).__name__}); the server log has the details"
+            if recording:
+                for _ in datas:
+                    self.metrics.failed()
             return [pb_utils.InferenceResponse(error=pb_utils.TritonError(message)) for _ in requests]
+        if recording:
+            self._record(results, sizes, time.perf_counter() - start)
         responses, start = [], 0
         for request_items in items:
             stop = start + len(request_items)
             responses.append(self._respond(results[start:stop]))
             start = stop
         return responses
+
+    def _record(self, results, sizes, seconds):
+        """The images are decoded together: each accepted one is charged an equal share of the batch's time."""
+        accepted = [i for i, result in enumerate(results) if not isinstance(result, _preprocess.ImageRejected)]
+        for result in results:
+            if isinstance(result, _preprocess.ImageRejected):
+                self.metrics.rejected(result.reason)
+        for i in accepted:
+            file_bytes, pixels = sizes[i]
+            self.metrics.accepted(file_bytes, pixels, seconds / len(accepted))
 
     def _respond(self, results):
         for i, result in enumerate(results):

@@ -1,0 +1,1 @@
+"""What the served model predicts: metric names, the validation reference, drift measures, ``tritonclf monitor``."""
