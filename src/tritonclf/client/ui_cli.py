@@ -14,6 +14,7 @@ on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import secrets
 import signal
 import sys
 import tempfile
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     from tritonclf.serving.process import ServerStartError, TritonProcess
 
     log = Path(tempfile.gettempdir()) / "tritonclf-ui-server.log"
-    triton = TritonProcess(args.repository, log_path=log) if args.repository else None
+    # The page needs none of Triton's admin APIs: they get a key nobody holds.
+    triton = TritonProcess(args.repository, log_path=log, admin_key=secrets.token_hex(32)) if args.repository else None
     url = triton.http_url if triton else args.url or default_url("http")
     try:
         # Listening first: a taken port fails before a server is started for nothing.

@@ -9,6 +9,7 @@ Exit 1 when a classification failed, 2 when the server could not start.
 from __future__ import annotations
 
 import argparse
+import secrets
 import socket
 import subprocess
 import sys
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
         log_path=log,
+        # Its admin APIs need a key nobody holds: the demo uses none of them.
+        admin_key=secrets.token_hex(32),
     )
     try:
         server.start()
