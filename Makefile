@@ -145,7 +145,7 @@ $(BENCH_EXPORT2)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py
 	$(CLF) export --model $(BENCH_MODEL2) --random-weights --output $(BENCH_EXPORT2)
 
 perf-tools: $(VENV)/bin/perf_analyzer ## Put perf_analyzer (from the tritonclient 2.41.1 wheel) in .venv/bin
-$(VENV)/bin/perf_analyzer: $(SETUP_STAMP) lab/src/tritonclf_lab/bench/install_perf_analyzer.py
+$(VENV)/bin/perf_analyzer: $(SETUP_STAMP) lab/src/tritonclf_lab/bench/perf_tools_cli.py
 	$(CLF) perf-tools
 	@touch $@
 

@@ -12,8 +12,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from tritonclf.samples import sample_dir
-from tritonclf_lab.bench import benchmark_cli as benchmark
-from tritonclf_lab.bench import perf_sweep_cli as perf_sweep
+from tritonclf_lab.bench import bench_cli as benchmark
+from tritonclf_lab.bench import perf_cli as perf_sweep
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ from tritonclf.serving.process import TritonProcess
 from tritonclf_lab.bad_images import encode, photo
 from tritonclf_lab.bench.load import BackgroundLoad, Outcome
 from tritonclf_lab.bench.procmem import descendants, parent_pids
-from tritonclf_lab.soak import pending_requests, read_metrics
+from tritonclf_lab.soak_cli import pending_requests, read_metrics
 
 from ..conftest import CAT_CLASSES, SAMPLES
 

@@ -1,4 +1,4 @@
-"""A bounded fuzz run over the preprocessing function (lab/src/tritonclf_lab/fuzz_preprocess.py has the rules).
+"""A bounded fuzz run over the preprocessing function (lab/src/tritonclf_lab/fuzz_cli.py has the rules).
 
 CI runs it for ``FUZZ_SECONDS`` (default 60); ``FUZZ_SECONDS=3600 make test
 PYTEST_ARGS="-k fuzz"`` is the long run. It runs in its own process because it caps
@@ -17,7 +17,7 @@ FUZZ_SECONDS = float(os.environ.get("FUZZ_SECONDS", "60"))
 
 def test_fuzzed_images_are_accepted_or_rejected_within_time_and_memory_limits():
     result = subprocess.run(
-        [sys.executable, "-m", "tritonclf_lab.fuzz_preprocess", "--seconds", str(FUZZ_SECONDS)],
+        [sys.executable, "-m", "tritonclf_lab.fuzz_cli", "--seconds", str(FUZZ_SECONDS)],
         capture_output=True,
         text=True,
         timeout=FUZZ_SECONDS + 300,  # plus shrinking a finding

@@ -1,4 +1,4 @@
-"""A bounded soak at saturation with good and hostile images: nothing lost, nothing leaked (tritonclf_lab.soak).
+"""A bounded soak at saturation with good and hostile images: nothing lost, nothing leaked (tritonclf_lab.soak_cli).
 
 CI runs ``SOAK_SECONDS`` (default 75) with 16 senders; the long run is
 ``tritonclf soak --seconds 1800`` (or ``SOAK_SECONDS=1800 make test PYTEST_ARGS="-k soak"``).
@@ -13,7 +13,7 @@ import pytest
 
 from tritonclf.repository.build import build_repository
 from tritonclf.serving.process import TritonProcess
-from tritonclf_lab.soak import expected_probabilities, soak, soak_images
+from tritonclf_lab.soak_cli import expected_probabilities, soak, soak_images
 
 pytestmark = pytest.mark.integration
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "75"))

@@ -196,7 +196,7 @@ def _result(model: str, served_scale: float) -> dict:
 
 
 def test_summary_has_one_row_per_model_with_its_ratios():
-    from tritonclf_lab.bench.summary import HEADERS, summary, summary_row
+    from tritonclf_lab.bench.bench_summary_cli import HEADERS, summary, summary_row
 
     row = dict(zip(HEADERS, summary_row(_result("efficientnet_lite0", 1.0)), strict=True))
     assert row["served gRPC img/s (c)"] == "100.0 (8)"

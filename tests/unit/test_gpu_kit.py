@@ -184,7 +184,7 @@ def test_triton_parts_leave_out_the_grafted_libpython_and_carry_each_stub():
 
 
 def test_gpu_check_names_each_sample_photo_served_with_a_wrong_label():
-    from tritonclf.repository.gpu_check import wrong_labels
+    from tritonclf.repository.gpu_check_cli import wrong_labels
 
     assert wrong_labels({"chelsea.jpg": 285, "coffee.jpg": 967}) == []
     assert wrong_labels({"chelsea.jpg": 285, "coffee.jpg": 504}) == [

@@ -9,8 +9,8 @@ import pytest
 from tritonclient.utils import deserialize_bytes_tensor
 
 from tritonclf.samples import sample_dir
+from tritonclf_lab.bench import perf_cli as perf_sweep
 from tritonclf_lab.bench import perf_input_cli as perf_input
-from tritonclf_lab.bench import perf_sweep_cli as perf_sweep
 from tritonclf_lab.bench.perf_data import (
     bytes_entry,
     decode_entry,

@@ -1,4 +1,4 @@
-"""The benchmark's parts, one job per module; ``benchmark_cli`` is the command line.
+"""The benchmark's parts, one job per module; ``bench_cli`` is the command line.
 
 - ``images``: the photo mix (generated from the sample photos) or a folder of JPEGs
 - ``stats``: percentiles, rates, ratios and the machine's compute limit
