@@ -60,17 +60,6 @@ def positive_float(text: str) -> float:
     return value
 
 
-def int_list(text: str) -> tuple[int, ...]:
-    """An argparse type: ``"0,2000"`` -> (0, 2000); at least one integer."""
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        values = ()
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,2, not {text!r}")
-    return values
-
-
 def concurrency_levels(text: str) -> tuple[int, ...]:
     """``"8"`` -> (8,); ``"1,2,4"`` -> (1, 2, 4); ``"1:8"`` -> (1, ..., 8); ``"1:16:4"`` -> (1, 5, 9, 13)."""
     hint = "a level (8), a list (1,2,4,8) or a range start:end[:step] (1:8:1)"

@@ -37,8 +37,6 @@ from tritonclf.preprocess import DecodeLimits, ImageRejected, PreprocessSpec, pr
 from tritonclf.training.data import DataError, Sample, ScanReport, load_splits, scan_class_folders
 from tritonclf.training.weights import WeightsError
 
-SOURCES = ("checkpoint", "onnx", "url")  # order of preference for the headline numbers: last wins
-
 
 class EvaluateError(RuntimeError):
     """The evaluation cannot run as asked; one line for the user."""
