@@ -47,7 +47,8 @@ ANALYZE_ARGS ?=
 # make serve SECURE=1: the admin APIs need a key (TRITON_ADMIN_KEY, else this file's, generated once).
 SECURE ?=
 ADMIN_KEY_FILE ?= .triton-admin-key
-# What the GPU kit's repository is built with: issue 12's GPU path. For the Pillow/ONNX Runtime path:
+# What the GPU kit's repository is built with: torch preprocessing and the torch classifier on the GPU.
+# For the Pillow/ONNX Runtime path:
 # make gpu-kit GPU_KIT_BUILD="--backend python-ort --device gpu"
 GPU_KIT_BUILD ?= --preprocess torch --backend torch --device gpu
 GPU_KIT_ARGS ?=

@@ -1,7 +1,7 @@
 """The flags every command that talks to a server shares, and the exit codes of every command.
 
 Flags (the same spelling and meaning in ``infer``, ``evaluate``, ``bench``, ``perf``,
-``tune``, ``demo`` and ``soak``):
+``demo`` and ``soak``):
 
 - ``--url HOST:PORT``: a running server's address for ``--protocol`` (default: Triton's
   port on localhost, 8001 for gRPC, 8000 for HTTP; commands that can start their own

@@ -7,7 +7,7 @@
 - ``cpu``, ``procmem``: cores used by client, server and neighbours; server memory
 - ``served``: a concurrency sweep against a server, with its statistics and memory
 - ``references``: limit, in-process and naive, measured in this process
-- ``compare``: served over each reference, the issue's targets
+- ``compare``: served over each reference, the performance targets
 - ``report``: the text tables and ratio lines
 - ``results_csv``: the CSV
 - ``plot``: throughput vs latency PNG

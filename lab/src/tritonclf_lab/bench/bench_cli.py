@@ -15,7 +15,7 @@ References, after the server has stopped so they have the cores to themselves:
 ``limit`` (cores x images per core-second of the served decode and the same ONNX
 model, from single-threaded CPU time), ``in-process`` (one plain loop, batched) and
 ``naive`` (OpenCV full decode, squash resize, batch 1). Prints the ratios and the
-issue's targets; writes JSON, CSV and a throughput-vs-latency PNG to ``--output-dir``.
+performance targets (``compare``); writes JSON, CSV and a throughput-vs-latency PNG to ``--output-dir``.
 
 Images: ``--images DIR`` (every image file in it), else ``--count`` photos in the ``--mix`` made
 from the sample photos shipped in ``tritonclf/samples``. Only loopback traffic unless URLs are given.
