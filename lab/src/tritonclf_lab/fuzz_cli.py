@@ -1,7 +1,7 @@
 """Fuzz ``preprocess_image`` with hypothesis: random bytes, mutated real images, mutated base64.
 
-    python tests/fuzz_preprocess.py --seconds 60          # what CI runs (tests/integration/test_fuzz_preprocess.py)
-    python tests/fuzz_preprocess.py --seconds 3600        # the long run; FUZZ_SECONDS=3600 make test does the same
+    tritonclf fuzz --seconds 60          # what make test-long runs (tests/integration/test_fuzz_preprocess.py)
+    tritonclf fuzz --seconds 3600        # the long run: make fuzz
 
 A finding is any input for which ``preprocess_image`` (served defaults: ``DecodeLimits()``)
 - raises anything other than ``ImageRejected``, or returns anything but a finite

@@ -4,7 +4,7 @@
     tritonclf soak --seconds 600 --concurrency 32 --output soak.json
 
 Builds a repository with the shipped defaults (queue policy included) from an export,
-starts tritonserver on loopback ports and sends every image of ``tests/bad_images.py``
+starts tritonserver on loopback ports and sends every image of ``bad_images.py``
 plus the sample photos from ``--concurrency`` closed-loop senders, in rounds of
 ``--round-seconds``: one warm-up round, then ``--seconds`` of measured rounds. After each
 round the load pauses until nothing is pending and the server's memory is read idle.

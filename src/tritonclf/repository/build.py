@@ -1,6 +1,6 @@
 """Build a Triton model repository from an exported classifier.
 
-For ensemble name N it writes three models (configs in ``model_specs.py``):
+For ensemble name N it writes three models (configs in ``models.py``):
 
 - ``N``: the ensemble, the public entry point: encoded image bytes in,
   probabilities out (with ``label_filename``, so ``class_count=k`` returns
