@@ -37,7 +37,7 @@ BENCH_REPOSITORY2 ?= benchmarks/repository-$(BENCH_MODEL2)
 BENCH_ARGS2 ?= --concurrency 1,4,8 --protocol grpc
 BENCH_RESULTS ?= benchmarks/results
 # make bench's torch rows: MODEL with --preprocess torch, then with --backend torch, each in its own repository.
-BENCH_TORCH_ARGS ?= --concurrency 1,4,8 --protocols grpc
+BENCH_TORCH_ARGS ?= --concurrency 1,4,8 --protocol grpc
 PERF_ARGS ?=
 COMPARE_ARGS ?=
 # make analyze: NVIDIA's Model Analyzer in its own venv (numpy 2), the search's wall time in seconds.

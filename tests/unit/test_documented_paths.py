@@ -85,3 +85,16 @@ def test_the_checker_finds_a_missing_file_and_skips_outputs_and_placeholders():
 def test_every_file_a_docstring_or_document_names_exists():
     missing = missing_paths()
     assert not missing, "named but not in the checkout:\n" + "\n".join(missing)
+
+
+def test_the_readme_layout_names_every_package_folder():
+    (layout,) = re.findall(r"```\n(src/tritonclf/\n.*?)```", (ROOT / "README.md").read_text(), re.S)
+    folders = [
+        path.name
+        for package in (ROOT / "src/tritonclf", ROOT / "lab/src/tritonclf_lab")
+        for path in package.iterdir()
+        if (path / "__init__.py").is_file()
+    ]
+    assert {"training", "repository", "serving", "client", "bench", "gpu_kit"} <= set(folders)
+    unnamed = [folder for folder in folders if f"{folder}/" not in layout]
+    assert not unnamed, f"README's layout does not name {unnamed}"
