@@ -15,7 +15,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 SETUP_STAMP := $(VENV)/.setup-complete
 PYTEST_ARGS ?=
-# Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort, torch, torchscript.
+# Classifier backend: auto (trt with a GPU and TensorRT, else python-ort) or one `tritonclf build --help` lists.
 BACKEND ?= auto
 # Preprocessing: pillow, or torch (batched JPEG decode and torch ops; nvJPEG on a GPU: docs/GPU.md).
 PREPROCESS ?= pillow
@@ -76,7 +76,7 @@ $(EXPORT_DIR)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py sr
 
 export: $(EXPORT_DIR)/model.json ## Export the default model (MODEL=efficientnet_lite0) to ONNX + metadata
 
-repository: export ## Build model_repository/ from the export (BACKEND=auto|trt|onnx|python-ort|torch|torchscript, PREPROCESS=pillow|torch)
+repository: export ## Build model_repository/ from the export (BACKEND: see tritonclf build --help; PREPROCESS=pillow|torch)
 	$(CLF) build --export $(EXPORT_DIR) --repository $(REPOSITORY) --backend $(BACKEND) --preprocess $(PREPROCESS) \
 		$(BUILD_ARGS)
 

@@ -22,6 +22,7 @@ from tritonclf.export_metadata import load_metadata
 from tritonclf.image_files import list_images
 from tritonclf.preprocess import DecodeLimits
 from tritonclf.progress import Progress
+from tritonclf.repository import classifiers
 from tritonclf.repository.backends import BACKENDS, choose_backend, probe_gpu, probe_tensorrt
 from tritonclf.repository.build import BUILD_STEPS, BuildError, BuildOptions, PreparedEngine, build_repository
 from tritonclf.repository.engine_args import add_engine_arguments, engine_options, gate_thresholds
@@ -47,7 +48,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--export", type=Path, required=True, help="folder with model.onnx and model.json")
     add("--repository", type=Path, default=Path("model_repository"), help="default: %(default)s")
     add("--name", help="ensemble name (default: the exported model's name)")
-    add("--backend", choices=BACKENDS, default="auto", help="classifier backend (default: %(default)s)")
+    add(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="classifier backend (default: %(default)s): "
+        + "; ".join(f"{b.name}: {b.summary}" for b in classifiers.BACKENDS.values()),
+    )
     add(
         "--device",
         choices=DEVICES,
@@ -181,7 +188,7 @@ def resolve(args: argparse.Namespace, progress: Progress | None = None) -> tuple
         ort_trt_cache_dir=args.ort_trt_cache_dir,
         engine=engine_options(args),
     )
-    if backend != "trt":
+    if not options.classifier.needs_engine:
         return options, None
     from tritonclf.repository.engine_build import ENGINE_DIR, prepare_engine
 
