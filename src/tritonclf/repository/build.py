@@ -58,8 +58,6 @@ __all__ = ["BuildError", "BuildOptions", "ModelBuild", "PreparedEngine", "build_
 _PREPROCESS_SOURCE = Path(preprocess_module.__file__)
 # Beside preprocess.py; not imported here: building needs no torch.
 _TORCH_PREPROCESS_SOURCE = _PREPROCESS_SOURCE.with_name("torch_preprocess.py")
-# Interpolations torch_preprocess.py reproduces (its TORCH_MODES).
-_TORCH_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 _BACKEND_MODELS = Path(backend_models.__file__).parent
 _WARMUP_JPEG = sample_photo("chelsea")
 BUILD_STEPS = 4  # check the export, then the classifier, the preprocessing and the ensemble
@@ -203,11 +201,10 @@ def _preprocess_files(options: BuildOptions, metadata: ExportMetadata) -> dict[s
     files = {"preprocess.py": _PREPROCESS_SOURCE}
     if options.preprocess == "pillow":
         return {"model.py": _BACKEND_MODELS / "preprocess_model.py", **files}
-    if metadata.preprocess.interpolation not in _TORCH_INTERPOLATIONS:
-        raise BuildError(
-            f"--preprocess torch supports interpolation {', '.join(_TORCH_INTERPOLATIONS)}; this model uses "
-            f"{metadata.preprocess.interpolation!r}: use --preprocess pillow"
-        )
+    try:
+        preprocess_module.check_torch_spec(metadata.preprocess)
+    except ValueError as err:
+        raise BuildError(str(err)) from None
     return {
         "model.py": _BACKEND_MODELS / "torch_preprocess_model.py",
         **files,
