@@ -63,7 +63,7 @@ def test_benchmark_writes_report_csv_and_plot_with_every_reference(server, expor
     out = capsys.readouterr().out
     assert "served gRPC best" in out and "targets:" in out and "server time per request" in out
     assert "served gRPC + system shared memory best" in out
-    assert "served HTTP, base64 in plain JSON, best" in out
+    assert "served HTTP, base64 in plain JSON best" in out
     # The image region was unregistered and freed: nothing left on the server or in /dev/shm.
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:

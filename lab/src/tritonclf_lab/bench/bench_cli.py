@@ -53,7 +53,7 @@ from tritonclf.samples import sample_dir, sample_photos
 from tritonclf.serving.process import ServerStartError, TritonProcess
 from tritonclf_lab.bench import images as bench_images
 from tritonclf_lab.bench.compare import best_level, compare
-from tritonclf_lab.bench.load import BENCH_PROTOCOLS, wire_protocol
+from tritonclf_lab.bench.load import BENCH_PROTOCOLS
 from tritonclf_lab.bench.report import (
     comparison_lines,
     mix_line,
@@ -72,6 +72,7 @@ from tritonclf_lab.bench.served import (
     serving_variant,
 )
 from tritonclf_lab.bench.stats import usable_cores
+from tritonclf_lab.bench.transfers import protocol_help, wire_protocol
 
 DEFAULT_LEVELS = (1, 2, 4, 8, 16)
 SERVER_READY_TIMEOUT_S = 600.0
@@ -263,8 +264,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         dest="protocols",
         type=parse_protocols,
         default=BENCH_PROTOCOLS,
-        help="comma-separated (default: grpc,grpc-shm,http,http-json; grpc-shm: image bytes in shared memory, "
-        "same host only; http-json: base64 in plain JSON)",
+        help=f"comma-separated (default: {','.join(BENCH_PROTOCOLS)}; {protocol_help()})",
     )
     load.add_argument("--duration-s", type=float, default=10.0, help="measured s per run (default: %(default)s)")
     load.add_argument("--warmup-s", type=float, default=2.0, help="unmeasured s before each (default: %(default)s)")

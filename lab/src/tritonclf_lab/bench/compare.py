@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from tritonclf_lab.bench.stats import ratio
+from tritonclf_lab.bench.transfers import TRANSFERS
 
 # What the served ensemble should reach on the phone-photo mix, client on the same machine: the served
 # pipeline is worth running only if it keeps most of the machine's compute and beats the simple loops.
@@ -64,7 +65,7 @@ def compare(served: Sequence[Mapping], served_large: Mapping | None, references:
     naive = references.get("naive") or {}
     naive_large = references.get("naive_large") or {}
     single = inprocess_run(references, 1)
-    best = {protocol: best_level(served, protocol) for protocol in ("grpc", "grpc-shm", "http", "http-json")}
+    best = {transfer.name: best_level(served, transfer.name) for transfer in TRANSFERS}
     c1 = level_at(served, "grpc", 1)
     grpc_best = (best["grpc"] or {}).get("images_per_s")
     c1_p50 = c1["latency"]["p50_ms"] if c1 else None
