@@ -23,7 +23,7 @@ from tritonclf.client.status import OK
 from tritonclf.serving import stub_health
 from tritonclf.serving.process import TritonProcess
 from tritonclf_lab.bench.load import BackgroundLoad
-from tritonclf_lab.bench.procmem import descendants, parent_pids
+from tritonclf_lab.bench.procmem import descendants
 
 from ..conftest import ROOT, SAMPLES
 
@@ -36,7 +36,7 @@ MODEL = "efficientnet_lite0"
 def stub_pids(server: TritonProcess) -> dict[str, int]:
     """{instance name: pid} of the live stubs under the launcher."""
     found = {}
-    for pid in descendants(server.process.pid, parent_pids()):
+    for pid in descendants(server.process.pid):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
@@ -49,7 +49,7 @@ def stub_pids(server: TritonProcess) -> dict[str, int]:
 
 def triton_pid(server: TritonProcess) -> int:
     """The tritonserver process itself (the launcher's child while the watchdog runs)."""
-    for pid in descendants(server.process.pid, parent_pids()):
+    for pid in descendants(server.process.pid):
         if Path(f"/proc/{pid}/comm").read_text().strip() == "tritonserver":
             return pid
     raise AssertionError("no tritonserver process under the launcher")
