@@ -53,7 +53,7 @@ ADMIN_KEY_FILE ?= .triton-admin-key
 GPU_KIT_BUILD ?= --preprocess torch --backend torch --device gpu
 GPU_KIT_ARGS ?=
 
-.PHONY: help setup lock export repository engine preflight serve demo test test-unit test-integration lint format bench clean
+.PHONY: help setup lock export repository engine preflight serve demo test test-long test-unit test-integration lint format bench clean
 .PHONY: upload image compose-up lock-image perf-tools perf compare-models gpu-kit analyzer-tools analyze
 
 help: ## List the targets
@@ -104,14 +104,19 @@ demo: repository ## Set up, build, start the server, classify the sample photos 
 	$(CLF) demo --repository $(REPOSITORY) --model $(MODEL) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
-test: setup perf-tools analyzer-tools ## Run every test: tests/unit then tests/integration (real server; perf_analyzer and Model Analyzer included)
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The tiers: make test is what a change must pass (every job end to end, the real server);
+# make test-long adds the runs that take minutes each. CI (.ci/run) runs both.
+test: setup perf-tools ## tests/unit then tests/integration without the long runs: every job end to end, the real server
+	$(PY) -m pytest -m "not long" $(PYTEST_ARGS)
+
+test-long: setup perf-tools analyzer-tools ## The long runs: soak, fuzz, Model Analyzer, killed builds, client venv, whole train-demo
+	TRITONCLF_MODEL_ANALYZER=$(abspath $(ANALYZER_VENV))/bin/model-analyzer $(PY) -m pytest -m long $(PYTEST_ARGS)
 
 test-unit: setup ## The fast loop: tests/unit only (no server, no export), under 2 minutes
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: setup perf-tools analyzer-tools ## tests/integration only: the real server, real exports, real clients
-	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+test-integration: setup perf-tools ## tests/integration without the long runs: the real server, real exports, real clients
+	$(PY) -m pytest tests/integration -m "not long" $(PYTEST_ARGS)
 
 # NVIDIA's 24.10 container runs the build tools and backend models on Python 3.10.
 PY310_SOURCES := src build clients training deploy lab
@@ -175,15 +180,15 @@ compose-up: ## Serve model_repository/ in that image on this GPU host (needs Doc
 lock-image: setup ## Re-pin deploy/requirements.txt and requirements-gpu.txt (hashes, the container's Python 3.10) from their .in files
 	$(PY) deploy/lock_requirements.py
 
-# Reliability (docs/RELIABILITY.md): the long runs of what make test runs briefly.
+# Reliability (docs/RELIABILITY.md): the long runs of what make test-long runs for a minute.
 SOAK_SECONDS ?= 1800
 FUZZ_SECONDS ?= 3600
 .PHONY: soak fuzz
 
-soak: export ## Soak the real server at saturation with good and hostile images (SOAK_SECONDS; CI runs 75)
+soak: export ## Soak the real server at saturation with good and hostile images (SOAK_SECONDS; test-long runs 75)
 	$(CLF) soak --export $(EXPORT_DIR) --seconds $(SOAK_SECONDS)
 
-fuzz: setup ## Fuzz the preprocessing with hypothesis (FUZZ_SECONDS; CI runs 60)
+fuzz: setup ## Fuzz the preprocessing with hypothesis (FUZZ_SECONDS; test-long runs 60)
 	$(CLF) fuzz --seconds $(FUZZ_SECONDS)
 
 # Training (training/): fine-tune on a labelled image folder, export, serve, evaluate.
