@@ -43,8 +43,8 @@ def test_smoothed_targets_put_the_rest_on_every_class():
 @pytest.mark.parametrize(("mixup", "cutmix"), [(0.8, 0.0), (0.0, 1.0), (0.8, 1.0), (0.0, 0.0)])
 def test_mixer_targets_sum_to_one(batch, mixup, cutmix):
     images, labels, _ = batch
-    np.random.seed(1)
-    mixer = Mixer(NUM_CLASSES, mixup_alpha=mixup, cutmix_alpha=cutmix, label_smoothing=0.1)
+    rng = np.random.default_rng(1)
+    mixer = Mixer(NUM_CLASSES, mixup_alpha=mixup, cutmix_alpha=cutmix, label_smoothing=0.1, rng=rng)
     for _ in range(10):
         mixed, targets = mixer(images.clone(), labels)
         assert mixed.shape == images.shape and targets.shape == (6, NUM_CLASSES)
@@ -54,8 +54,7 @@ def test_mixer_targets_sum_to_one(batch, mixup, cutmix):
 
 def test_mixup_blends_images_at_the_targets_ratio(batch):
     images, labels, _ = batch
-    np.random.seed(3)
-    mixed, targets = Mixer(NUM_CLASSES, mixup_alpha=0.4)(images.clone(), labels)
+    mixed, targets = Mixer(NUM_CLASSES, mixup_alpha=0.4, rng=np.random.default_rng(3))(images.clone(), labels)
     lam = float(targets[0, labels[0]])  # image 0 (class 0) is paired with image 5 (class 1)
     assert 0.0 < lam < 1.0
     torch.testing.assert_close(mixed, lam * images + (1 - lam) * images.flip(0))
@@ -64,8 +63,7 @@ def test_mixup_blends_images_at_the_targets_ratio(batch):
 def test_cutmix_target_ratio_is_the_share_of_pixels_kept():
     images = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 3, 32, 32).clone()
     labels = torch.tensor([0, 1, 2, 3])
-    np.random.seed(7)
-    mixer = Mixer(NUM_CLASSES, cutmix_alpha=1.0)
+    mixer = Mixer(NUM_CLASSES, cutmix_alpha=1.0, rng=np.random.default_rng(7))
     for _ in range(5):
         mixed, targets = mixer(images.clone(), labels)
         kept = float((mixed[0] == 0).float().mean())
@@ -90,7 +88,7 @@ def _kinds(mixer: Mixer, batch, monkeypatch, draws: int = 400, seed: int = 0) ->
     boxes = []
     cutmix_box = timm_mixup.cutmix_bbox_and_lam
     monkeypatch.setattr(timm_mixup, "cutmix_bbox_and_lam", lambda *a, **k: (boxes.append(a), cutmix_box(*a, **k))[1])
-    np.random.seed(seed)
+    mixer.rng = np.random.default_rng(seed)
     counts = {"plain": 0, "mixup": 0, "cutmix": 0}
     for _ in range(draws):
         before = len(boxes)
@@ -147,8 +145,8 @@ def test_cosine_schedule_warms_up_linearly_then_decays_to_the_floor():
 def test_an_odd_batch_mixes_all_but_its_last_image(batch):
     images, labels, _ = batch
     odd_images, odd_labels = images[:5].clone(), labels[:5]
-    np.random.seed(3)
-    mixed, targets = Mixer(NUM_CLASSES, mixup_alpha=0.4)(odd_images.clone(), odd_labels)
+    mixer = Mixer(NUM_CLASSES, mixup_alpha=0.4, rng=np.random.default_rng(3))
+    mixed, targets = mixer(odd_images.clone(), odd_labels)
     lam = float(targets[0, odd_labels[0]])
     assert 0.0 < lam < 1.0
     torch.testing.assert_close(mixed[:4], lam * odd_images[:4] + (1 - lam) * odd_images[:4].flip(0))
@@ -195,3 +193,17 @@ def test_cosine_schedule_ends_each_param_group_at_its_own_floor():
     schedule = CosineSchedule(total_steps=10, min_ratio=0.01)
     schedule.apply(optimizer, 10)
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-5, 1e-7])
+
+
+def test_the_mixing_follows_the_mixers_generator_and_leaves_numpys_global_state_alone(batch):
+    images, labels, _ = batch
+    runs = []
+    for noise in (0, 1):
+        np.random.seed(noise)  # whatever else drew from numpy before
+        before = np.random.get_state()[1].copy()
+        mixer = Mixer(NUM_CLASSES, mixup_alpha=0.8, cutmix_alpha=1.0, rng=np.random.default_rng(11))
+        runs.append([mixer(images.clone(), labels) for _ in range(4)])
+        np.testing.assert_array_equal(np.random.get_state()[1], before)
+    for (mixed_a, targets_a), (mixed_b, targets_b) in zip(*runs, strict=True):
+        torch.testing.assert_close(mixed_a, mixed_b)
+        torch.testing.assert_close(targets_a, targets_b)

@@ -12,6 +12,11 @@ and mixes in place; the loss is ``timm.loss.SoftTargetCrossEntropy``. So the los
 ``lam * CE_ls(y) + (1 - lam) * CE_ls(y_reversed)`` with ``CE_ls`` the label-smoothed cross
 entropy: mixing and smoothing commute.
 
+timm's Mixup draws from numpy's global random state. The Mixer lends it a seed from its own
+generator for each batch and puts the global state back after, so the mixing depends only on
+that generator (the trainer seeds it per epoch: a resumed run mixes as the uninterrupted one
+did) and nothing else that draws from numpy sees a difference.
+
 timm's Mixup needs an even batch. An odd one (a dataset smaller than one batch, or an odd
 ``--batch-size``) mixes its first images and leaves the last one plain.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 from timm.data import Mixup
 from timm.data.mixup import mixup_target
@@ -38,6 +44,7 @@ class Mixer:
     prob: float = 1.0  # chance that a batch is mixed at all, when either method is on
     switch_prob: float = 0.5  # chance of CutMix rather than mixup, when both are on
     label_smoothing: float = 0.0
+    rng: np.random.Generator = dataclasses.field(default_factory=np.random.default_rng)
     _mixup: Mixup | None = dataclasses.field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -69,11 +76,16 @@ class Mixer:
         return (self.mixup_alpha > 0 or self.cutmix_alpha > 0) and self.prob > 0
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch mixed in place (timm's way: numpy's global random state draws) and its soft targets."""
+        """The batch mixed in place (as timm's Mixup does) and its soft targets."""
         even = len(images) - len(images) % 2
         if self._mixup is None or even == 0:
             return images, mixup_target(labels, self.num_classes, 1.0, self.label_smoothing)
-        mixed, targets = self._mixup(images[:even], labels[:even])
+        outside = np.random.get_state()
+        np.random.seed(int(self.rng.integers(2**32)))
+        try:
+            mixed, targets = self._mixup(images[:even], labels[:even])
+        finally:
+            np.random.set_state(outside)
         if even == len(images):
             return mixed, targets
         last = mixup_target(labels[even:], self.num_classes, 1.0, self.label_smoothing)
