@@ -90,9 +90,10 @@ def test_probes_fail_while_a_stub_is_dead_though_triton_says_ready(repository, t
 @pytest.mark.parametrize(
     ("instance", "mode"),
     [
+        # make test heals each kind of stub once, one per model-control mode; make test-long the other two.
         (f"{MODEL}_preprocess_0_0", "none"),
-        (f"{MODEL}_model_0_1", "none"),
-        (f"{MODEL}_preprocess_0_1", "explicit"),
+        pytest.param(f"{MODEL}_model_0_1", "none", marks=pytest.mark.long),
+        pytest.param(f"{MODEL}_preprocess_0_1", "explicit", marks=pytest.mark.long),
         (f"{MODEL}_model_0_0", "explicit"),
     ],
 )
