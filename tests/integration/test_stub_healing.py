@@ -3,7 +3,7 @@
 Triton 2.51 never restarts a dead stub and keeps answering 200 on every health endpoint;
 the requests routed to the dead instance fail forever. These tests SIGKILL one stub of
 the served ensemble (preprocessing or classifier) under load and measure: how many
-requests failed, how long until every new request succeeds again (the issue's bound is
+requests failed, how long until every new request succeeds again (the bound is
 30 s), and that every request got an answer. Run with ``-s`` to see the numbers.
 """
 
