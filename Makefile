@@ -17,7 +17,7 @@ METRICS_PORT ?= 8002
 HTTP_ADDRESS ?= 127.0.0.1
 SETUP_STAMP := $(VENV)/.setup-complete
 PYTEST_ARGS ?=
-# Classifier backend: auto (trt with a GPU and TensorRT, else python-ort), trt, onnx, python-ort, torch, torchscript.
+# Classifier backend: auto (trt with a GPU and TensorRT, else python-ort) or one `tritonclf build --help` lists.
 BACKEND ?= auto
 # Preprocessing: pillow, or torch (batched JPEG decode and torch ops; nvJPEG on a GPU: docs/GPU.md).
 PREPROCESS ?= pillow
@@ -39,7 +39,7 @@ BENCH_REPOSITORY2 ?= benchmarks/repository-$(BENCH_MODEL2)
 BENCH_ARGS2 ?= --concurrency 1,4,8 --protocol grpc
 BENCH_RESULTS ?= benchmarks/results
 # make bench's torch rows: MODEL with --preprocess torch, then with --backend torch, each in its own repository.
-BENCH_TORCH_ARGS ?= --concurrency 1,4,8 --protocols grpc
+BENCH_TORCH_ARGS ?= --concurrency 1,4,8 --protocol grpc
 PERF_ARGS ?=
 COMPARE_ARGS ?=
 # make analyze: NVIDIA's Model Analyzer in its own venv (numpy 2), the search's wall time in seconds.
@@ -60,7 +60,7 @@ ADMIN_KEY_FILE ?= .triton-admin-key
 GPU_KIT_BUILD ?= --preprocess torch --backend torch --device gpu
 GPU_KIT_ARGS ?=
 
-.PHONY: help setup lock export repository engine preflight serve demo test test-unit test-integration lint format bench clean
+.PHONY: help setup lock export repository engine preflight serve demo test test-long test-unit test-integration lint format bench clean
 .PHONY: upload image compose-up lock-image perf-tools perf compare-models gpu-kit analyzer-tools analyze monitoring-tools
 .PHONY: ui browser-tools
 
@@ -84,7 +84,7 @@ $(EXPORT_DIR)/model.json: $(SETUP_STAMP) src/tritonclf/training/torch2onnx.py sr
 
 export: $(EXPORT_DIR)/model.json ## Export the default model (MODEL=efficientnet_lite0) to ONNX + metadata
 
-repository: export ## Build model_repository/ from the export (BACKEND=auto|trt|onnx|python-ort|torch|torchscript, PREPROCESS=pillow|torch)
+repository: export ## Build model_repository/ from the export (BACKEND: see tritonclf build --help; PREPROCESS=pillow|torch)
 	$(CLF) build --export $(EXPORT_DIR) --repository $(REPOSITORY) --backend $(BACKEND) --preprocess $(PREPROCESS) \
 		$(BUILD_ARGS)
 
@@ -124,14 +124,19 @@ browser-tools: ## Install chromium and chromium-driver with apt-get (as root) un
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	else echo "browser-tools: no chromium and chromedriver, and no apt-get as root: the browser tests will be skipped"; fi
 
-test: setup perf-tools analyzer-tools browser-tools monitoring-tools ## Run every test: tests/unit then tests/integration (real server; perf_analyzer and Model Analyzer included)
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The tiers: make test is what a change must pass (every job end to end, the real server);
+# make test-long adds the runs that take minutes each. CI (.ci/run) runs both.
+test: setup perf-tools browser-tools monitoring-tools ## tests/unit then tests/integration without the long runs: every job end to end, the real server
+	$(PY) -m pytest -m "not long" $(PYTEST_ARGS)
+
+test-long: setup perf-tools analyzer-tools browser-tools monitoring-tools ## The long runs: soak, fuzz, Model Analyzer, killed builds, client venv, whole train-demo, the GPU-host twin
+	TRITONCLF_MODEL_ANALYZER=$(abspath $(ANALYZER_VENV))/bin/model-analyzer $(PY) -m pytest -m long $(PYTEST_ARGS)
 
 test-unit: setup ## The fast loop: tests/unit only (no server, no export), under 2 minutes
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: setup perf-tools analyzer-tools browser-tools monitoring-tools ## tests/integration only: the real server, real exports, real clients
-	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+test-integration: setup perf-tools browser-tools monitoring-tools ## tests/integration without the long runs: the real server, real exports, real clients
+	$(PY) -m pytest tests/integration -m "not long" $(PYTEST_ARGS)
 
 # NVIDIA's 24.10 container runs the build tools and backend models on Python 3.10.
 PY310_SOURCES := src build clients training deploy lab
@@ -189,7 +194,7 @@ monitoring-tools: ## Install prometheus + promtool with apt-get when they are mi
 	@promtool --version | head -1
 
 perf-tools: $(VENV)/bin/perf_analyzer ## Put perf_analyzer (from the tritonclient 2.41.1 wheel) in .venv/bin
-$(VENV)/bin/perf_analyzer: $(SETUP_STAMP) lab/src/tritonclf_lab/bench/install_perf_analyzer.py
+$(VENV)/bin/perf_analyzer: $(SETUP_STAMP) lab/src/tritonclf_lab/bench/perf_tools_cli.py
 	$(CLF) perf-tools
 	@touch $@
 
@@ -218,15 +223,15 @@ compose-up: ## Serve model_repository/ in that image on this GPU host (needs Doc
 lock-image: setup ## Re-pin deploy/requirements.txt and requirements-gpu.txt (hashes, the container's Python 3.10) from their .in files
 	$(PY) deploy/lock_requirements.py
 
-# Reliability (docs/RELIABILITY.md): the long runs of what make test runs briefly.
+# Reliability (docs/RELIABILITY.md): the long runs of what make test-long runs for a minute.
 SOAK_SECONDS ?= 1800
 FUZZ_SECONDS ?= 3600
 .PHONY: soak fuzz
 
-soak: export ## Soak the real server at saturation with good and hostile images (SOAK_SECONDS; CI runs 75)
+soak: export ## Soak the real server at saturation with good and hostile images (SOAK_SECONDS; test-long runs 75)
 	$(CLF) soak --export $(EXPORT_DIR) --seconds $(SOAK_SECONDS)
 
-fuzz: setup ## Fuzz the preprocessing with hypothesis (FUZZ_SECONDS; CI runs 60)
+fuzz: setup ## Fuzz the preprocessing with hypothesis (FUZZ_SECONDS; test-long runs 60)
 	$(CLF) fuzz --seconds $(FUZZ_SECONDS)
 
 # Training (training/): fine-tune on a labelled image folder, export, serve, evaluate.

@@ -5,8 +5,8 @@
 
 Subpackages by job: ``repository`` (export -> Triton model repository), ``serving``
 (the embedded ``tritonserver`` launcher and the Python-backend models), ``client``
-(gRPC/HTTP classification), ``bench`` (benchmarks, perf_analyzer), ``training``
-(fine-tuning and export), ``tools`` (long-running checks: soak, fuzz, GPU check).
+(gRPC/HTTP classification), ``training`` (fine-tuning and export). The lab
+(benchmarks, perf_analyzer, soak, fuzz, the GPU kit) is its own distribution, ``tritonclf_lab``.
 The top level holds what every job shares: the tensor contract, the preprocessing,
 the export metadata and file helpers. Importing it pulls in nothing heavy:
 ``Classifier`` is imported on first use.

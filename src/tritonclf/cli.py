@@ -35,17 +35,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "export a timm model + weights to ONNX with its labels and preprocessing",
     ),
     "evaluate": ("tritonclf.training.evaluate_cli", "score a checkpoint, an ONNX file or a served model"),
-    "train-demo": ("tritonclf.training.train_demo", "digits: fine-tune, export, build, serve, evaluate"),
-    "demo-data": ("tritonclf.training.demo_data", "write the digits demo dataset as an image folder"),
+    "train-demo": ("tritonclf.training.train_demo_cli", "digits: fine-tune, export, build, serve, evaluate"),
+    "demo-data": ("tritonclf.training.demo_data_cli", "write the digits demo dataset as an image folder"),
     # build/
     "build": ("tritonclf.repository.build_cli", "turn an export into a Triton model repository"),
     "engine": ("tritonclf.repository.engine_cli", "TensorRT FP16 engine by trtexec in NVIDIA's container"),
     "preflight": ("tritonclf.repository.preflight_cli", "check a repository before Triton loads it"),
     "upload": ("tritonclf.repository.upload_cli", "upload a repository to S3-compatible storage"),
     # serving
-    "demo": ("tritonclf.serving.demo", "start the server, classify the sample photos over gRPC and HTTP, stop"),
+    "demo": ("tritonclf.serving.demo_cli", "start the server, classify the sample photos over gRPC and HTTP, stop"),
     "gpu-check": (
-        "tritonclf.repository.gpu_check",
+        "tritonclf.repository.gpu_check_cli",
         "TensorRT engine, gate and trt repository in NVIDIA's container",
     ),
     "monitor": (

@@ -1,7 +1,7 @@
 """The flags every command that talks to a server shares, and the exit codes of every command.
 
 Flags (the same spelling and meaning in ``infer``, ``evaluate``, ``bench``, ``perf``,
-``tune``, ``demo`` and ``soak``):
+``demo`` and ``soak``):
 
 - ``--url HOST:PORT``: a running server's address for ``--protocol`` (default: Triton's
   port on localhost, 8001 for gRPC, 8000 for HTTP; commands that can start their own
@@ -58,17 +58,6 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
     return value
-
-
-def int_list(text: str) -> tuple[int, ...]:
-    """An argparse type: ``"0,2000"`` -> (0, 2000); at least one integer."""
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        values = ()
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,2, not {text!r}")
-    return values
 
 
 def concurrency_levels(text: str) -> tuple[int, ...]:

@@ -26,14 +26,25 @@ from collections.abc import Mapping
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-_RESAMPLING = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-    "box": Image.Resampling.BOX,
-    "hamming": Image.Resampling.HAMMING,
+
+@dataclasses.dataclass(frozen=True)
+class Interpolation:
+    """One interpolation of timm's ``pretrained_cfg`` as each library that resizes for us spells it."""
+
+    pillow: Image.Resampling
+    torch: str | None  # ``torch.nn.functional.interpolate``'s mode; None: torch has no such kernel
+    cv2: str  # the OpenCV flag's name, for training's augmentations (cv2 is not imported here)
+
+
+INTERPOLATIONS = {
+    "nearest": Interpolation(Image.Resampling.NEAREST, "nearest-exact", "INTER_NEAREST"),
+    "bilinear": Interpolation(Image.Resampling.BILINEAR, "bilinear", "INTER_LINEAR"),
+    "bicubic": Interpolation(Image.Resampling.BICUBIC, "bicubic", "INTER_CUBIC"),
+    "lanczos": Interpolation(Image.Resampling.LANCZOS, None, "INTER_LANCZOS4"),
+    "box": Interpolation(Image.Resampling.BOX, None, "INTER_AREA"),
+    "hamming": Interpolation(Image.Resampling.HAMMING, None, "INTER_LINEAR"),  # OpenCV has no Hamming filter
 }
+TORCH_INTERPOLATIONS = tuple(name for name, kernels in INTERPOLATIONS.items() if kernels.torch)
 CROP_MODES = ("center", "squash", "border")
 # EXIF orientations 5-8 rotate by 90 degrees: width and height swap on display.
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
@@ -88,8 +99,8 @@ class PreprocessSpec:
 
     def __post_init__(self) -> None:
         """Validate once, so every consumer can trust the fields."""
-        if self.interpolation not in _RESAMPLING:
-            raise ValueError(f"interpolation {self.interpolation!r} is not one of {sorted(_RESAMPLING)}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation {self.interpolation!r} is not one of {sorted(INTERPOLATIONS)}")
         if self.crop_mode not in CROP_MODES:
             raise ValueError(f"crop_mode {self.crop_mode!r} is not one of {CROP_MODES}")
         if not 0.0 < self.crop_pct <= 1.0:
@@ -156,6 +167,15 @@ class PreprocessSpec:
     def scale_size(self) -> tuple[int, int]:
         """(height, width) the image is resized towards before cropping, as timm computes it."""
         return tuple(math.floor(v / self.crop_pct) for v in self.input_size)
+
+
+def check_torch_spec(spec: PreprocessSpec) -> None:
+    """Raise ValueError when ``--preprocess torch`` cannot reproduce the spec (no torch kernel for its resize)."""
+    if INTERPOLATIONS[spec.interpolation].torch is None:
+        raise ValueError(
+            f"--preprocess torch supports interpolation {', '.join(TORCH_INTERPOLATIONS)}; this model uses "
+            f"{spec.interpolation!r}: use --preprocess pillow"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,9 +281,9 @@ def resize_and_crop(
         top, left = round((new_h - crop_h) / 2.0), round((new_w - crop_w) / 2.0)
         scale_x, scale_y = image.width / new_w, image.height / new_h
         box = (left * scale_x, top * scale_y, (left + crop_w) * scale_x, (top + crop_h) * scale_y)
-        return image.resize((crop_w, crop_h), _RESAMPLING[spec.interpolation], box=box)
+        return image.resize((crop_w, crop_h), INTERPOLATIONS[spec.interpolation].pillow, box=box)
     if image.size != (new_w, new_h):
-        image = image.resize((new_w, new_h), _RESAMPLING[spec.interpolation])
+        image = image.resize((new_w, new_h), INTERPOLATIONS[spec.interpolation].pillow)
     fill = (0, 0, 0) if spec.crop_mode != "border" else tuple(round(255 * m) for m in spec.mean)
     return _center_crop_or_pad(image, spec.input_size[0], spec.input_size[1], fill)
 

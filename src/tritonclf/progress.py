@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import TextIO, TypeVar
+from typing import TextIO
 
-T = TypeVar("T")
 _CLEAR_LINE = "\r\x1b[K"
 
 
@@ -60,12 +58,6 @@ class Progress:
             self._emit(f"{_CLEAR_LINE}{line}  ({self.elapsed_s():.0f} s)")
         else:
             self._emit(line + "\n")
-
-    def track(self, items: Iterable[T], describe: Callable[[T], str]) -> Iterator[T]:
-        """Yield each item after announcing it as a step."""
-        for item in items:
-            self.step(describe(item))
-            yield item
 
     def write(self, text: str, *, stream: TextIO | None = None) -> None:
         """A line of results (or, with ``stream=sys.stderr``, a warning), kept whole.

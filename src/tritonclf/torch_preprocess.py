@@ -49,19 +49,13 @@ if __package__:
 else:  # copied into a version directory: use the preprocess.py copied beside it, never another install's
     pillow = _beside("preprocess")
 
-# torch's modes for the spec's interpolations; Pillow's other filters have no torch kernel.
-TORCH_MODES = {"nearest": "nearest-exact", "bilinear": "bilinear", "bicubic": "bicubic"}
 _JPEG_END = b"\xff\xd9"
 _TORCH_JPEG_MODES = ("RGB", "L")
 
 
 def check_spec(spec: pillow.PreprocessSpec) -> None:
     """Raise ValueError when the spec asks for something the torch path cannot reproduce."""
-    if spec.interpolation not in TORCH_MODES:
-        raise ValueError(
-            f"--preprocess torch supports interpolation {', '.join(TORCH_MODES)}; this model uses "
-            f"{spec.interpolation!r}: use --preprocess pillow"
-        )
+    pillow.check_torch_spec(spec)
 
 
 # EXIF orientation -> the flips and transposes of PIL.ImageOps.exif_transpose, on CHW tensors.
@@ -118,7 +112,7 @@ def resize_and_crop(
     new_w, new_h = pillow.resized_size(width, height, spec)
     image = pixels.float()
     if (image.shape[-1], image.shape[-2]) != (new_w, new_h):
-        mode = TORCH_MODES[spec.interpolation]
+        mode = pillow.INTERPOLATIONS[spec.interpolation].torch
         image = F.interpolate(image[None], size=(new_h, new_w), mode=mode, antialias=mode != "nearest-exact")[0]
         image = image.clamp_(0, 255).round_()
     fill = (0.0, 0.0, 0.0) if spec.crop_mode != "border" else tuple(float(round(255 * m)) for m in spec.mean)

@@ -122,7 +122,7 @@ def test_make_engine_dry_run_prints_the_container_command(export_dir):
 
 def test_gpu_check_script_dry_run_runs_its_cpu_parts(export_dir):
     result = subprocess.run(
-        [sys.executable, "-m", "tritonclf.repository.gpu_check", "--export", str(export_dir), "--dry-run"],
+        [sys.executable, "-m", "tritonclf.repository.gpu_check_cli", "--export", str(export_dir), "--dry-run"],
         cwd=ROOT,
         capture_output=True,
         text=True,

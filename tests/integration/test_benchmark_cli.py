@@ -13,8 +13,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from tritonclf.samples import sample_dir
-from tritonclf_lab.bench import benchmark_cli as benchmark
-from tritonclf_lab.bench import perf_sweep_cli as perf_sweep
+from tritonclf_lab.bench import bench_cli as benchmark
+from tritonclf_lab.bench import perf_cli as perf_sweep
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ def test_benchmark_writes_report_csv_and_plot_with_every_reference(server, expor
     out = capsys.readouterr().out
     assert "served gRPC best" in out and "targets:" in out and "server time per request" in out
     assert "served gRPC + system shared memory best" in out
-    assert "served HTTP, base64 in plain JSON, best" in out
+    assert "served HTTP, base64 in plain JSON best" in out
     # The image region was unregistered and freed: nothing left on the server or in /dev/shm.
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:

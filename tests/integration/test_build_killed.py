@@ -33,6 +33,7 @@ from tritonclf.repository.preflight_checks import check_repository
 
 from ..conftest import ROOT
 
+pytestmark = pytest.mark.long
 MODELS = ("efficientnet_lite0", "efficientnet_lite0_preprocess", "efficientnet_lite0_model")
 BUILD_ARGS = ("--backend", "python-ort", "--max-batch-size", "8", "--keep-versions", "2")
 

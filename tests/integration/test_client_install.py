@@ -21,7 +21,7 @@ import pytest
 from ..browser import ui_page
 from ..conftest import CAT_CLASSES, ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 MUST_NOT_INSTALL = ("torch", "timm", "onnxruntime", "onnx", "nvidia-pytriton")
 PROBE = """

@@ -49,6 +49,7 @@ def test_demo_serves_the_repository_and_classifies_the_samples_over_grpc_and_htt
 TRAIN_DEMO_EPOCHS = "3"
 
 
+@pytest.mark.long
 @pytest.mark.timeout(1200)
 def test_train_demo_trains_exports_builds_serves_and_evaluates_the_digits(tmp_path):
     repository = tmp_path / "repo" / "model_repository"
@@ -66,3 +67,38 @@ def test_train_demo_trains_exports_builds_serves_and_evaluates_the_digits(tmp_pa
     served = re.search(r"url: top-1 (\d\.\d+)", out)  # evaluate's row for the model Triton served
     assert served and float(served.group(1)) >= 0.90, out[-3000:]
     assert (repository / "digits" / "config.pbtxt").is_file() and (tmp_path / "export" / "model.onnx").is_file()
+
+
+# train-demo's every step on a model that trains in seconds: timm's test_efficientnet (0.1 M
+# parameters) from random init at 32 px,
+# one epoch. No accuracy bar (--min-top1 0); evaluate still requires the served model and
+# PyTorch to agree on >= 99% of the images, which does not depend on how well it learned.
+SMALL_DEMO_CONFIG = """
+model: test_efficientnet
+init: random
+strategy: full
+epochs: 1
+batch_size: 64
+input_size: 32
+aug: none
+hflip: 0.0
+workers: 0
+seed: 42
+"""
+
+
+def test_train_demo_runs_every_step_end_to_end_on_a_small_model(tmp_path):
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL_DEMO_CONFIG)
+    result = tritonclf(
+        "train-demo", "--config", str(config), "--data", str(tmp_path / "data"), "--run", str(tmp_path / "run"),
+        "--export", str(tmp_path / "export"), "--repository", str(tmp_path / "repo"), "--name", "digits",
+        "--min-top1", "0",
+        timeout=900,
+    )  # fmt: skip
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    for step in ("demo-data", "train", "export", "build", "evaluate"):
+        assert f"\n$ tritonclf {step} " in out, step
+    assert "train-demo passed" in out
+    assert re.search(r"url: top-1 \d\.\d+", out), out[-3000:]

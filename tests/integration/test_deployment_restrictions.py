@@ -90,7 +90,11 @@ def served(request, repository, tmp_path_factory):
         executable=deployment.executable,
         env=server_environment(deployment),
     ) as server:
-        yield Served(deployment, server)
+        served = Served(deployment, server)
+        yield served
+        # Open client connections hold Triton's SIGTERM drain for its whole exit timeout (30 s).
+        for client in served.clients.values():
+            client.close()
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +166,7 @@ def test_entry_script_restricts_the_repository_api_too_when_model_control_is_on(
             http.unload_model(MODEL)
         http.load_model(MODEL, headers={deployment.headers[0]: KEY})
         assert http.is_model_ready(MODEL)
+        http.close()
 
 
 def run_launcher(*args: str) -> subprocess.CompletedProcess:

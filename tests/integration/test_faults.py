@@ -27,8 +27,8 @@ from tritonclf.repository.build import BuildOptions, build_repository
 from tritonclf.serving.process import TritonProcess
 from tritonclf_lab.bad_images import encode, photo
 from tritonclf_lab.bench.load import BackgroundLoad, Outcome
-from tritonclf_lab.bench.procmem import descendants, parent_pids
-from tritonclf_lab.soak import pending_requests, read_metrics
+from tritonclf_lab.bench.procmem import descendants
+from tritonclf_lab.soak_cli import pending_requests, read_metrics
 
 from ..conftest import CAT_CLASSES, SAMPLES
 
@@ -69,7 +69,7 @@ def start_server(repository, tmp_path, exit_timeout_s: int) -> TritonProcess:
 def stubs(server: TritonProcess) -> dict[int, str]:
     """{pid: instance name} of the server's running Python-backend stubs (the name is an argument of the stub)."""
     found = {}
-    for pid in set(descendants(server.process.pid, parent_pids())) - {server.process.pid}:
+    for pid in set(descendants(server.process.pid)) - {server.process.pid}:
         try:
             words = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:  # exited while we looked

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -12,11 +13,13 @@ from tritonclf.files import write_json_atomic
 from tritonclf.preprocess import PreprocessSpec, preprocess_image
 from tritonclf.samples import sample_dir
 from tritonclf_lab.bench import perf_input_cli as perf_input
-from tritonclf_lab.bench.perf_data import (
-    decode_entry,
-)
 
 SAMPLES = sample_dir()
+
+
+def _sent_bytes(entry: dict, input_name: str) -> bytes:
+    """The raw tensor content perf_analyzer sends for one ``--input-data`` entry."""
+    return base64.b64decode(entry[input_name]["b64"])
 
 
 def _fake_export(folder: Path, spec: PreprocessSpec) -> Path:
@@ -45,5 +48,5 @@ def test_command_pixels_are_the_exports_preprocessing_of_each_image(tmp_path):
     assert perf_input.main([str(photo), "--pixels", "--export", str(export), "--output", str(output)]) == 0
     (entry,) = json.loads(output.read_text())["data"]
     assert entry["pixel_values"]["shape"] == [3, 64, 64]
-    sent = np.frombuffer(decode_entry(entry, "pixel_values"), dtype="<f4").reshape(3, 64, 64)
+    sent = np.frombuffer(_sent_bytes(entry, "pixel_values"), dtype="<f4").reshape(3, 64, 64)
     np.testing.assert_array_equal(sent, preprocess_image(photo.read_bytes(), spec))

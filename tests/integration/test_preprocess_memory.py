@@ -52,7 +52,7 @@ IMAGES = {
 
 def measure(path, *flags: str) -> dict:
     result = subprocess.run(
-        [sys.executable, "-m", "tritonclf_lab.measure_decode", str(path), *flags],
+        [sys.executable, "-m", "tritonclf_lab.measure_decode_cli", str(path), *flags],
         capture_output=True,
         text=True,
         timeout=120,

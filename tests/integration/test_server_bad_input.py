@@ -13,7 +13,7 @@ from tritonclient.utils import InferenceServerException
 
 from tritonclf.preprocess import preprocess_image
 from tritonclf_lab.bad_images import BAD_INPUTS, NOT_RECOGNISABLE, ODD_IMAGES, encode, photo
-from tritonclf_lab.bench.procmem import descendants, parent_pids
+from tritonclf_lab.bench.procmem import descendants
 
 from ..conftest import CAT_CLASSES, SAMPLES
 
@@ -40,7 +40,7 @@ def infer(module, url: str, image: bytes) -> tuple[np.ndarray | None, InferenceS
 
 def stub_pids(server) -> set[int]:
     """The Python-backend stub processes of this server (a crash would replace or drop one)."""
-    return set(descendants(server.process.pid, parent_pids())) - {server.process.pid}
+    return set(descendants(server.process.pid)) - {server.process.pid}
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

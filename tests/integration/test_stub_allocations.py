@@ -16,7 +16,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from tritonclf_lab.bench.images import generate_mix
-from tritonclf_lab.bench.procmem import descendants, parent_pids
+from tritonclf_lab.bench.procmem import descendants
 
 from ..conftest import SAMPLE_PHOTOS
 
@@ -28,7 +28,7 @@ MAX_FAULTS_PER_IMAGE = 60
 
 
 def preprocess_stub_pids(server) -> list[int]:
-    pids = descendants(server.process.pid, parent_pids())
+    pids = descendants(server.process.pid)
     return [pid for pid in pids if "_preprocess/" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
 
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tritonclf.training.checkpoint import load_card, load_checkpoint
+from tritonclf.training.checkpoint import load_checkpoint, read_model_card
 
 from ..conftest import ROOT
 from ..training_data import write_colour_dataset
@@ -28,5 +28,5 @@ def test_torchrun_with_two_processes_trains_and_only_rank_zero_writes(tmp_path):
     rows = json.loads((out / "metrics.json").read_text())
     assert [r["val_images"] for r in rows] == [9, 9]  # 5 + 4 images on the two ranks, summed
     assert load_checkpoint(out / "last.pth")["epoch"] == 2
-    assert load_card(out / "best.pth").class_names == ("blue", "green", "red")
+    assert read_model_card(load_checkpoint(out / "best.pth")).class_names == ("blue", "green", "red")
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []

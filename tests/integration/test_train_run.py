@@ -11,7 +11,7 @@ import torch
 from tritonclf.repository.build import BuildOptions, build_repository
 from tritonclf.serving.process import TritonProcess
 from tritonclf.training import trainer as train_module
-from tritonclf.training.checkpoint import load_card, load_checkpoint, save_checkpoint
+from tritonclf.training.checkpoint import load_checkpoint, read_model_card, save_checkpoint
 from tritonclf.training.evaluate_cli import main as evaluate_main
 from tritonclf.training.export_cli import main as export_main
 from tritonclf.training.torch2onnx import export
@@ -70,7 +70,7 @@ def test_a_short_run_lowers_the_loss_and_beats_chance(run):
 
 def test_checkpoints_round_trip_with_weights_only_loading(run, tmp_path):
     raw = torch.load(run / "best.pth", map_location="cpu", weights_only=True)
-    card = load_card(run / "best.pth")
+    card = read_model_card(load_checkpoint(run / "best.pth"))
     assert (card.model_name, card.class_names, card.preprocess.input_size) == (
         "resnet18",
         ("blue", "green", "red"),
@@ -157,7 +157,7 @@ def test_best_checkpoint_exports_through_the_export_command_with_its_labels_and_
     metadata = json.loads((exported / "model.json").read_text())
     assert metadata["model_name"] == "resnet18"
     assert metadata["labels"] == ["blue", "green", "red"]
-    assert metadata["preprocess"] == load_card(run / "best.pth").preprocess.to_dict()
+    assert metadata["preprocess"] == read_model_card(load_checkpoint(run / "best.pth")).preprocess.to_dict()
     assert metadata["preprocess"]["input_size"] == [32, 32]
 
 

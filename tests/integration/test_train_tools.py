@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tritonclf_lab import speed_bench as bench
+from tritonclf_lab import bench_train_cli as bench
 
 
 def test_bench_reports_images_per_second_for_each_strategy_and_unfreezing_phase(capsys):

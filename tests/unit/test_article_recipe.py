@@ -136,7 +136,7 @@ def test_timm_flag_names_are_accepted_and_the_old_alpha_keys_explain_the_change(
     assert (config.label_smoothing, config.drop_rate, config.mixup, config.mixup_prob) == (0.2, 0.3, 0.8, 1.0)
     old = tmp_path / "old.yaml"
     old.write_text(yaml.safe_dump({"data": "d", "output": "o", "mixup": 0.3, "mixup_alpha": 0.2}))
-    with pytest.raises(ConfigError, match="--mixup is now the mixup alpha"):
+    with pytest.raises(ConfigError, match="--mixup is the mixup alpha"):
         parse_config(["--config", str(old)])
     with pytest.raises(ConfigError, match="Beta alphas as in timm"):
         parse_config(["--data", "d", "--output", "o", "--cutmix", "-1"])

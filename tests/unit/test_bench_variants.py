@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tritonclf_lab.bench.benchmark_cli import result_name
+from tritonclf_lab.bench.bench_cli import result_name
+from tritonclf_lab.bench.bench_summary_cli import summary_row
 from tritonclf_lab.bench.served import serving_variant
-from tritonclf_lab.bench.summary import summary_row
 
 DEFAULT_CONFIGS = {
     "m_preprocess": {"backend": "python", "parameters": {"input_name": {"string_value": "image"}}},

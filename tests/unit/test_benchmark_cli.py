@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tritonclf_lab.bench import benchmark_cli as benchmark
+from tritonclf_lab.bench import bench_cli as benchmark
 
 TINY = ["--mix", "96x64:0.5,160x120:0.5", "--count", "4", "--warmup-s", "0", "--duration-s", "0.5"]
 

@@ -39,7 +39,7 @@ def sources() -> list[bytes]:
 
 
 def test_default_mix_is_half_vga_30_percent_1mp_20_percent_12mp():
-    """The issue's mix: 50% 640x480, 30% 1280x960, 20% 4032x3024."""
+    """The phone-photo mix: 50% 640x480, 30% 1280x960, 20% 4032x3024."""
     assert DEFAULT_MIX == (((640, 480), 0.5), ((1280, 960), 0.3), ((4032, 3024), 0.2))
     assert parse_mix("640x480:0.5,1280x960:0.3,4032x3024:0.2") == DEFAULT_MIX
 

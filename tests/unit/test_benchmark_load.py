@@ -1,18 +1,24 @@
-"""The closed-loop load generator with a fake async server, error classification, and /proc memory. No server."""
+"""The closed-loop load generator with a fake async server, error classification, process memory and CPU. No server."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import psutil
 import pytest
 from tritonclient.utils import InferenceServerException
 
-from tritonclf_lab.bench.cpu import CpuSnapshot, cores_used, machine_busy_s, process_cpu_s, snapshot
+from tritonclf_lab.bench.cpu import CpuSnapshot, cores_used, machine_busy_s, process_cpu_s, snapshot, tree_cpu_s
 from tritonclf_lab.bench.images import BenchImage
 from tritonclf_lab.bench.load import closed_loop, drive
-from tritonclf_lab.bench.procmem import descendants, parent_pids, tree_rss_bytes
+from tritonclf_lab.bench.procmem import descendants, tree_rss_bytes
+from tritonclf_lab.soak_cli import process_memory
 
 IMAGES = [BenchImage(b"ok", 64, 48), BenchImage(b"busy", 128, 96), BenchImage(b"ok", 64, 48), BenchImage(b"bad", 9, 9)]
 
@@ -97,34 +103,79 @@ def test_drive_runs_until_stopped_and_keeps_every_outcome_with_its_answer():
             assert outcome.status == "OK" and outcome.value == f"answer {'abc'.index(outcome.name)}"
 
 
-def test_tree_rss_sums_a_process_and_its_descendants(tmp_path):
-    """A fake /proc: server 10 with stubs 11 and 12 (12 has a child 13); 20 is unrelated."""
-    tree = {10: 1, 11: 10, 12: 10, 13: 12, 20: 1}
-    for pid, parent in tree.items():
-        folder = tmp_path / str(pid)
-        folder.mkdir()
-        # A command name with spaces and a parenthesis, as Python-backend stubs can have.
-        (folder / "stat").write_text(f"{pid} (stub (py) x) S {parent} 0 0\n")
-        (folder / "status").write_text(f"Name:\tx\nVmRSS:\t    {pid} kB\n")
-    assert parent_pids(tmp_path) == tree
-    assert sorted(descendants(10, tree)) == [10, 11, 12, 13]
-    assert tree_rss_bytes(10, tmp_path) == (10 + 11 + 12 + 13) * 1024
+@pytest.fixture
+def sleeping_tree():
+    """A real process with a child, both asleep: (parent pid, child pid)."""
+    script = (
+        "import subprocess, sys, time; "
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        "print(child.pid, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    time.sleep(0.3)  # both settled into sleep
+    yield parent.pid, child
+    os.kill(child, signal.SIGKILL)
+    parent.kill()
+    parent.wait()
+
+
+def _status_kib(pid: int, field: str) -> int:
+    """The reference: a ``kB`` field of /proc/PID/status, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def _stat_cpu_s(pid: int) -> float:
+    """The reference: utime + stime of /proc/PID/stat (fields after the command name)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_s() -> float:
+    """The reference: /proc/stat's cpu line, every field but idle and iowait (user nice system idle iowait ...)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return sum(v for i, v in enumerate(fields) if i not in (3, 4)) / os.sysconf("SC_CLK_TCK")
+
+
+def test_tree_rss_sums_a_process_and_its_descendants_as_proc_counts_them(sleeping_tree):
+    parent, child = sleeping_tree
+    assert descendants(parent) == [parent, child]
+    assert tree_rss_bytes(parent) == _status_kib(parent, "VmRSS") + _status_kib(child, "VmRSS")
+    assert tree_rss_bytes(2**22 + 12345) == 0 and descendants(2**22 + 12345) == []  # no such process
 
 
 def test_tree_rss_of_this_process_is_its_own_memory():
-    """On the real /proc: at least our own resident set."""
+    """At least our own resident set."""
     assert tree_rss_bytes(os.getpid()) > 10 * 1024 * 1024
 
 
-def test_cpu_counters_read_proc_stat_and_process_ticks(tmp_path):
+def test_cpu_counters_are_the_proc_stat_numbers(sleeping_tree):
     """Busy = user+nice+system+irq+softirq+steal (not idle, not iowait); a process is utime+stime."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    (tmp_path / "stat").write_text(f"cpu  {ticks} 0 {ticks} 99999 88888 0 0 {ticks} 0 0\ncpu0 1 2 3\n")
-    (tmp_path / "7").mkdir()
-    (tmp_path / "7" / "stat").write_text(f"7 (tritonserver (x)) S 1 7 7 0 -1 0 0 0 0 0 {2 * ticks} {ticks} 0 0\n")
-    assert machine_busy_s(tmp_path) == pytest.approx(3.0)
-    assert process_cpu_s(7, tmp_path) == pytest.approx(3.0)
-    assert process_cpu_s(8, tmp_path) == 0.0  # gone
+    parent, child = sleeping_tree
+    before = _machine_busy_s()
+    busy = machine_busy_s()
+    after = _machine_busy_s()
+    assert before <= busy + 1e-9 and busy <= after + 1e-9
+    assert process_cpu_s(psutil.Process(child)) == pytest.approx(_stat_cpu_s(child))
+    assert tree_cpu_s(parent) == pytest.approx(_stat_cpu_s(parent) + _stat_cpu_s(child))
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone = psutil.Process(finished.pid)
+    finished.wait()
+    assert process_cpu_s(gone) == 0.0
+
+
+def test_soak_memory_is_the_proc_status_and_smaps_numbers(sleeping_tree):
+    """PSS, RSS and the private heap (RssAnon) of a process, as the kernel reports them."""
+    _, child = sleeping_tree
+    memory = process_memory(psutil.Process(child))
+    assert memory["rss"] == _status_kib(child, "VmRSS")
+    assert memory["anon"] == _status_kib(child, "RssAnon")
+    pss = next(line for line in Path(f"/proc/{child}/smaps_rollup").read_text().splitlines() if line.startswith("Pss:"))
+    assert memory["pss"] == int(pss.split()[1]) * 1024
 
 
 def test_cores_used_splits_the_machine_between_client_server_and_others():

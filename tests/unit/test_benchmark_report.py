@@ -1,9 +1,10 @@
-"""From numbers to report: served over each reference, the issue's targets, tables and CSV. No server."""
+"""From numbers to report: served over each reference, the performance targets, tables and CSV. No server."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 
@@ -95,7 +96,7 @@ def test_per_core_efficiency_ignores_cores_taken_by_other_processes():
 
 
 def test_targets_are_met_missed_or_not_measured():
-    """The issue's thresholds; a missing measurement is neither met nor missed."""
+    """The performance targets' thresholds; a missing measurement is neither met nor missed."""
     met = {t["name"]: t["met"] for t in compare(SERVED, LARGE, REFERENCES)["targets"]}
     assert all(met.values())
     slow = [_level("grpc", 1, 50.0, 14.0), _level("grpc", 8, 70.0, 80.0)]
@@ -196,7 +197,7 @@ def _result(model: str, served_scale: float) -> dict:
 
 
 def test_summary_has_one_row_per_model_with_its_ratios():
-    from tritonclf_lab.bench.summary import HEADERS, summary, summary_row
+    from tritonclf_lab.bench.bench_summary_cli import HEADERS, summary, summary_row
 
     row = dict(zip(HEADERS, summary_row(_result("efficientnet_lite0", 1.0)), strict=True))
     assert row["served gRPC img/s (c)"] == "100.0 (8)"
@@ -211,3 +212,18 @@ def test_summary_has_one_row_per_model_with_its_ratios():
     text = summary([_result("efficientnet_lite0", 1.0), _result("resnet50", 0.5)])
     assert text.count("\n| efficientnet_lite0 |") == 1 and text.count("\n| resnet50 |") == 1
     assert "`clients/benchmark.py --model resnet50` (61 s)" in text
+
+
+def test_bench_summary_command_reads_result_files_and_writes_the_table(tmp_path, capsys):
+    from tritonclf_lab.bench.bench_summary_cli import main, summary
+
+    results = [_result("efficientnet_lite0", 1.0), _result("resnet50", 0.5)]
+    files = []
+    for result in results:
+        files.append(tmp_path / f"latest-{result['export']['model_name']}.json")
+        files[-1].write_text(json.dumps(result))
+    assert main([*map(str, files), "--output", str(tmp_path / "summary.md")]) == 0
+    assert (tmp_path / "summary.md").read_text() == summary(results) + "\n"
+    assert summary(results) in capsys.readouterr().out
+    assert main([str(tmp_path / "missing.json")]) == 2
+    assert "bench-summary: error: cannot read a result" in capsys.readouterr().err

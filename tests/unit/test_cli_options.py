@@ -80,10 +80,10 @@ def test_fail_prints_one_line_and_returns_the_code(capsys):
     [
         ("tritonclf.client.infer_cli", ["x.jpg"], ("url", "protocol", "model", "concurrency", "timeout_s")),
         ("tritonclf.training.evaluate_cli", ["--data", "d"], ("url", "protocol", "model", "concurrency", "timeout_s")),
-        ("tritonclf_lab.soak", [], ("concurrency",)),
-        ("tritonclf_lab.bench.perf_sweep_cli", [], ("url", "protocol", "model", "concurrency")),
+        ("tritonclf_lab.soak_cli", [], ("concurrency",)),
+        ("tritonclf_lab.bench.perf_cli", [], ("url", "protocol", "model", "concurrency")),
         (
-            "tritonclf_lab.bench.benchmark_cli",
+            "tritonclf_lab.bench.bench_cli",
             [],
             ("url", "http_url", "protocols", "model", "concurrency", "timeout_s"),
         ),

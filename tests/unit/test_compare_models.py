@@ -7,7 +7,7 @@ import time
 
 from PIL import Image
 
-from tritonclf_lab.bench.compare_models import ARTICLE_MODELS, ModelRow, PeakRss, markdown_table, plot
+from tritonclf_lab.bench.compare_models_cli import ARTICLE_MODELS, ModelRow, PeakRss, markdown_table, plot
 
 ROWS = [
     ModelRow("mobilenetv3_large_100", 5_483_032, 22_000_000, 180.5, 5.2, 400 * 2**20, 1.9),

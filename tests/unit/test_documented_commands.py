@@ -1,4 +1,5 @@
-"""Every command README.md and docs/*.md show runs as written: its ``--help`` exits 0, without torch.
+"""Every command README.md, docs/*.md and the Makefile show is valid: its ``--help`` exits 0 and
+its arguments, as written, pass the job's own parser.
 
 A job's ``--help`` must not import torch (the job shells check their options first), the
 training jobs included: they answer in a fraction of a second.
@@ -8,7 +9,18 @@ from __future__ import annotations
 
 import importlib.util
 
-from ..doc_commands import ROOT, documented_commands, documented_python_runs, run_helps
+from ..doc_commands import (
+    ROOT,
+    Invocation,
+    documented_commands,
+    documented_invocations,
+    documented_python_runs,
+    invocations_in,
+    make_invocations,
+    makefile_invocations,
+    parse_failures,
+    run_helps,
+)
 
 COMMANDS = documented_commands()
 
@@ -45,3 +57,35 @@ def test_every_python_file_and_module_the_docs_run_exists():
         elif not (ROOT / target).is_file():
             missing.append(line)
     assert not missing, "the docs run files or modules that do not exist:\n" + "\n".join(missing)
+
+
+def test_documented_and_makefile_commands_pass_their_jobs_parsers():
+    invocations = documented_invocations() + makefile_invocations()
+    jobs = {i.job for i in invocations}
+    assert {"bench", "build", "infer", "perf", "soak", "upload", "train", "export", "evaluate", "bench-train"} <= jobs
+    failures = parse_failures(invocations)
+    assert not failures, "refused by the job's parser:\n" + "\n".join(failures)
+
+
+def test_the_parse_check_refuses_an_unknown_flag_and_a_bad_value_without_running_the_job(tmp_path):
+    written = tmp_path / "digits"
+    failures = parse_failures(
+        [
+            Invocation("bench", ("--protocols", "grpc"), "a misspelt flag"),
+            Invocation("bench", ("--concurrency", "eight"), "a value its type refuses"),
+            Invocation("demo-data", ("--output", str(written)), "parses, and must not run"),
+        ]
+    )
+    assert len(failures) == 2
+    assert "unrecognized arguments: --protocols grpc" in failures[0]
+    assert "--concurrency" in failures[1]
+    assert not written.exists()
+
+
+def test_commands_are_read_as_the_shell_splits_them():
+    (command,) = invocations_in("""docker run img bash -c "pip install x && tritonclf gpu-check --dry-run" """, "x")
+    assert (command.job, command.argv) == ("gpu-check", ("--dry-run",))
+    (command,) = invocations_in("python clients/infer.py photos/ --json > out.jsonl  # comment", "x")
+    assert (command.job, command.argv) == ("infer", ("photos/", "--json"))
+    build = [i for i in make_invocations(["repository", "BUILD_ARGS=--device gpu"], "x") if i.job == "build"]
+    assert build and build[0].argv[-2:] == ("--device", "gpu")

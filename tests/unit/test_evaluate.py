@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tritonclf.training.data import Sample
@@ -80,3 +81,40 @@ def test_unreadable_validation_files_are_reported_whether_data_is_the_root_or_it
         err = capsys.readouterr().err
         assert f"warning: skipped 1 file(s): unreadable image (e.g. {root / 'val' / 'red' / 'broken.jpg'})" in err
         assert "junk.jpg" not in err  # a training file is no concern of the evaluation
+
+
+def _counted_by_hand(predictions: Predictions, class_names: tuple[str, ...], samples: tuple[Sample, ...]) -> dict:
+    """The reference: the confusion matrix and precision/recall counted in a loop."""
+    index = {name: i for i, name in enumerate(class_names)}
+    confusion = np.zeros((len(class_names), len(class_names) + 1), dtype=np.int64)
+    for sample, topk in zip(samples, predictions.topk, strict=True):
+        if topk is not None:
+            confusion[sample.label, index.get(topk[0], len(class_names))] += 1
+    per_class = {}
+    for i, name in enumerate(class_names):
+        predicted, support = int(confusion[:, i].sum()), int(confusion[i].sum())
+        per_class[name] = {
+            "precision": round(float(confusion[i, i] / predicted), 6) if predicted else None,
+            "recall": round(float(confusion[i, i] / support), 6) if support else None,
+            "support": support,
+        }
+    return {"per_class": per_class, "confusion": confusion.tolist(), "top1": np.trace(confusion) / confusion.sum()}
+
+
+def test_score_gives_the_hand_counted_numbers_on_a_random_evaluation():
+    rng = np.random.default_rng(0)
+    names = tuple(f"class{i}" for i in range(7))
+    samples = tuple(Sample(Path(f"{i}.png"), int(rng.integers(6))) for i in range(500))  # class6 never occurs
+    labels = [*names, "unknown"]
+    topk = [None if rng.random() < 0.05 else list(rng.permutation(labels)[:5]) for _ in samples]
+    result = score(Predictions("url", topk), names, samples)
+    reference = _counted_by_hand(Predictions("url", topk), names, samples)
+    assert result["confusion"] == reference["confusion"] and result["per_class"] == reference["per_class"]
+    assert result["top1"] == pytest.approx(reference["top1"])
+    assert result["per_class"]["class6"]["recall"] is None and result["per_class"]["class6"]["support"] == 0
+
+
+def test_score_of_an_evaluation_where_every_image_was_rejected():
+    result = score(Predictions("url", [None, None]), CLASSES, SAMPLES[:2])
+    assert (result["n"], result["failed"], result["top1"]) == (0, 2, 0.0)
+    assert result["per_class"]["cat"] == {"precision": None, "recall": None, "support": 0}

@@ -223,7 +223,7 @@ def test_the_kit_carries_a_libpython_for_the_gpu_hosts_python_beside_the_stubs(t
 
 
 def test_gpu_check_names_each_sample_photo_served_with_a_wrong_label():
-    from tritonclf.repository.gpu_check import wrong_labels
+    from tritonclf.repository.gpu_check_cli import wrong_labels
 
     assert wrong_labels({"chelsea.jpg": 285, "coffee.jpg": 967}) == []
     assert wrong_labels({"chelsea.jpg": 285, "coffee.jpg": 504}) == [

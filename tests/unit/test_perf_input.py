@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -9,11 +10,10 @@ import pytest
 from tritonclient.utils import deserialize_bytes_tensor
 
 from tritonclf.samples import sample_dir
+from tritonclf_lab.bench import perf_cli as perf_sweep
 from tritonclf_lab.bench import perf_input_cli as perf_input
-from tritonclf_lab.bench import perf_sweep_cli as perf_sweep
 from tritonclf_lab.bench.perf_data import (
     bytes_entry,
-    decode_entry,
     input_data,
     tensor_entry,
 )
@@ -21,10 +21,15 @@ from tritonclf_lab.bench.perf_data import (
 SAMPLES = sample_dir()
 
 
+def _sent_bytes(entry: dict, input_name: str) -> bytes:
+    """The raw tensor content perf_analyzer sends for one ``--input-data`` entry."""
+    return base64.b64decode(entry[input_name]["b64"])
+
+
 def test_bytes_entry_is_a_little_endian_length_then_the_bytes():
     """perf_analyzer sends the decoded b64 as is: the server needs the 4-byte length prefix before the image."""
     for data in (b"\xff\xd8\xff\xe0jpeg", b"", b"x" * 300):
-        assert decode_entry(bytes_entry("image", data), "image") == len(data).to_bytes(4, "little") + data
+        assert _sent_bytes(bytes_entry("image", data), "image") == len(data).to_bytes(4, "little") + data
 
 
 def test_bytes_entry_round_trips_a_real_jpeg_through_triton_deserialization():
@@ -32,7 +37,7 @@ def test_bytes_entry_round_trips_a_real_jpeg_through_triton_deserialization():
     jpeg = (SAMPLES / "chelsea.jpg").read_bytes()
     entry = bytes_entry("image", jpeg)
     assert entry["image"]["shape"] == [1]
-    assert list(deserialize_bytes_tensor(decode_entry(entry, "image"))) == [jpeg]
+    assert list(deserialize_bytes_tensor(_sent_bytes(entry, "image"))) == [jpeg]
 
 
 def test_bytes_entry_refuses_more_than_one_image():
@@ -46,7 +51,7 @@ def test_tensor_entry_is_little_endian_float32_in_c_order():
     array = np.arange(24, dtype=np.float64).reshape(2, 3, 4) / 7
     entry = tensor_entry("pixel_values", array)
     assert entry["pixel_values"]["shape"] == [2, 3, 4]
-    decoded = np.frombuffer(decode_entry(entry, "pixel_values"), dtype="<f4").reshape(2, 3, 4)
+    decoded = np.frombuffer(_sent_bytes(entry, "pixel_values"), dtype="<f4").reshape(2, 3, 4)
     np.testing.assert_array_equal(decoded, array.astype(np.float32))
 
 
@@ -65,7 +70,7 @@ def test_command_writes_one_bytes_entry_per_image_of_a_folder(tmp_path):
     photos = sorted(SAMPLES.glob("*.jpg"))
     assert len(entries) == len(photos)
     for entry, photo in zip(entries, photos, strict=True):
-        assert list(deserialize_bytes_tensor(decode_entry(entry, "image"))) == [photo.read_bytes()]
+        assert list(deserialize_bytes_tensor(_sent_bytes(entry, "image"))) == [photo.read_bytes()]
 
 
 def test_command_errors_are_one_line(tmp_path, capsys):

@@ -101,14 +101,3 @@ def test_quiet_progress_prints_results_but_no_steps():
     progress.write("a result")
     progress.finish()
     assert stream.getvalue() == "a result\n"
-
-
-def test_track_announces_each_item():
-    stream = io.StringIO()
-    progress = Progress("gpu-check", total=3, stream=stream, interactive=False)
-    assert list(progress.track([1, 8, 64], lambda batch: f"batch {batch}")) == [1, 8, 64]
-    assert stream.getvalue().splitlines() == [
-        "gpu-check [1/3] batch 1",
-        "gpu-check [2/3] batch 8",
-        "gpu-check [3/3] batch 64",
-    ]

@@ -10,7 +10,15 @@ import torch
 from PIL import Image, ImageOps
 from timm.data import create_transform
 
-from tritonclf.preprocess import DecodeLimits, ImageRejected, PreprocessSpec, open_image, preprocess_image
+from tritonclf.preprocess import (
+    INTERPOLATIONS,
+    TORCH_INTERPOLATIONS,
+    DecodeLimits,
+    ImageRejected,
+    PreprocessSpec,
+    open_image,
+    preprocess_image,
+)
 from tritonclf.samples import sample_photos
 from tritonclf.torch_preprocess import _torch_decodable, check_spec, orient, preprocess_batch
 from tritonclf_lab.bad_images import BAD_INPUTS, ODD_IMAGES, encode, photo
@@ -90,6 +98,21 @@ def test_exif_rotated_jpeg_is_decoded_upright():
 def test_interpolations_without_a_torch_kernel_are_refused():
     with pytest.raises(ValueError, match="use --preprocess pillow"):
         check_spec(PreprocessSpec(input_size=(224, 224), interpolation="lanczos"))
+
+
+def test_one_interpolation_table_names_each_librarys_kernel():
+    import cv2
+
+    assert TORCH_INTERPOLATIONS == ("nearest", "bilinear", "bicubic")
+    image = torch.rand(1, 3, 32, 32)
+    for name, kernels in INTERPOLATIONS.items():
+        assert isinstance(kernels.pillow, Image.Resampling) and isinstance(getattr(cv2, kernels.cv2), int)
+        if name in TORCH_INTERPOLATIONS:
+            check_spec(PreprocessSpec(input_size=(16, 16), interpolation=name))
+            assert torch.nn.functional.interpolate(image, size=(16, 16), mode=kernels.torch).shape == (1, 3, 16, 16)
+        else:
+            with pytest.raises(ValueError, match=f"supports interpolation nearest, bilinear, bicubic; .*'{name}'"):
+                check_spec(PreprocessSpec(input_size=(16, 16), interpolation=name))
 
 
 def test_large_jpegs_use_pillows_draft_decode_on_a_cpu_and_the_device_decoder_on_a_gpu():

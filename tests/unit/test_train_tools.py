@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from PIL import Image
 
-from tritonclf.training import demo_data
+from tritonclf.training import demo_data_cli as demo_data
 from tritonclf.training.data import load_splits
-from tritonclf_lab import speed_bench as bench
+from tritonclf_lab import bench_train_cli as bench
 
 
 def test_bench_rejects_an_unknown_strategy(capsys):

@@ -2,7 +2,7 @@
 
 ``BAD_INPUTS`` must be rejected with exactly ``message`` (INVALID_ARGUMENT, one line);
 ``ODD_IMAGES`` must be accepted and classified as the same bytes are in-process.
-The README's "Bad input" table lists the same rows; ``python tests/bad_images.py``
+The README's "Bad input" table lists the same rows; ``python -m tritonclf_lab.bad_images``
 prints them as Markdown.
 """
 

@@ -1,19 +1,9 @@
 """Which classifier backend to build, and what this machine has to build it with.
 
-Backends (same ensemble, same tensor names, only the classifier model differs):
-
-- ``trt``: a TensorRT FP16 engine served by Triton's TensorRT backend (GPU);
-- ``onnx``: the ONNX file served by Triton's ONNX Runtime backend (CPU or GPU,
-  optionally with its TensorRT execution accelerator in FP16);
-- ``python-ort``: ONNX Runtime inside a Python-backend model; with ``torch``, the
-  ones the embedded server of the nvidia-pytriton wheel can run;
-- ``torch``: the export's weights in their timm architecture, run by torch inside a
-  Python-backend model (FP16 with CUDA graphs on a GPU, FP32 on a CPU): the fast GPU
-  classifier where TensorRT is missing;
-- ``torchscript``: the TorchScript export (``--format torchscript``) served by
-  Triton's PyTorch (LibTorch) backend in NVIDIA's container (CPU or GPU);
-- ``auto``: ``trt`` where a GPU and TensorRT 10 are present, or a GPU and an engine
-  ``make engine`` built for this export; else ``python-ort``.
+The backends themselves (same ensemble, same tensor names, only the classifier model
+differs) are the modules of ``classifiers/``; ``auto`` asks each whether this machine
+suits it (``trt``: a GPU and TensorRT 10, or a GPU and an engine ``make engine`` built
+for this export) and otherwise builds ``python-ort``.
 """
 
 from __future__ import annotations
@@ -23,9 +13,9 @@ import importlib.util
 import shutil
 import subprocess
 
-from tritonclf.repository.tensorrt_versions import UnsupportedTensorRT, require_supported
+from tritonclf.repository import classifiers
 
-BACKENDS = ("auto", "trt", "onnx", "python-ort", "torch", "torchscript")
+BACKENDS = ("auto", *classifiers.names())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,24 +87,9 @@ def choose_backend(
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {requested!r}")
     if requested != "auto":
         return requested, "requested"
-    tensorrt_problem = None
-    if tensorrt_version is not None:
-        try:
-            require_supported(tensorrt_version, "none")
-        except UnsupportedTensorRT:
-            tensorrt_problem = f"TensorRT {tensorrt_version} found but only 10.x builds engines"
-    if gpu is not None:
-        found_gpu = f"GPU {gpu.name} (compute {gpu.compute_capability})"
-        if tensorrt_version is not None and tensorrt_problem is None:
-            return "trt", f"{found_gpu} and TensorRT {tensorrt_version} found"
-        if prebuilt_engine:
-            return "trt", f"{found_gpu} and {prebuilt_engine}"
-    found = (
-        ("no NVIDIA GPU", gpu is not None),
-        (tensorrt_problem or "no TensorRT Python package", tensorrt_version is not None and not tensorrt_problem),
-    )
-    missing = " and ".join(what for what, present in found if not present)
-    return "python-ort", f"{missing} on this machine"
+    machine = classifiers.Machine(gpu=gpu, tensorrt_version=tensorrt_version, prebuilt_engine=prebuilt_engine)
+    backend, why = classifiers.choose_auto(machine)
+    return backend.name, why
 
 
 def tensorrt_missing_message(gpu: GpuInfo | None, tensorrt_version: str | None) -> str | None:

@@ -1,15 +1,14 @@
 """Build a Triton model repository from an exported classifier.
 
-For ensemble name N it writes three models, sometimes four (configs in ``models.py``):
+For ensemble name N it writes three models, sometimes four (configs in ``models.py``, the
+classifier's fields and files from its backend in ``classifiers/``):
 
 - ``N``: the ensemble, the public entry point: encoded image bytes in,
   probabilities out (with ``label_filename``, so ``class_count=k`` returns
   ``score:index:label``);
 - ``N_preprocess``: Python backend, decode + resize + crop + normalize, with Pillow
   or with torch (``BuildOptions.preprocess``);
-- ``N_model``: the classifier: ONNX Runtime in the Python backend, Triton's ONNX
-  Runtime backend, a TensorRT engine, torch in the Python backend, or the TorchScript
-  file on Triton's PyTorch backend, by ``BuildOptions.backend``;
+- ``N_model``: the classifier, run by the backend ``BuildOptions.backend`` names;
 - ``N_monitor`` only where the classifier is not a Python-backend model, or with
   low-confidence capture: a Python step after it that records the prediction metrics
   (``metrics_files.py``) and passes the probabilities on.
@@ -46,10 +45,10 @@ from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import sha256_file, write_atomic, write_json_atomic
 from tritonclf.progress import Progress
 from tritonclf.provenance import project_version, utc_timestamp
+from tritonclf.repository.export_files import BuildError
 from tritonclf.repository.metrics_files import find_reference, metrics_files, monitor_dir
 from tritonclf.repository.model_names import describe_name_problem, model_name_problem, repository_path_problem
 from tritonclf.repository.models import (
-    ENGINE_FILENAME,
     WARMUP_IMAGE_FILE,
     BuildOptions,
     classifier_spec,
@@ -66,15 +65,9 @@ __all__ = ["BuildError", "BuildOptions", "ModelBuild", "PreparedEngine", "build_
 _PREPROCESS_SOURCE = Path(preprocess_module.__file__)
 # Beside preprocess.py; not imported here: building needs no torch.
 _TORCH_PREPROCESS_SOURCE = _PREPROCESS_SOURCE.with_name("torch_preprocess.py")
-# Interpolations torch_preprocess.py reproduces (its TORCH_MODES).
-_TORCH_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 _BACKEND_MODELS = Path(backend_models.__file__).parent
 _WARMUP_JPEG = sample_photo("chelsea")
 BUILD_STEPS = 4  # check the export, then the classifier, the preprocessing and the ensemble
-
-
-class BuildError(RuntimeError):
-    """The repository cannot be built from these inputs."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,73 +238,15 @@ def _preprocess_files(options: BuildOptions, metadata: ExportMetadata) -> dict[s
     files = {"preprocess.py": _PREPROCESS_SOURCE}
     if options.preprocess == "pillow":
         return {"model.py": _BACKEND_MODELS / "preprocess_model.py", **files}
-    if metadata.preprocess.interpolation not in _TORCH_INTERPOLATIONS:
-        raise BuildError(
-            f"--preprocess torch supports interpolation {', '.join(_TORCH_INTERPOLATIONS)}; this model uses "
-            f"{metadata.preprocess.interpolation!r}: use --preprocess pillow"
-        )
+    try:
+        preprocess_module.check_torch_spec(metadata.preprocess)
+    except ValueError as err:
+        raise BuildError(str(err)) from None
     return {
         "model.py": _BACKEND_MODELS / "torch_preprocess_model.py",
         **files,
         "torch_preprocess.py": _TORCH_PREPROCESS_SOURCE,
     }
-
-
-def _classifier_files(
-    options: BuildOptions, export_dir: Path, metadata: ExportMetadata, engine: PreparedEngine | None
-) -> tuple[dict, dict]:
-    """(version files, cc_model_filenames) of the classifier for the chosen backend."""
-    if options.backend == "torch":
-        weights = _exported_file(export_dir, metadata, "safetensors")
-        files = {
-            "model.py": _BACKEND_MODELS / "torch_classifier_model.py",
-            "cuda_graphs.py": _BACKEND_MODELS / "cuda_graphs.py",
-            "pixel_checks.py": _BACKEND_MODELS / "pixel_checks.py",
-            contract.WEIGHTS_FILENAME: weights,
-        }
-        return files, {}
-    if options.backend == "torchscript":
-        return {contract.TORCHSCRIPT_FILENAME: _exported_file(export_dir, metadata, "torchscript")}, {}
-    onnx_path = _exported_file(export_dir, metadata, "onnx")
-    if options.backend == "python-ort":
-        files = {
-            "model.py": _BACKEND_MODELS / "onnx_classifier_model.py",
-            "ort_providers.py": _BACKEND_MODELS / "ort_providers.py",
-            "pixel_checks.py": _BACKEND_MODELS / "pixel_checks.py",
-            contract.ONNX_FILENAME: onnx_path,
-        }
-        return files, {}
-    if options.backend == "onnx":
-        return {contract.ONNX_FILENAME: onnx_path}, {}
-    if engine is None:
-        raise BuildError("backend trt needs a TensorRT engine: build one (build/onnx2trt.py or make engine)")
-    files = {ENGINE_FILENAME: engine.plan}
-    cc_map = {}
-    for capability, plan in sorted(engine.extra_plans.items()):
-        filename = f"model_sm{capability.replace('.', '')}.plan"
-        files[filename] = plan
-        cc_map[capability] = filename
-    missing = [str(p) for p in files.values() if not Path(p).is_file()]
-    if missing:
-        raise BuildError(f"engine file missing: {', '.join(missing)}")
-    return files, cc_map
-
-
-def _exported_file(export_dir: Path, metadata: ExportMetadata, fmt: str) -> Path:
-    """The export's file of one format, present and matching the hash in ``model.json``."""
-    filename, digest = {
-        "onnx": (metadata.onnx_filename, metadata.onnx_sha256),
-        "torchscript": (metadata.torchscript_filename, metadata.torchscript_sha256),
-        "safetensors": (metadata.state_dict_filename, metadata.state_dict_sha256),
-    }[fmt]
-    if not filename:
-        raise BuildError(f"{export_dir} has no {fmt} export: re-run the export with --format {fmt} (or both)")
-    path = export_dir / filename
-    if not path.is_file():
-        raise BuildError(f"{path} is missing: re-run the export")
-    if sha256_file(path) != digest:
-        raise BuildError(f"{path} does not match the hash in its metadata: re-run the export")
-    return path
 
 
 def build_repository(
@@ -355,7 +290,7 @@ def build_repository(
         }
     }
     # Every input is checked before anything is written.
-    classifier_files, cc_map = _classifier_files(options, export_dir, metadata, engine)
+    classifier_files, cc_map = options.classifier.version_files(export_dir, metadata, engine)
     preprocess_files = _preprocess_files(options, metadata)
     try:
         found_reference = find_reference(export_dir, metadata, reference)
@@ -368,7 +303,7 @@ def build_repository(
         provenance["source"]["reference"] = {"n": found_reference.n, "data": found_reference.source}
     classifier_provenance = {**provenance, "backend": options.backend}
     preprocess_provenance = {**provenance, "preprocess": options.preprocess}
-    if engine is not None and options.backend == "trt":
+    if engine is not None and options.classifier.needs_engine:
         classifier_provenance["engine"] = dict(engine.record)
     preprocess_dir_files: dict[str, str | bytes] = {}
     if options.warmup:

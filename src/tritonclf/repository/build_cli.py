@@ -23,6 +23,7 @@ from tritonclf.export_metadata import load_metadata
 from tritonclf.image_files import list_images
 from tritonclf.preprocess import DecodeLimits
 from tritonclf.progress import Progress
+from tritonclf.repository import classifiers
 from tritonclf.repository.backends import BACKENDS, choose_backend, probe_gpu, probe_tensorrt
 from tritonclf.repository.build import (
     BUILD_STEPS,
@@ -60,7 +61,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="ensemble name of ASCII letters, digits, _ - . (default: the export's: a fine-tuned model's run name)",
     )
     add("--replace", action="store_true", help="let the build replace an ensemble that serves other classes")
-    add("--backend", choices=BACKENDS, default="auto", help="classifier backend (default: %(default)s)")
+    add(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="classifier backend (default: %(default)s): "
+        + "; ".join(f"{b.name}: {b.summary}" for b in classifiers.BACKENDS.values()),
+    )
     add(
         "--device",
         choices=DEVICES,
@@ -246,7 +253,7 @@ def resolve(args: argparse.Namespace, progress: Progress | None = None) -> tuple
         response_cache_bytes=args.response_cache_bytes,
         capture=capture_options(args),
     )
-    if backend != "trt":
+    if not options.classifier.needs_engine:
         return options, None
     from tritonclf.repository.engine_build import ENGINE_DIR, prepare_engine
 

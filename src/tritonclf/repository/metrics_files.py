@@ -19,7 +19,7 @@ from tritonclf import preprocess as preprocess_module
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.monitoring.reference import Reference, load_reference
 from tritonclf.monitoring.series import SCORE_BUCKETS, class_series, metrics_plan
-from tritonclf.repository.models import PYTHON_CLASSIFIERS, BuildOptions
+from tritonclf.repository.models import BuildOptions
 from tritonclf.serving import backend_models
 
 _BACKEND_MODELS = Path(backend_models.__file__).parent
@@ -65,7 +65,7 @@ def metrics_files(
 ) -> MetricsFiles:
     """The helper and plans for the preprocessing model, the classifier and the monitor step."""
     helper = {"serving_metrics.py": METRICS_HELPER}
-    python_classifier = helper if options.backend in PYTHON_CLASSIFIERS else {}
+    python_classifier = helper if options.classifier.records_predictions else {}
     if not options.metrics:
         return MetricsFiles(preprocess=dict(helper), classifier=dict(python_classifier), monitor=None)
     series = class_series(

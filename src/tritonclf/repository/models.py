@@ -1,8 +1,8 @@
 """The three model configs of a classifier repository, for every classifier backend.
 
 Same ensemble and same tensor names whatever runs the classifier: only the
-classifier's config (and the files in its version directory) change between
-``python-ort``, ``onnx``, ``trt``, ``torch`` and ``torchscript``; and only the preprocessing
+classifier's config (and the files in its version directory) change between the
+backends of ``classifiers/``, which supply those fields; and only the preprocessing
 model's source changes between ``pillow`` and ``torch`` preprocessing.
 """
 
@@ -16,9 +16,9 @@ from tritonclf import contract
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.monitoring.series import DEFAULT_MAX_CLASS_SERIES, LOW_CONFIDENCE
 from tritonclf.preprocess import DecodeLimits
+from tritonclf.repository import classifiers
+from tritonclf.repository.classifiers.base import ClassifierBackend
 from tritonclf.repository.pbtxt import (
-    Accelerator,
-    CudaGraph,
     DynamicBatching,
     EnsembleStep,
     InstanceGroup,
@@ -29,20 +29,12 @@ from tritonclf.repository.pbtxt import (
 )
 from tritonclf.repository.tensorrt import EngineOptions
 
-ENGINE_FILENAME = "model.plan"
-# Classifier backends that run in Triton's Python backend: they record the prediction metrics
-# themselves. For the others an extra Python step after the classifier does (``NAME_monitor``).
-PYTHON_CLASSIFIERS = ("python-ort", "torch")
 # Where the ensemble's response cache byte budget is written (a parameter of the ensemble's config):
 # the launcher reads it to pass Triton the --cache-config the repository needs.
 RESPONSE_CACHE_PARAMETER = "response_cache_bytes"
 WARMUP_IMAGE_FILE = "image.bytes"  # under <preprocess model>/warmup/: one length-prefixed JPEG
 DEVICES = ("cpu", "gpu")
 PREPROCESSORS = ("pillow", "torch")
-CLASSIFIER_BACKENDS = ("python-ort", "onnx", "trt", "torch", "torchscript")
-# Python models that take their input where the previous step left it (on the GPU after torch
-# preprocessing) instead of Triton copying it to the host first: python_backend's parameter.
-FORCE_CPU_ONLY_INPUT_TENSORS = "FORCE_CPU_ONLY_INPUT_TENSORS"
 # A GPU classifier runs a batch in well under a millisecond: waiting 0.1 ms lets the requests
 # that arrive meanwhile share one launch, for at most 0.1 ms more latency. A starting point
 # (Triton's batcher guide: raise the delay from 0 while latency allows); `make perf` measures.
@@ -78,7 +70,7 @@ class BuildOptions:
     """Serving choices baked into the generated configs."""
 
     name: str | None = None  # ensemble name; default: the export's (ExportMetadata.ensemble_name)
-    backend: str = "python-ort"  # "python-ort" | "onnx" | "trt" | "torch" | "torchscript" (``auto`` is resolved before)
+    backend: str = "python-ort"  # a name in classifiers.BACKENDS (``auto`` is resolved before)
     # Where python-ort / onnx / torch classifier instances and torch preprocessing run; trt is always GPU.
     device: str = "cpu"
     preprocess: str = "pillow"  # "pillow" (CPU, numpy) | "torch" (batched decode + ops on ``device``)
@@ -125,8 +117,7 @@ class BuildOptions:
 
     def __post_init__(self) -> None:
         """Catch contradictory options before anything is written."""
-        if self.backend not in CLASSIFIER_BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(CLASSIFIER_BACKENDS)}, not {self.backend!r}")
+        classifiers.get(self.backend)  # ValueError naming the backends
         if self.preprocess not in PREPROCESSORS:
             raise ValueError(f"preprocess must be one of {', '.join(PREPROCESSORS)}, not {self.preprocess!r}")
         if self.device not in DEVICES:
@@ -137,8 +128,6 @@ class BuildOptions:
             raise ValueError("a queue delay cannot be negative")
         if self.max_queue_size < 0 or self.queue_timeout_microseconds < 0:
             raise ValueError("max_queue_size and queue_timeout_microseconds must be 0 (no bound) or positive")
-        if self.backend == "trt" and self.engine.max_batch_size != self.max_batch_size:
-            raise ValueError("the engine's max batch size must equal the model's max_batch_size")
         if self.onnx_tensorrt_fp16 and (self.backend != "onnx" or self.device != "gpu"):
             raise ValueError("the TensorRT accelerator needs --backend onnx --device gpu")
         if any(not 1 <= size <= self.max_batch_size for size in self.preferred_batch_sizes):
@@ -151,6 +140,7 @@ class BuildOptions:
                 f"warmup batch sizes {list(self.warmup_batch_sizes)} must lie in 1..max_batch_size "
                 f"({self.max_batch_size})"
             )
+        self.classifier.validate(self)
         self._check_monitoring()
 
     def _check_monitoring(self) -> None:
@@ -162,9 +152,14 @@ class BuildOptions:
             raise ValueError("low-confidence capture runs with the prediction metrics: drop --no-metrics")
 
     @property
+    def classifier(self) -> ClassifierBackend:
+        """The classifier backend these options build."""
+        return classifiers.get(self.backend)
+
+    @property
     def monitor_step(self) -> bool:
         """Whether the ensemble ends with ``NAME_monitor``: metrics for a non-Python classifier, or capture."""
-        return self.capture is not None or (self.metrics and self.backend not in PYTHON_CLASSIFIERS)
+        return self.capture is not None or (self.metrics and not self.classifier.records_predictions)
 
     @property
     def classifier_records_predictions(self) -> bool:
@@ -190,7 +185,7 @@ class BuildOptions:
     @property
     def classifier_kind(self) -> str:
         """Triton instance kind of the classifier."""
-        return "KIND_GPU" if self.backend == "trt" or self.device == "gpu" else "KIND_CPU"
+        return "KIND_GPU" if self.classifier.always_gpu or self.device == "gpu" else "KIND_CPU"
 
     @property
     def preprocess_kind(self) -> str:
@@ -212,11 +207,8 @@ class BuildOptions:
         return self.profile_batch_sizes()
 
     def profile_batch_sizes(self) -> tuple[int, ...]:
-        """Every shape of the TensorRT engine profile (1, opt, max), or 1 and max for the other backends."""
-        sizes = {1, self.max_batch_size}
-        if self.backend == "trt":
-            sizes.add(self.engine.resolved_opt_batch)
-        return tuple(sorted(sizes))
+        """1, max and the backend's own (a TensorRT engine's opt batch): the shapes the classifier is built for."""
+        return tuple(sorted({1, self.max_batch_size, *self.classifier.extra_profile_batch_sizes(self)}))
 
 
 def _probabilities(metadata: ExportMetadata) -> Tensor:
@@ -264,105 +256,6 @@ def _classifier_warmup(metadata: ExportMetadata, options: BuildOptions) -> tuple
     )
 
 
-def _ort_trt_profile(metadata: ExportMetadata, options: BuildOptions) -> dict[str, str]:
-    """``trt_profile_{min,opt,max}_shapes`` of ONNX Runtime's TensorRT accelerator: batch 1 to max."""
-    dims = "x".join(str(d) for d in _pixels(metadata).dims)
-    sizes = {"min": 1, "opt": options.max_batch_size, "max": options.max_batch_size}
-    return {f"trt_profile_{k}_shapes": f"{contract.PIXELS}:{batch}x{dims}" for k, batch in sizes.items()}
-
-
-def _cuda_graphs(metadata: ExportMetadata, options: BuildOptions) -> tuple[CudaGraph, ...]:
-    """One CUDA graph per batch size of the engine's profile (the sizes it is warmed with)."""
-    if options.backend != "trt" or not options.cuda_graphs:
-        return ()
-    dims = _pixels(metadata).dims
-    return tuple(CudaGraph(batch, {contract.PIXELS: dims}) for batch in options.profile_batch_sizes())
-
-
-def _backend_fields(metadata: ExportMetadata, options: BuildOptions, cc_model_filenames: Mapping[str, str]) -> dict:
-    """What differs between classifier backends: who runs it, its file, its parameters."""
-    if options.backend == "python-ort":
-        return {
-            "backend": "python",
-            "parameters": {
-                "input_name": contract.PIXELS,
-                "output_name": contract.PROBABILITIES,
-                "onnx_filename": contract.ONNX_FILENAME,
-                "intra_op_threads": str(options.intra_op_threads),
-                "allow_spinning": "1" if options.ort_spinning else "0",
-                "single_image_spinning": "1" if options.single_image_spinning else "0",
-            },
-        }
-    if options.backend == "torch":
-        parameters = {
-            "input_name": contract.PIXELS,
-            "output_name": contract.PROBABILITIES,
-            "weights_filename": contract.WEIGHTS_FILENAME,
-            "timm_model": metadata.model_name,
-            "num_classes": str(metadata.num_classes),
-            "torch_threads": str(options.intra_op_threads),
-            # The pixels stay where the preprocessing left them; the model moves them if needed.
-            FORCE_CPU_ONLY_INPUT_TENSORS: "no",
-        }
-        if options.device == "gpu" and options.cuda_graphs:
-            parameters["cuda_graph_batch_sizes"] = ",".join(map(str, options.cuda_graph_batch_sizes()))
-        return {"backend": "python", "parameters": parameters}
-    if options.backend == "onnx":
-        accelerators = ()
-        if options.onnx_tensorrt_fp16:
-            accelerators = (
-                Accelerator(
-                    "tensorrt",
-                    {
-                        "precision_mode": "FP16",
-                        "max_workspace_size_bytes": str(options.engine.workspace_bytes),
-                        # Without the cache every server start rebuilds the engines (minutes).
-                        "trt_engine_cache_enable": "1",
-                        "trt_engine_cache_path": options.ort_trt_cache_dir,
-                        "trt_timing_cache_enable": "1",
-                        "trt_timing_cache_path": options.ort_trt_cache_dir,
-                        # One explicit profile over the batch range: without it ONNX Runtime
-                        # rebuilds the engine each time a larger batch than seen so far arrives.
-                        **_ort_trt_profile(metadata, options),
-                    },
-                ),
-            )
-        params = {"intra_op_thread_count": str(options.intra_op_threads)} if options.intra_op_threads else {}
-        return {
-            "platform": "onnxruntime_onnx",
-            "default_model_filename": contract.ONNX_FILENAME,
-            "parameters": params,
-            "gpu_accelerators": accelerators,
-        }
-    if options.backend == "torchscript":
-        return libtorch_fields(options)
-    return {
-        "platform": "tensorrt_plan",
-        "default_model_filename": ENGINE_FILENAME,
-        "cc_model_filenames": dict(cc_model_filenames),
-        "cuda_graphs": _cuda_graphs(metadata, options),
-    }
-
-
-def libtorch_fields(options: BuildOptions) -> dict:
-    """The TorchScript classifier for Triton's PyTorch (LibTorch) backend, as its 24.10 README documents.
-
-    The tensor names stay the served ones: the input binds to ``forward(pixel_values)``
-    by argument name, and a single output needs no ``<name>__<index>`` suffix (the
-    backend falls back to the config's order). ``INFERENCE_MODE`` is the backend's
-    default, written out so the config says how the model runs.
-    """
-    params = {"INFERENCE_MODE": "true"}
-    if options.intra_op_threads and options.classifier_kind == "KIND_CPU":
-        # One instance per core, like the other CPU backends, instead of every instance on every core.
-        params.update(INTRA_OP_THREAD_COUNT=str(options.intra_op_threads), INTER_OP_THREAD_COUNT="1")
-    return {
-        "platform": "pytorch_libtorch",
-        "default_model_filename": contract.TORCHSCRIPT_FILENAME,
-        "parameters": params,
-    }
-
-
 def classifier_spec(
     name: str, metadata: ExportMetadata, options: BuildOptions, cc_model_filenames: Mapping[str, str] | None = None
 ) -> ModelSpec:
@@ -376,7 +269,7 @@ def classifier_spec(
         instance_groups=(InstanceGroup(options.classifier_instances, options.classifier_kind),),
         dynamic_batching=options.dynamic_batching(options.classifier_queue_delay),
         warmup=_classifier_warmup(metadata, options),
-        **_backend_fields(metadata, options, cc_model_filenames or {}),
+        **options.classifier.config_fields(metadata, options, cc_model_filenames or {}),
     )
 
 

@@ -1,7 +1,7 @@
 """Typed Triton model configs, rendered to ``config.pbtxt`` through Triton's own protobuf.
 
 Nobody edits a generated ``config.pbtxt`` by hand: change the dataclasses or the
-factories in ``repository.py`` and rebuild. Rendering goes through
+factories in ``models.py`` and rebuild. Rendering goes through
 ``model_config_pb2.ModelConfig``, so a field Triton does not know fails here,
 at build time, instead of at server start.
 """

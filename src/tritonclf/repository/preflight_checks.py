@@ -9,6 +9,7 @@ wire up (names, data types, shapes); for TensorRT engines, that this
 machine's TensorRT version and GPU match the ones the engine was built for; and for
 TorchScript classifiers (``pytorch_libtorch``), that the config's tensor names follow
 the PyTorch backend's rules and, where torch is importable, match the file's ``forward``.
+Which of these a classifier gets is its backend's choice (``classifiers/``, ``preflight``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tritonclient.grpc import model_config_pb2 as pb
 
 from tritonclf import contract
 from tritonclf.files import sha256_file
+from tritonclf.repository import classifiers
 from tritonclf.repository.backends import GpuInfo
 from tritonclf.repository.model_names import model_name_problem, repository_path_problem
 from tritonclf.repository.pbtxt import parse
@@ -90,22 +92,14 @@ def check_names(repository: Path, models: dict[str, LoadedModel]) -> list[Findin
 
 
 def required_files(config: pb.ModelConfig) -> list[str]:
-    """Files a version folder must contain for this config."""
+    """Files a version folder must contain for this config: its classifier backend's, else its own model's."""
+    backend = classifiers.of_config(config)
+    if backend is not None:
+        return backend.required_files(config)
     if config.platform == "ensemble":
         return []
     if config.backend == "python":
-        files = ["model.py"]
-        for parameter in ("onnx_filename", "weights_filename"):
-            value = config.parameters.get(parameter)
-            if value is not None:
-                files.append(value.string_value)
-        return files
-    if config.platform == "onnxruntime_onnx" or config.backend == "onnxruntime":
-        return [config.default_model_filename or contract.ONNX_FILENAME]
-    if config.platform == "pytorch_libtorch" or config.backend == "pytorch":
-        return [config.default_model_filename or "model.pt"]
-    if config.platform == "tensorrt_plan" or config.backend == "tensorrt":
-        return [config.default_model_filename or "model.plan", *config.cc_model_filenames.values()]
+        return ["model.py"]
     return [config.default_model_filename] if config.default_model_filename else []
 
 
@@ -217,29 +211,29 @@ def check_ensemble(model: LoadedModel, models: dict[str, LoadedModel]) -> list[F
     return findings
 
 
-# What the torch models import in the server's environment: the preprocessing model is known by
-# the torch_preprocess.py in its version, the classifier by its weights_filename parameter.
+# What torch preprocessing imports in the server's environment; the model is known by the
+# torch_preprocess.py in its version. A torch classifier's imports are its backend's.
 _TORCH_PREPROCESS_IMPORTS = ("torch", "torchvision")
-_TORCH_CLASSIFIER_IMPORTS = ("torch", "timm", "safetensors")
 
 
-def check_torch_imports(model: LoadedModel, importable=None) -> list[Finding]:
-    """A torch classifier or torch preprocessing needs torch in the server's Python; say so where it is missing.
+def check_torch_imports(model: LoadedModel, needed: Sequence[str] | None = None, importable=None) -> list[Finding]:
+    """A model that runs torch needs it in the server's Python; say so where it is missing.
 
-    A warning: the server may run elsewhere (NVIDIA's container) with another environment.
+    ``needed``: the packages to import; by default torch preprocessing's, where the latest
+    version holds ``torch_preprocess.py``. A warning: the server may run elsewhere (NVIDIA's
+    container) with another environment.
     """
     importable = importable or (lambda name: importlib.util.find_spec(name) is not None)
     if model.config.backend != "python" or not model.versions:
         return []
-    manifest_path = model.path / str(model.versions[-1]) / contract.MANIFEST_FILENAME
-    try:
-        files = json.loads(manifest_path.read_text()).get("files", {})
-    except (FileNotFoundError, json.JSONDecodeError):
-        return []
-    needed = set(_TORCH_PREPROCESS_IMPORTS) if "torch_preprocess.py" in files else set()
-    if model.config.parameters.get("weights_filename") is not None:
-        needed.update(_TORCH_CLASSIFIER_IMPORTS)
-    missing = sorted(name for name in needed if not importable(name))
+    if needed is None:
+        manifest_path = model.path / str(model.versions[-1]) / contract.MANIFEST_FILENAME
+        try:
+            files = json.loads(manifest_path.read_text()).get("files", {})
+        except (FileNotFoundError, json.JSONDecodeError):
+            return []
+        needed = _TORCH_PREPROCESS_IMPORTS if "torch_preprocess.py" in files else ()
+    missing = sorted(name for name in set(needed) if not importable(name))
     if not missing:
         return []
     return [
@@ -257,7 +251,7 @@ def check_engine(
 ) -> list[Finding]:
     """A TensorRT engine only loads in the TensorRT version and on the GPU architecture it was built for."""
     name = model.path.name
-    if model.config.platform != "tensorrt_plan" or not model.versions:
+    if not model.versions:
         return []
     manifest_path = model.path / str(model.versions[-1]) / contract.MANIFEST_FILENAME
     engine = json.loads(manifest_path.read_text()).get("engine", {}) if manifest_path.is_file() else {}
@@ -346,9 +340,9 @@ def check_libtorch(
 ) -> list[Finding]:
     """Tensor names of a ``pytorch_libtorch`` model against its latest TorchScript file."""
     config = model.config
-    if (config.platform != "pytorch_libtorch" and config.backend != "pytorch") or not model.versions:
+    if not model.versions:
         return []
-    path = model.path / str(model.versions[-1]) / (config.default_model_filename or "model.pt")
+    path = model.path / str(model.versions[-1]) / (config.default_model_filename or contract.TORCHSCRIPT_FILENAME)
     if not path.is_file():
         return []  # reported by check_files
     try:
@@ -372,13 +366,16 @@ def check_repository(
     if not models and not findings:
         findings.append(Finding(str(repository), "the repository holds no models: run make repository"))
     findings += check_names(repository, models)
+    machine = classifiers.Machine(gpu=gpu, tensorrt_version=tensorrt_version, triton_tag=triton_tag)
     for model in models.values():
         findings += check_files(model)
+        backend = classifiers.of_config(model.config)
         if model.config.platform == "ensemble":
             findings += check_ensemble(model, models)
-        findings += check_engine(model, gpu, tensorrt_version, triton_tag)
-        findings += check_torch_imports(model)
-        findings += check_libtorch(model)
+        elif backend is not None:
+            findings += backend.preflight(model, machine)
+        else:
+            findings += check_torch_imports(model)
     return findings
 
 

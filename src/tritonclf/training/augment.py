@@ -28,21 +28,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from tritonclf.preprocess import PreprocessSpec, normalize, resize_and_crop
+from tritonclf.preprocess import INTERPOLATIONS, PreprocessSpec, normalize, resize_and_crop
 from tritonclf.training.choices import AUGMENTATIONS
 
 # albumentations asks PyPI for a newer version at import: no network calls from training.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A
-
-_CV2_INTERPOLATION = {
-    "nearest": cv2.INTER_NEAREST,
-    "bilinear": cv2.INTER_LINEAR,
-    "bicubic": cv2.INTER_CUBIC,
-    "lanczos": cv2.INTER_LANCZOS4,
-    "box": cv2.INTER_AREA,
-    "hamming": cv2.INTER_LINEAR,
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +80,7 @@ PRESETS = {
 def create_albumentations(spec: PreprocessSpec, strength: Strength, hflip: float) -> A.Compose:
     """The geometric and photometric part of the recipe, ending at the network's input size (uint8)."""
     height, width = spec.input_size
-    interpolation = _CV2_INTERPOLATION[spec.interpolation]
+    interpolation = getattr(cv2, INTERPOLATIONS[spec.interpolation].cv2)
     steps = [
         A.RandomResizedCrop(size=(height, width), scale=strength.crop_scale, interpolation=interpolation),
         A.HorizontalFlip(p=hflip),

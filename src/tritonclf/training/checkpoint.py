@@ -69,11 +69,3 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def load_checkpoint(path: Path) -> dict:
     """A checkpoint as a dict, without unpickling code (``weights_only=True``)."""
     return weights_lib.read_checkpoint(path)
-
-
-def load_card(path: Path) -> ModelCard:
-    """The model card of a training checkpoint; a readable error for anything else."""
-    card = read_model_card(load_checkpoint(path))
-    if card is None:
-        raise weights_lib.WeightsError(f"{path} is not a checkpoint written by training/train.py (no model card)")
-    return card

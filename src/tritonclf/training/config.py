@@ -33,8 +33,8 @@ TIMM_ALIASES = {"smoothing": "label_smoothing", "drop": "drop_rate"}
 RUN_FILES = ("config.yaml", "labels.txt", "best.pth", "last.pth", "metrics.csv", "metrics.json", "curves.png")
 # Options whose meaning moved: a saved config naming them says what to write instead.
 _RETIRED = {
-    "mixup_alpha": "--mixup is now the mixup alpha (as in timm) and --mixup-prob the chance per batch",
-    "cutmix_alpha": "--cutmix is now the CutMix alpha (as in timm) and --mixup-switch-prob picks between them",
+    "mixup_alpha": "--mixup is the mixup alpha (as in timm) and --mixup-prob the chance per batch",
+    "cutmix_alpha": "--cutmix is the CutMix alpha (as in timm) and --mixup-switch-prob picks between them",
 }
 
 

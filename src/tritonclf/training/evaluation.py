@@ -35,8 +35,6 @@ from tritonclf.preprocess import DecodeLimits, ImageRejected, PreprocessSpec, pr
 from tritonclf.training.data import DataError, Sample, ScanReport, load_splits, scan_class_folders
 from tritonclf.training.weights import WeightsError
 
-SOURCES = ("checkpoint", "onnx", "url")  # order of preference for the headline numbers: last wins
-
 
 class EvaluateError(RuntimeError):
     """The evaluation cannot run as asked; one line for the user."""
@@ -173,30 +171,32 @@ def predict_served(
 
 
 def score(predictions: Predictions, class_names: tuple[str, ...], samples: tuple[Sample, ...]) -> dict:
-    """Top-1/top-5, per-class precision/recall and the confusion matrix (last column: other labels)."""
+    """Top-1/top-5, per-class precision/recall and the confusion matrix (last column: other labels), by sklearn."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
     index = {name: i for i, name in enumerate(class_names)}
-    confusion = np.zeros((len(class_names), len(class_names) + 1), dtype=np.int64)
-    top1 = top5 = n = 0
-    for sample, topk in zip(samples, predictions.topk, strict=True):
-        if topk is None:
-            continue
-        truth = class_names[sample.label]
-        n += 1
-        top1 += topk[0] == truth
-        top5 += truth in topk[:5]
-        confusion[sample.label, index.get(topk[0], len(class_names))] += 1
-    per_class = {}
-    for i, name in enumerate(class_names):
-        predicted, support = int(confusion[:, i].sum()), int(confusion[i].sum())
-        per_class[name] = {
-            "precision": round(float(confusion[i, i] / predicted), 6) if predicted else None,
-            "recall": round(float(confusion[i, i] / support), 6) if support else None,
-            "support": support,
-        }
+    classes, other = list(range(len(class_names))), len(class_names)  # other: a label the dataset does not have
+    answered = [(sample, topk) for sample, topk in zip(samples, predictions.topk, strict=True) if topk is not None]
+    truth = [sample.label for sample, _ in answered]
+    top1 = [index.get(topk[0], other) for _, topk in answered]
+    n = len(answered)
+    per_class = {name: {"precision": None, "recall": None, "support": 0} for name in class_names}
+    confusion = np.zeros((other, other + 1), dtype=np.int64)
+    if n:
+        confusion = confusion_matrix(truth, top1, labels=[*classes, other])[:other]
+        precision, recall, _, support = precision_recall_fscore_support(
+            truth, top1, labels=classes, zero_division=np.nan
+        )
+        for i, name in enumerate(class_names):
+            per_class[name] = {
+                "precision": None if np.isnan(precision[i]) else round(float(precision[i]), 6),
+                "recall": None if np.isnan(recall[i]) else round(float(recall[i]), 6),
+                "support": int(support[i]),
+            }
     return {
         "n": n,
-        "top1": top1 / n if n else 0.0,
-        "top5": top5 / n if n else 0.0,
+        "top1": float(np.trace(confusion)) / n if n else 0.0,
+        "top5": sum(class_names[sample.label] in topk[:5] for sample, topk in answered) / n if n else 0.0,
         "failed": sum(t is None for t in predictions.topk),
         "per_class": per_class,
         "confusion": confusion.tolist(),

@@ -29,7 +29,10 @@ class CosineSchedule:
     """Linear warmup from 0, then cosine decay to ``min_ratio``: a factor on each group's ``initial_lr``.
 
     With ``steps_per_epoch`` set, the factor holds for a whole epoch, as torch's
-    ``CosineAnnealingLR(optimizer, T_max=epochs)`` stepped once per epoch does.
+    ``CosineAnnealingLR(optimizer, T_max=epochs)`` stepped once per epoch does. After the
+    warmup it is timm's ``CosineLRScheduler`` (warmup as a prefix); it is not timm's because
+    that one's floor and warmup start are one absolute LR for all groups, and the trainer's
+    groups differ by 100x: here each ends at ``min_ratio`` of its own LR.
     """
 
     total_steps: int

@@ -1,4 +1,4 @@
-"""Mixup, CutMix and label smoothing as soft targets, and the loss over them.
+"""Mixup, CutMix and label smoothing as soft targets, and the loss over them: timm's own.
 
     mixer = Mixer(num_classes=10, mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1)
     images, targets = mixer(images, labels)       # targets: (batch, classes), rows sum to one
@@ -6,11 +6,19 @@
 
 The knobs are timm's (``timm.data.Mixup``, ``train.py --mixup --cutmix --mixup-prob
 --mixup-switch-prob``): an alpha of 0 turns that method off; a batch is mixed with
-probability ``prob``; when both are on, CutMix is picked with ``switch_prob``.
+probability ``prob``; when both are on, CutMix is picked with ``switch_prob``. The mixing
+itself is ``timm.data.Mixup`` in batch mode, which pairs each image with the batch reversed
+and mixes in place; the loss is ``timm.loss.SoftTargetCrossEntropy``. So the loss is exactly
+``lam * CE_ls(y) + (1 - lam) * CE_ls(y_reversed)`` with ``CE_ls`` the label-smoothed cross
+entropy: mixing and smoothing commute.
 
-A mixed batch pairs each image with the batch reversed (as timm does), so the
-loss is exactly ``lam * CE_ls(y) + (1 - lam) * CE_ls(y_reversed)`` with ``CE_ls``
-the label-smoothed cross entropy: mixing and smoothing commute.
+timm's Mixup draws from numpy's global random state. The Mixer lends it a seed from its own
+generator for each batch and puts the global state back after, so the mixing depends only on
+that generator (the trainer seeds it per epoch: a resumed run mixes as the uninterrupted one
+did) and nothing else that draws from numpy sees a difference.
+
+timm's Mixup needs an even batch. An odd one (a dataset smaller than one batch, or an odd
+``--batch-size``) mixes its first images and leaves the last one plain.
 """
 
 from __future__ import annotations
@@ -19,12 +27,16 @@ import dataclasses
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from timm.data import Mixup
+from timm.data.mixup import mixup_target
+from timm.loss import SoftTargetCrossEntropy
+
+_SOFT_TARGET_CROSS_ENTROPY = SoftTargetCrossEntropy()
 
 
 @dataclasses.dataclass
 class Mixer:
-    """Per batch, as timm's ``Mixup`` in batch mode: mixup or CutMix with probability ``prob``, else plain labels."""
+    """The training flags' mixing: timm's ``Mixup`` in batch mode, or plain (smoothed) labels when it is off."""
 
     num_classes: int
     mixup_alpha: float = 0.0  # 0 = mixup off
@@ -33,9 +45,10 @@ class Mixer:
     switch_prob: float = 0.5  # chance of CutMix rather than mixup, when both are on
     label_smoothing: float = 0.0
     rng: np.random.Generator = dataclasses.field(default_factory=np.random.default_rng)
+    _mixup: Mixup | None = dataclasses.field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
-        """Reject settings that cannot be alphas or probabilities."""
+        """Reject settings that cannot be alphas or probabilities (timm would assert or misbehave)."""
         if min(self.mixup_alpha, self.cutmix_alpha) < 0:
             raise ValueError(
                 f"--mixup and --cutmix are Beta alphas as in timm (0 = off), got {self.mixup_alpha} "
@@ -46,6 +59,16 @@ class Mixer:
                 raise ValueError(f"{flag} is a probability in [0, 1], got {value}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.enabled:
+            self._mixup = Mixup(
+                mixup_alpha=self.mixup_alpha,
+                cutmix_alpha=self.cutmix_alpha,
+                prob=self.prob,
+                switch_prob=self.switch_prob,
+                mode="batch",
+                label_smoothing=self.label_smoothing,
+                num_classes=self.num_classes,
+            )
 
     @property
     def enabled(self) -> bool:
@@ -53,41 +76,22 @@ class Mixer:
         return (self.mixup_alpha > 0 or self.cutmix_alpha > 0) and self.prob > 0
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mixed images and their soft targets; ``images`` is left untouched."""
-        lam = 1.0
-        if self.enabled and self.rng.random() < self.prob:
-            use_cutmix = self.cutmix_alpha > 0 and (self.mixup_alpha <= 0 or self.rng.random() < self.switch_prob)
-            if use_cutmix:
-                images, lam = self.cutmix(images, float(self.rng.beta(self.cutmix_alpha, self.cutmix_alpha)))
-            else:
-                lam = float(self.rng.beta(self.mixup_alpha, self.mixup_alpha))
-                images = lam * images + (1.0 - lam) * images.flip(0)
-        return images, mix_targets(labels, self.num_classes, lam, self.label_smoothing)
-
-    def cutmix(self, images: torch.Tensor, lam: float) -> tuple[torch.Tensor, float]:
-        """Paste a box of the reversed batch; ``lam`` becomes the share of pixels kept."""
-        height, width = images.shape[-2:]
-        cut_h, cut_w = int(height * np.sqrt(1.0 - lam)), int(width * np.sqrt(1.0 - lam))
-        cy, cx = int(self.rng.integers(height)), int(self.rng.integers(width))
-        top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
-        left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
-        mixed = images.clone()
-        mixed[..., top:bottom, left:right] = images.flip(0)[..., top:bottom, left:right]
-        return mixed, 1.0 - (bottom - top) * (right - left) / (height * width)
-
-
-def smooth_one_hot(labels: torch.Tensor, num_classes: int, smoothing: float = 0.0) -> torch.Tensor:
-    """``(1 - smoothing) * one_hot + smoothing / num_classes``: torch's label-smoothing targets."""
-    targets = F.one_hot(labels, num_classes).float()
-    return targets * (1.0 - smoothing) + smoothing / num_classes
-
-
-def mix_targets(labels: torch.Tensor, num_classes: int, lam: float, smoothing: float = 0.0) -> torch.Tensor:
-    """Soft targets of a batch mixed with its reverse at ratio ``lam``."""
-    targets = smooth_one_hot(labels, num_classes, smoothing)
-    return lam * targets + (1.0 - lam) * targets.flip(0)
+        """The batch mixed in place (as timm's Mixup does) and its soft targets."""
+        even = len(images) - len(images) % 2
+        if self._mixup is None or even == 0:
+            return images, mixup_target(labels, self.num_classes, 1.0, self.label_smoothing)
+        outside = np.random.get_state()
+        np.random.seed(int(self.rng.integers(2**32)))
+        try:
+            mixed, targets = self._mixup(images[:even], labels[:even])
+        finally:
+            np.random.set_state(outside)
+        if even == len(images):
+            return mixed, targets
+        last = mixup_target(labels[even:], self.num_classes, 1.0, self.label_smoothing)
+        return images, torch.cat([targets, last])
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of ``-sum(targets * log_softmax(logits))``, in FP32."""
-    return torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+    """Timm's ``SoftTargetCrossEntropy`` in FP32 (logits from an autocast region may be FP16)."""
+    return _SOFT_TARGET_CROSS_ENTROPY(logits.float(), targets)

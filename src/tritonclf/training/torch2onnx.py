@@ -97,11 +97,6 @@ def save_weights(model: nn.Module, path: Path) -> str:
     return sha256_file(path)
 
 
-def read_card(weights: Path | None) -> ModelCard | None:
-    """The model card inside a training/train.py checkpoint; None for other weights."""
-    return inspect_weights(weights)[0]
-
-
 def inspect_weights(weights: Path | None) -> tuple[ModelCard | None, TimmCheckpoint | None]:
     """What a weights file says about its model: our trainer's card, or a timm train.py checkpoint's arch and args."""
     if weights is None or Path(weights).suffix == ".safetensors":

@@ -1,4 +1,4 @@
-"""The benchmark's parts, one job per module; ``benchmark_cli`` is the command line.
+"""The benchmark's parts, one job per module; ``bench_cli`` is the command line.
 
 - ``images``: the photo mix (generated from the sample photos) or a folder of JPEGs
 - ``stats``: percentiles, rates, ratios and the machine's compute limit
@@ -7,7 +7,7 @@
 - ``cpu``, ``procmem``: cores used by client, server and neighbours; server memory
 - ``served``: a concurrency sweep against a server, with its statistics and memory
 - ``references``: limit, in-process and naive, measured in this process
-- ``compare``: served over each reference, the issue's targets
+- ``compare``: served over each reference, the performance targets
 - ``report``: the text tables and ratio lines
 - ``results_csv``: the CSV
 - ``plot``: throughput vs latency PNG

@@ -49,8 +49,8 @@ from tritonclf_lab.bench.analyzer_results import (
     read_config,
     read_measurements,
 )
-from tritonclf_lab.bench.install_model_analyzer import DEFAULT_VENV, executable
-from tritonclf_lab.bench.perf_sweep_cli import SweepError, perf_analyzer_path
+from tritonclf_lab.bench.analyzer_tools_cli import DEFAULT_VENV, executable
+from tritonclf_lab.bench.perf_cli import SweepError, perf_analyzer_path
 
 # After the budget: SIGINT asks Model Analyzer to stop after the current measurement and keep
 # its checkpoint; a third SIGINT stops it at once.

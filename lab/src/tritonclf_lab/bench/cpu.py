@@ -2,45 +2,38 @@
 
 On a machine shared with other work, a low number can mean a slow server or a busy
 neighbour. Each run records the cores the server and the client used and the cores
-other processes took (machine busy time from ``/proc/stat`` minus both), so a reader
-can tell. In a container ``/proc/stat`` counts the whole host, so "other" includes it.
+other processes took (machine busy time minus both), so a reader can tell. In a
+container the machine's busy time counts the whole host, so "other" includes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from pathlib import Path
 
-from tritonclf_lab.bench.procmem import PROC, descendants, parent_pids
+import psutil
 
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-# /proc/stat's cpu line: user nice system idle iowait irq softirq steal ...; idle and iowait are not busy.
-_IDLE_FIELDS = (3, 4)
-_BUSY_FIELD_COUNT = 8
+from tritonclf_lab.bench.procmem import process_tree
 
 
-def machine_busy_s(proc: Path = PROC) -> float:
-    """CPU seconds all cores have spent busy since boot."""
-    fields = [int(v) for v in (proc / "stat").read_text().splitlines()[0].split()[1 : _BUSY_FIELD_COUNT + 1]]
-    return sum(v for i, v in enumerate(fields) if i not in _IDLE_FIELDS) / _TICKS_PER_S
+def machine_busy_s() -> float:
+    """CPU seconds all cores have spent busy since boot: everything but idle and iowait."""
+    times = psutil.cpu_times()
+    return times.user + times.nice + times.system + times.irq + times.softirq + times.steal
 
 
-def process_cpu_s(pid: int, proc: Path = PROC) -> float:
+def process_cpu_s(process: psutil.Process) -> float:
     """User + system CPU seconds of one process (all its threads); 0 if it is gone."""
     try:
-        text = (proc / str(pid) / "stat").read_text()
-    except OSError:
+        times = process.cpu_times()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return 0.0
-    # Fields after the command name (which may hold spaces): state is [0], utime [11], stime [12].
-    fields = text[text.rfind(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
+    return times.user + times.system
 
 
-def tree_cpu_s(pid: int, proc: Path = PROC) -> float:
+def tree_cpu_s(pid: int) -> float:
     """CPU seconds of ``pid`` and its descendants (tritonserver and its Python-backend stubs)."""
-    return sum(process_cpu_s(p, proc) for p in descendants(pid, parent_pids(proc)))
+    return sum(process_cpu_s(process) for process in process_tree(pid))
 
 
 @dataclasses.dataclass(frozen=True)

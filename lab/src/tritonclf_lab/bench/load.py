@@ -24,20 +24,10 @@ from tritonclf import contract
 from tritonclf.client.status import OK, UNAVAILABLE, one_line, status_name
 from tritonclf.serving.admin_apis import key_headers
 from tritonclf_lab.bench.images import BenchImage
+from tritonclf_lab.bench.transfers import BY_NAME, NAMES, wire_protocol
 
-# "grpc-shm": gRPC carrying only the request; the image bytes wait in a system shared-memory
-# region the server reads (same host only). The cheapest transfer a local client has.
-SHM_SUFFIX = "-shm"
-# "http-json": the image as base64 in plain JSON, as a client without Triton's binary
-# extension sends it (curl, a browser); answers come back as JSON too.
-JSON_SUFFIX = "-json"
-BENCH_PROTOCOLS = ("grpc", "grpc-shm", "http", "http-json")
+BENCH_PROTOCOLS = NAMES
 MODEL = "efficientnet_lite0"
-
-
-def wire_protocol(protocol: str) -> str:
-    """The protocol the requests travel on: ``grpc-shm`` -> ``grpc``, ``http-json`` -> ``http``."""
-    return protocol.removesuffix(SHM_SUFFIX).removesuffix(JSON_SUFFIX)
 
 
 Send = Callable[[int], Awaitable[object]]
@@ -171,7 +161,7 @@ async def closed_loop(
 class Endpoint:
     """Where and what to send: a model that takes one BYTES image per request."""
 
-    protocol: str  # "grpc", "grpc-shm" or "http"
+    protocol: str  # a transfer's name (transfers.NAMES)
     url: str  # host:port
     model: str
     input_name: str
@@ -199,7 +189,8 @@ class AsyncSender:
     async def __aenter__(self) -> AsyncSender:
         """Open the connection (inside the running loop: gRPC's aio channel binds to it)."""
         endpoint = self.endpoint
-        if wire_protocol(endpoint.protocol) == "grpc":
+        transfer = BY_NAME[endpoint.protocol]
+        if transfer.wire == "grpc":
             import tritonclient.grpc as module
             from tritonclient.grpc import aio
 
@@ -211,18 +202,18 @@ class AsyncSender:
 
             # One connection per sender: aiohttp would otherwise queue requests behind its pool limit.
             self._client = aio.InferenceServerClient(endpoint.url, conn_limit=max(self._concurrency, 1))
-            binary = {"binary_data": not endpoint.protocol.endswith(JSON_SUFFIX)}
-        if endpoint.protocol.endswith(SHM_SUFFIX):
+            binary = {"binary_data": not transfer.base64_json}
+        if transfer.shared_memory:
             await self._inputs_in_shared_memory(module)
             return self._with_outputs(module, binary)
         for image in self._images:
             tensor = module.InferInput(endpoint.input_name, list(endpoint.input_shape), "BYTES")
-            data = base64.b64encode(image.data) if endpoint.protocol.endswith(JSON_SUFFIX) else image.data
+            data = base64.b64encode(image.data) if transfer.base64_json else image.data
             payload = np.array([data], dtype=np.object_).reshape(endpoint.input_shape)
             tensor.set_data_from_numpy(payload, **binary)
             self._inputs.append(tensor)
         self._with_outputs(module, binary)
-        if wire_protocol(endpoint.protocol) == "http":
+        if transfer.wire == "http":
             bodies = [module.InferenceServerClient.generate_request_body([t], self._outputs)[0] for t in self._inputs]
             self.request_bytes = sum(map(len, bodies)) / len(bodies)
         return self

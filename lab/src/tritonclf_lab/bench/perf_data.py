@@ -35,8 +35,3 @@ def input_data(entries: Sequence[dict]) -> dict:
     if not entries:
         raise ValueError("no inputs: perf_analyzer needs at least one entry")
     return {"data": list(entries)}
-
-
-def decode_entry(entry: dict, input_name: str) -> bytes:
-    """The raw tensor content perf_analyzer would send for one entry (for checks and tests)."""
-    return base64.b64decode(entry[input_name]["b64"])

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tritonclf_lab.bench.compare import inprocess_reference
+from tritonclf_lab.bench.transfers import TRANSFERS
 
 
 def plot_throughput_latency(result: Mapping, path: Path) -> Path:
@@ -16,8 +17,7 @@ def plot_throughput_latency(result: Mapping, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(8, 5), dpi=120)
-    colors = {"grpc": "tab:blue", "grpc-shm": "tab:green", "http": "tab:orange", "http-json": "tab:red"}
-    for protocol, color in colors.items():
+    for protocol, color in ((t.name, t.color) for t in TRANSFERS):
         levels = sorted(
             (
                 lv

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from tritonclf_lab.bench.compare import images_per_core_s, inprocess_reference
 from tritonclf_lab.bench.stats import ratio
+from tritonclf_lab.bench.transfers import TRANSFERS
 
 MIB = 1024 * 1024
 # Cores used during a run by the benchmark process, the server's processes, and everything else.
@@ -136,21 +137,13 @@ def comparison_lines(comparison: Mapping) -> list[str]:
             f"{format_ratio(comparison['served_vs_inprocess'])} in-process, "
             f"{format_ratio(comparison['served_vs_naive'])} naive"
         )
-    shm = comparison["best"].get("grpc-shm")
-    if shm:
-        lines.append(
-            f"served gRPC + system shared memory best {shm['images_per_s']:.1f} images/s (c={shm['concurrency']}): "
-            f"{format_ratio(comparison.get('shm_vs_limit'))} limit"
-        )
-    http = comparison["best"].get("http")
-    if http:
-        lines.append(f"served HTTP best {http['images_per_s']:.1f} images/s (c={http['concurrency']})")
-    http_json = comparison["best"].get("http-json")
-    if http_json:
-        lines.append(
-            f"served HTTP, base64 in plain JSON, best {http_json['images_per_s']:.1f} images/s "
-            f"(c={http_json['concurrency']})"
-        )
+    for transfer in TRANSFERS[1:]:  # the other transfers, each against the limit only where it is compared
+        other = comparison["best"].get(transfer.name)
+        if other:
+            against = f": {format_ratio(comparison.get('shm_vs_limit'))} limit" if transfer.shared_memory else ""
+            lines.append(
+                f"served {transfer.label} best {other['images_per_s']:.1f} images/s (c={other['concurrency']}){against}"
+            )
     large = comparison["large"]
     if large["served_images_per_s"] is not None:
         lines.append(

@@ -14,15 +14,20 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 
+from google.protobuf import json_format
+from tritonclient.grpc import model_config_pb2 as pb
+
 from tritonclf import contract
 from tritonclf.client.triton_client import ClassifierClient
 from tritonclf.progress import Progress
+from tritonclf.repository import classifiers
 from tritonclf_lab.bench.cpu import CpuSnapshot, cores_used
 from tritonclf_lab.bench.cpu import snapshot as cpu_snapshot
 from tritonclf_lab.bench.images import BenchImage
-from tritonclf_lab.bench.load import Endpoint, LoadResult, run_levels, wire_protocol
+from tritonclf_lab.bench.load import Endpoint, LoadResult, run_levels
 from tritonclf_lab.bench.procmem import tree_rss_bytes
 from tritonclf_lab.bench.stats import latency_summary, rate
+from tritonclf_lab.bench.transfers import wire_protocol
 from tritonclf_lab.bench.triton_stats import composing_models, diff_statistics, request_counts, stats_by_model
 
 TOP_K = 5
@@ -99,15 +104,10 @@ def serving_variant(configs: Mapping[str, Mapping], ensemble: str) -> str:
     """``PREPROCESSOR+BACKEND`` of the served ensemble, e.g. ``torch+torch``, read from its models' configs."""
     parameters = preprocess_parameters(configs, ensemble) or {}
     classifier = configs.get(contract.classifier_model_name(ensemble), {})
-    flat = {key: value.get("string_value", "") for key, value in classifier.get("parameters", {}).items()}
-    platform = classifier.get("platform", "")
-    if platform == "tensorrt_plan":
-        backend = "trt"
-    elif platform == "onnxruntime_onnx" or classifier.get("backend") == "onnxruntime":
-        backend = "onnx"
-    else:
-        backend = "torch" if "weights_filename" in flat else "python-ort"
-    return f"{parameters.get('preprocessor', 'pillow')}+{backend}"
+    # The served config is ModelConfig's JSON form: the backend that wrote it recognizes it.
+    backend = classifiers.of_config(json_format.ParseDict(classifier, pb.ModelConfig(), ignore_unknown_fields=True))
+    name = backend.name if backend else classifiers.AUTO_FALLBACK.name
+    return f"{parameters.get('preprocessor', 'pillow')}+{name}"
 
 
 def preprocess_parameters(configs: Mapping[str, Mapping], ensemble: str) -> dict[str, str] | None:

@@ -10,11 +10,6 @@ import numpy as np
 PERCENTILES = (50, 90, 99)
 
 
-def ms(seconds: float | None) -> float | None:
-    """Seconds -> milliseconds, keeping None."""
-    return None if seconds is None else seconds * 1e3
-
-
 def latency_summary(latencies_s: Sequence[float]) -> dict[str, float | None]:
     """Mean and p50/p90/p99 (numpy's linear interpolation) in milliseconds; None for an empty run (JSON has no NaN)."""
     if not len(latencies_s):

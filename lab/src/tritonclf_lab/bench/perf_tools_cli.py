@@ -1,6 +1,6 @@
 """Put a working ``perf_analyzer`` (Triton's load generator) in this virtual environment's ``bin``.
 
-    .venv/bin/python clients/install_perf_analyzer.py      # what `make perf-tools` runs
+    .venv/bin/tritonclf perf-tools      # what `make perf-tools` runs
     .venv/bin/perf_analyzer --version
 
 The ``perf-analyzer`` wheel on the index needs glibc 2.38; Debian 12 has 2.36. The
@@ -38,7 +38,7 @@ LIBRARIES = {
     "libcudart.so.12": ("nvidia_pytriton.libs/libcudart-*.so.12*", "nvidia/cuda_runtime/lib/libcudart.so.12"),
 }
 WRAPPER = """#!/bin/sh
-# Written by clients/install_perf_analyzer.py: perf_analyzer {version} from the tritonclient {version} wheel,
+# Written by tritonclf perf-tools: perf_analyzer {version} from the tritonclient {version} wheel,
 # with the libraries it needs linked beside it. Rerun `make perf-tools` to recreate it.
 lib="$(dirname "$(readlink -f "$0")")/../lib/perf_analyzer"
 LD_LIBRARY_PATH="$lib${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}" exec "$lib/perf_analyzer" "$@"

@@ -1,7 +1,7 @@
 """Training throughput per strategy on this machine: images/s of full optimizer steps.
 
-    python training/bench.py                                   # EfficientNet-Lite0, 224 px, batch 16
-    python training/bench.py --model resnet18 --input-size 64 --batch-size 32 --amp bf16 --json
+    tritonclf bench-train                                      # EfficientNet-Lite0, 224 px, batch 16
+    tritonclf bench-train --model resnet18 --input-size 64 --batch-size 32 --amp bf16 --json
 
 Each strategy runs the training step of ``training/train.py`` (mixing, loss,
 backward, AdamW, schedule) on synthetic in-memory batches, so the number is the

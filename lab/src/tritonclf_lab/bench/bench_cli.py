@@ -15,7 +15,7 @@ References, after the server has stopped so they have the cores to themselves:
 ``limit`` (cores x images per core-second of the served decode and the same ONNX
 model, from single-threaded CPU time), ``in-process`` (one plain loop, batched) and
 ``naive`` (OpenCV full decode, squash resize, batch 1). Prints the ratios and the
-issue's targets; writes JSON, CSV and a throughput-vs-latency PNG to ``--output-dir``.
+performance targets (``compare``); writes JSON, CSV and a throughput-vs-latency PNG to ``--output-dir``.
 
 Images: ``--images DIR`` (every image file in it and its class folders; files the served
 preprocessing rejects are named and left out), else ``--count`` photos in the ``--mix`` made
@@ -58,7 +58,7 @@ from tritonclf.samples import sample_dir, sample_photos
 from tritonclf.serving.process import ServerStartError, TritonProcess
 from tritonclf_lab.bench import images as bench_images
 from tritonclf_lab.bench.compare import best_level, compare
-from tritonclf_lab.bench.load import BENCH_PROTOCOLS, wire_protocol
+from tritonclf_lab.bench.load import BENCH_PROTOCOLS
 from tritonclf_lab.bench.report import (
     comparison_lines,
     mix_line,
@@ -77,6 +77,7 @@ from tritonclf_lab.bench.served import (
     serving_variant,
 )
 from tritonclf_lab.bench.stats import usable_cores
+from tritonclf_lab.bench.transfers import protocol_help, wire_protocol
 
 DEFAULT_LEVELS = (1, 2, 4, 8, 16)
 SERVER_READY_TIMEOUT_S = 600.0
@@ -291,8 +292,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         dest="protocols",
         type=parse_protocols,
         default=BENCH_PROTOCOLS,
-        help="comma-separated (default: grpc,grpc-shm,http,http-json; grpc-shm: image bytes in shared memory, "
-        "same host only; http-json: base64 in plain JSON)",
+        help=f"comma-separated (default: {','.join(BENCH_PROTOCOLS)}; {protocol_help()})",
     )
     load.add_argument("--duration-s", type=float, default=10.0, help="measured s per run (default: %(default)s)")
     load.add_argument("--warmup-s", type=float, default=2.0, help="unmeasured s before each (default: %(default)s)")

@@ -1,6 +1,6 @@
 """Write scikit-learn's handwritten digits (1,797 real 8x8 scans, offline) as an ImageFolder dataset.
 
-    python training/demo_data.py --output data/digits        # data/digits/{train,val}/<0-9>/*.png
+    tritonclf demo-data --output data/digits                # data/digits/{train,val}/<0-9>/*.png
 
 Each 8x8 image (16 grey levels) is scaled to 0-255 and upscaled with bicubic
 interpolation to ``--size`` pixels, so it looks like a small blurry photo of a digit.
@@ -46,7 +46,7 @@ def write_digits(output: Path, *, size: int = DEFAULT_SIZE, val_fraction: float 
             digit_image(digits.images[index], size).save(folder / f"{index:04d}.png")
             counts[split] += 1
     (output / "README.md").write_text(
-        "scikit-learn's load_digits() (UCI optical handwritten digits), written by training/demo_data.py:\n"
+        "scikit-learn's load_digits() (UCI optical handwritten digits), written by tritonclf demo-data:\n"
         f"{counts['train']} train and {counts['val']} val images, {size}x{size} px, 10 classes.\n"
     )
     return counts

@@ -4,7 +4,7 @@
     tritonclf soak --seconds 600 --concurrency 32 --output soak.json
 
 Builds a repository with the shipped defaults (queue policy included) from an export,
-starts tritonserver on loopback ports and sends every image of ``tests/bad_images.py``
+starts tritonserver on loopback ports and sends every image of ``bad_images.py``
 plus the sample photos from ``--concurrency`` closed-loop senders, in rounds of
 ``--round-seconds``: one warm-up round, then ``--seconds`` of measured rounds. After each
 round the load pauses until nothing is pending and the server's memory is read idle.
@@ -16,7 +16,7 @@ Then it checks, and prints as JSON:
 - every good image answered with the probabilities the same bytes get in-process,
   every bad one rejected with its exact message, nothing else (no UNAVAILABLE, no INTERNAL);
 - ``nv_inference_pending_request_count`` back to 0 for every model;
-- memory of tritonserver and its Python-backend stubs (``/proc``), idle after the warm-up
+- memory of tritonserver and its Python-backend stubs (psutil), idle after the warm-up
   vs idle after the last round, within ``MAX_GROWTH_BYTES``: the total (PSS, shared memory
   counted once), the preprocessing stubs' heaps (where our decoding runs) and the classifier
   stub's. VmRSS summed over the processes is reported too; it counts the stubs'
@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from tritonclf.cli_options import EXIT_FAILED, EXIT_OK, add_concurrency
 from tritonclf.client.status import OK
@@ -45,7 +46,7 @@ from tritonclf.samples import sample_photos
 from tritonclf.serving.stub_health import STUB_EXECUTABLE
 from tritonclf_lab.bad_images import BAD_INPUTS, ODD_IMAGES
 from tritonclf_lab.bench.load import MODEL, BackgroundLoad, Outcome
-from tritonclf_lab.bench.procmem import descendants, parent_pids
+from tritonclf_lab.bench.procmem import process_tree
 
 MODELS = (MODEL, f"{MODEL}_preprocess", f"{MODEL}_model")
 # Triton 2.51 counts a failed ensemble request twice in nv_inference_request_failure (and in the
@@ -107,46 +108,46 @@ def pending_requests(metrics: Mapping[tuple[str, str], float]) -> dict[str, floa
     return {model: metrics.get(("nv_inference_pending_request_count", model), 0.0) for model in MODELS}
 
 
-def _kib_fields(path: Path, names: Sequence[str]) -> dict[str, int]:
-    """Lines like ``Pss:  1234 kB`` of a /proc file, in bytes; zeros once the process is gone."""
-    found = dict.fromkeys(names, 0)
+def process_memory(process: psutil.Process) -> dict[str, int]:
+    """One process's proportional set size, resident set and private (anonymous) resident memory; zeros once gone.
+
+    Resident memory is anonymous pages plus shared ones (file-backed and shmem), so
+    ``rss - shared`` is the kernel's ``RssAnon``: the heap a leak would grow.
+    """
     try:
-        for line in path.read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in found:
-                found[key] = int(rest.split()[0]) * 1024
-    except OSError:
-        pass
-    return found
+        memory = process.memory_full_info()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return {"pss": 0, "rss": 0, "anon": 0}
+    return {"pss": memory.pss, "rss": memory.rss, "anon": memory.rss - memory.shared}
 
 
 def footprint(server_pid: int) -> dict[str, int]:
-    """Memory of tritonserver and its stubs: total PSS, summed VmRSS, and the private heap of each kind of process."""
+    """Memory of tritonserver and its stubs: total PSS, summed RSS, and the private heap of each kind of process."""
     totals = dict.fromkeys(("pss", "rss_sum", "server_anon", "preprocess_anon", "classifier_anon"), 0)
-    for pid in descendants(server_pid, parent_pids()):
-        status = _kib_fields(Path(f"/proc/{pid}/status"), ("VmRSS", "RssAnon"))
-        totals["pss"] += _kib_fields(Path(f"/proc/{pid}/smaps_rollup"), ("Pss",))["Pss"]
-        totals["rss_sum"] += status["VmRSS"]
-        totals[f"{process_kind(pid, server_pid)}_anon"] += status["RssAnon"]
+    for process in process_tree(server_pid):
+        memory = process_memory(process)
+        totals["pss"] += memory["pss"]
+        totals["rss_sum"] += memory["rss"]
+        totals[f"{process_kind(process, server_pid)}_anon"] += memory["anon"]
     return totals
 
 
-def process_kind(pid: int, server_pid: int) -> str:
+def process_kind(process: psutil.Process, server_pid: int) -> str:
     """``server`` (the launcher and tritonserver), or which model a Python-backend stub runs.
 
     The embedded launcher runs tritonserver as its child (the stub watchdog), so the
     server is every process of the tree that is not a stub; a stub's instance name is an
     argument of its command line.
     """
-    if pid == server_pid:
+    if process.pid == server_pid:
         return "server"
     try:
-        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+        arguments = process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return "server"
-    if not arguments or not arguments[0].endswith(STUB_EXECUTABLE.encode()):
+    if not arguments or not arguments[0].endswith(STUB_EXECUTABLE):
         return "server"
-    return "preprocess" if any(b"_preprocess_" in argument for argument in arguments) else "classifier"
+    return "preprocess" if any("_preprocess_" in argument for argument in arguments) else "classifier"
 
 
 def settle(server) -> tuple[dict, dict[str, int]]:

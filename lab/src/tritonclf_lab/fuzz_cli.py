@@ -1,7 +1,7 @@
 """Fuzz ``preprocess_image`` with hypothesis: random bytes, mutated real images, mutated base64.
 
-    python tests/fuzz_preprocess.py --seconds 60          # what CI runs (tests/integration/test_fuzz_preprocess.py)
-    python tests/fuzz_preprocess.py --seconds 3600        # the long run; FUZZ_SECONDS=3600 make test does the same
+    tritonclf fuzz --seconds 60          # what make test-long runs (tests/integration/test_fuzz_preprocess.py)
+    tritonclf fuzz --seconds 3600        # the long run: make fuzz
 
 A finding is any input for which ``preprocess_image`` (served defaults: ``DecodeLimits()``)
 - raises anything other than ``ImageRejected``, or returns anything but a finite
@@ -32,6 +32,7 @@ import time
 import zlib
 
 import numpy as np
+import psutil
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -44,6 +45,7 @@ from tritonclf.preprocess import (
     silence_decoder_warnings,
 )
 from tritonclf.samples import sample_photo
+from tritonclf_lab.peak_memory import peak_rss_bytes
 
 SPEC = PreprocessSpec(input_size=(224, 224))
 LIMITS = DecodeLimits()
@@ -230,9 +232,8 @@ def fuzz_mutated_base64(name: str, wrapper: str, data) -> None:
 
 def limit_address_space() -> int:
     """Cap this process's virtual memory at its current size plus what the limits allow."""
-    with open("/proc/self/status") as status:
-        size_kib = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
-    cap = size_kib * 1024 + MAX_BYTES_PER_PIXEL * LIMITS.max_image_pixels + HEADROOM_BYTES
+    size = psutil.Process().memory_info().vms
+    cap = size + MAX_BYTES_PER_PIXEL * LIMITS.max_image_pixels + HEADROOM_BYTES
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     return cap
 
@@ -257,9 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = sum(len(getattr(module, "__warningregistry__", {})) for module in list(sys.modules.values()))
     if finding is None and registry > MAX_WARNING_REGISTRY_ENTRIES:
         finding = f"{registry} entries in Python's warning registries: per-input state accumulates"
-    # VmHWM, not ru_maxrss: Linux carries the parent's peak into a child process.
-    with open("/proc/self/status") as status:
-        peak_rss = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    peak_rss = peak_rss_bytes()
     failing = FAILING["input"].hex() if "input" in FAILING else None
     summary = {**STATS, "runs": runs, "address_space_cap": cap, "peak_rss": peak_rss, "warning_registry": registry}
     summary["finding"] = finding
