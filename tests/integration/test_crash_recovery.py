@@ -22,7 +22,7 @@ from tritonclf.client.status import OK
 from tritonclf.serving import leftovers
 from tritonclf.serving.process import TritonProcess
 from tritonclf_lab.bench.load import BackgroundLoad
-from tritonclf_lab.bench.procmem import descendants, parent_pids
+from tritonclf_lab.bench.procmem import descendants
 
 from ..conftest import SAMPLES
 
@@ -67,7 +67,7 @@ def process_state(pid: int) -> str | None:
 
 def triton_pid(server: TritonProcess) -> int | None:
     """The tritonserver binary, the launcher's child; None between a death and a restart."""
-    for pid in descendants(server.process.pid, parent_pids()):
+    for pid in descendants(server.process.pid):
         try:
             program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
         except OSError:
