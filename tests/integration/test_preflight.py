@@ -55,6 +55,17 @@ def test_missing_files_are_named(repo):
     assert f"error: {PRE}: warmup file warmup/image.bytes is missing: rebuild" in found
 
 
+def test_a_helper_a_backend_model_loads_on_start_is_required_even_without_a_manifest(repo):
+    for model in (PRE, CLF):
+        (repo / model / "1" / "manifest.json").unlink()
+        (repo / model / "1" / "serving_metrics.py").unlink()
+    (repo / CLF / "1" / "pixel_checks.py").unlink()
+    found = errors(check_repository(repo))
+    assert f"error: {PRE}: version 1 has no serving_metrics.py: rebuild the repository" in found
+    assert f"error: {CLF}: version 1 has no serving_metrics.py: rebuild the repository" in found
+    assert f"error: {CLF}: version 1 has no pixel_checks.py: rebuild the repository" in found
+
+
 def test_broken_ensemble_wiring_is_explained(repo):
     config = (repo / MODEL / "config.pbtxt").read_text()
     (repo / MODEL / "config.pbtxt").write_text(config.replace('key: "pixel_values"', 'key: "pixels"', 1))

@@ -103,6 +103,18 @@ def required_files(config: pb.ModelConfig) -> list[str]:
     return [config.default_model_filename] if config.default_model_filename else []
 
 
+# A backend model's own imports from its version folder, at module level: every start needs them.
+_LOADED_BESIDE = re.compile(r'^\S.*\b_load_beside\("(\w+)"\)', flags=re.MULTILINE)
+
+
+def loaded_beside(model_py: Path) -> list[str]:
+    """The files a Python-backend ``model.py`` loads from beside itself on every start (``_load_beside``)."""
+    try:
+        return [f"{module}.py" for module in _LOADED_BESIDE.findall(model_py.read_text())]
+    except OSError:
+        return []  # a missing model.py is reported as such
+
+
 def check_files(model: LoadedModel) -> list[Finding]:
     """Model-level files (labels, warmup data) and each version's files against its manifest."""
     findings = []
@@ -116,7 +128,10 @@ def check_files(model: LoadedModel) -> list[Finding]:
                 findings.append(Finding(name, f"warmup file warmup/{tensor.input_data_file} is missing: rebuild"))
     for version in model.versions:
         folder = model.path / str(version)
-        for file in required_files(config):
+        needed = required_files(config)
+        if config.backend == "python":
+            needed += [f for f in loaded_beside(folder / "model.py") if f not in needed]
+        for file in needed:
             if not (folder / file).is_file():
                 findings.append(Finding(name, f"version {version} has no {file}: rebuild the repository"))
         findings += _check_manifest(name, folder)
