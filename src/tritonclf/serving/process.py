@@ -12,6 +12,7 @@ this object's own, so a stop that has to SIGKILL everything still removes them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -24,7 +25,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tritonclf.serving import leftovers
+from tritonclf.serving import leftovers, stub_health
 from tritonclf.serving.admin_apis import restriction_flags
 
 
@@ -166,10 +167,14 @@ class TritonProcess:
                 if self.new_session:
                     os.killpg(self.process.pid, signal.SIGKILL)  # its stubs too
                 else:
-                    self.process.kill()  # its stubs notice and exit (python_backend's parent check)
+                    # In the caller's group: the launcher's tree (Triton, its stubs) by hand, the launcher last.
+                    for pid in reversed(_tree(self.process.pid)):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
                 self.process.wait()
-                # Nobody is left to remove the regions: the launcher went with the rest.
-                leftovers.remove_leftovers(self.region_prefix_start)
+                # Nobody is left to remove the regions: the launcher went with the rest. A command
+                # that names its own prefix (the GPU kit's binary) has its regions under that one.
+                leftovers.remove_leftovers(leftovers.region_prefix(self.command()) or self.region_prefix_start)
         if self._log_file:
             self._log_file.close()
             self._log_file = None
@@ -188,3 +193,12 @@ class TritonProcess:
     def __exit__(self, *exc) -> None:
         """Stop on leaving it."""
         self.stop()
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, parents before children."""
+    found, i = [pid], 0
+    while i < len(found):
+        found += stub_health.child_pids(found[i])
+        i += 1
+    return found

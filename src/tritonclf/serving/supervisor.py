@@ -288,11 +288,11 @@ class Supervisor:
 
     def _clean_up(self) -> None:
         """Kill the exited server's stubs that outlived it and delete its shared-memory regions; one line if any."""
-        if self.prefix is None:
-            return
-        removed = leftovers.remove_leftovers(self.prefix)
-        if removed:
-            _say(f"removed what tritonserver left behind: {removed.describe()}")
+        if self.prefix is not None:
+            removed = leftovers.remove_leftovers(self.prefix)
+            if removed:
+                _say(f"removed what tritonserver left behind: {removed.describe()}")
+        _reap_adopted()
 
     def _reload(self, dead: Mapping[str, list[str]]) -> bool:
         header = repository_api_header(self.args)
@@ -324,3 +324,17 @@ def run(command: list[str], env: Mapping[str, str]) -> int:
     if any(a in {"--help", "--version"} for a in command[1:]):
         os.execve(command[0], command, dict(env))
     return Supervisor(command, env, interval).run()
+
+
+def _reap_adopted() -> None:
+    """Collect the exit status of adopted stubs that ended on their own, so no zombie is left.
+
+    Called between two servers: the server child has been waited for, and no other child runs.
+    """
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
