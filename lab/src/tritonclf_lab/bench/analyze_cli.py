@@ -77,9 +77,12 @@ def scratch_options(backend: str, search: Search) -> BuildOptions:
 
     Its max_batch_size is the search's largest: quick mode measures the starting config at
     concurrency 2 x max_batch_size, which at our default of 32 takes minutes per window here.
+    No prediction metrics: for a classifier outside the Python backend they add a third
+    composing model (``NAME_monitor``) that the search and its results know nothing of.
     """
     return BuildOptions(
         backend=backend,
+        metrics=False,
         max_batch_size=search.max_batch_size,
         warmup_batch_sizes=(1,),
         max_queue_size=0,
