@@ -61,7 +61,7 @@ def holding_repository(export_dir, tmp_path_factory):
 
 def start_server(repository, tmp_path, exit_timeout_s: int) -> TritonProcess:
     log = tmp_path / "tritonserver.log"
-    # Triton as NVIDIA's container runs it: the launcher's stub watchdog (test_stub_healing.py) is off.
+    # The launcher's stub check (test_stub_healing.py) is off: Triton's own behaviour with a dead stub.
     extra = (f"--exit-timeout-secs={exit_timeout_s}",)
     return TritonProcess(repository, log_path=log, extra_args=extra, env={"TRITONCLF_STUB_CHECK_S": "0"}).start()
 

@@ -5,7 +5,7 @@ capacity number a lie. The refusal is a pure function (``ort_providers``, copied
 ``model.py``), tested here as is. The served path goes as far as this machine allows:
 without a GPU, Triton itself refuses a KIND_GPU instance group before the model's
 ``initialize`` runs, so the one line can only be seen served on a GPU host without
-onnxruntime-gpu (not run: no GPU was lent).
+onnxruntime-gpu (not run here: there is no GPU).
 """
 
 from __future__ import annotations

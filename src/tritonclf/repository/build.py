@@ -45,6 +45,7 @@ from tritonclf.export_metadata import ExportMetadata, load_metadata
 from tritonclf.files import sha256_file, write_atomic, write_json_atomic
 from tritonclf.progress import Progress
 from tritonclf.provenance import project_version, utc_timestamp
+from tritonclf.repository.classifiers.base import BACKEND_MODELS
 from tritonclf.repository.export_files import BuildError
 from tritonclf.repository.metrics_files import find_reference, metrics_files, monitor_dir
 from tritonclf.repository.model_names import describe_name_problem, model_name_problem, repository_path_problem
@@ -58,14 +59,12 @@ from tritonclf.repository.models import (
 )
 from tritonclf.repository.pbtxt import ModelSpec, render, to_model_config
 from tritonclf.samples import sample_photo
-from tritonclf.serving import backend_models
 
 __all__ = ["BuildError", "BuildOptions", "ModelBuild", "PreparedEngine", "build_repository"]
 
 _PREPROCESS_SOURCE = Path(preprocess_module.__file__)
 # Beside preprocess.py; not imported here: building needs no torch.
 _TORCH_PREPROCESS_SOURCE = _PREPROCESS_SOURCE.with_name("torch_preprocess.py")
-_BACKEND_MODELS = Path(backend_models.__file__).parent
 _WARMUP_JPEG = sample_photo("chelsea")
 BUILD_STEPS = 4  # check the export, then the classifier, the preprocessing and the ensemble
 
@@ -237,13 +236,13 @@ def _preprocess_files(options: BuildOptions, metadata: ExportMetadata) -> dict[s
     """Version files of the preprocessing model: Pillow's, or torch's beside the shared header checks."""
     files = {"preprocess.py": _PREPROCESS_SOURCE}
     if options.preprocess == "pillow":
-        return {"model.py": _BACKEND_MODELS / "preprocess_model.py", **files}
+        return {"model.py": BACKEND_MODELS / "preprocess_model.py", **files}
     try:
         preprocess_module.check_torch_spec(metadata.preprocess)
     except ValueError as err:
         raise BuildError(str(err)) from None
     return {
-        "model.py": _BACKEND_MODELS / "torch_preprocess_model.py",
+        "model.py": BACKEND_MODELS / "torch_preprocess_model.py",
         **files,
         "torch_preprocess.py": _TORCH_PREPROCESS_SOURCE,
     }

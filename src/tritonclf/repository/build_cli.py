@@ -101,7 +101,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-cuda-graphs",
         dest="cuda_graphs",
         action="store_false",
-        help="trt: do not capture CUDA graphs for the profile's batch sizes (default: captured)",
+        help="trt and torch on a GPU: do not capture CUDA graphs for the batch sizes they serve (default: captured)",
     )
     add(
         "--max-queue-size",

@@ -19,13 +19,12 @@ from tritonclf import preprocess as preprocess_module
 from tritonclf.export_metadata import ExportMetadata
 from tritonclf.monitoring.reference import Reference, load_reference
 from tritonclf.monitoring.series import SCORE_BUCKETS, class_series, metrics_plan
+from tritonclf.repository.classifiers.base import BACKEND_MODELS
 from tritonclf.repository.models import BuildOptions
-from tritonclf.serving import backend_models
 
-_BACKEND_MODELS = Path(backend_models.__file__).parent
-METRICS_HELPER = _BACKEND_MODELS / "serving_metrics.py"
-CAPTURE_HELPER = _BACKEND_MODELS / "low_confidence_capture.py"
-MONITOR_MODEL = _BACKEND_MODELS / "monitor_model.py"
+METRICS_HELPER = BACKEND_MODELS / "serving_metrics.py"
+CAPTURE_HELPER = BACKEND_MODELS / "low_confidence_capture.py"
+MONITOR_MODEL = BACKEND_MODELS / "monitor_model.py"
 PLAN_FILENAME = "metrics.json"  # serving_metrics.PLAN_FILENAME
 
 

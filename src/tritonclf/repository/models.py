@@ -161,11 +161,6 @@ class BuildOptions:
         """Whether the ensemble ends with ``NAME_monitor``: metrics for a non-Python classifier, or capture."""
         return self.capture is not None or (self.metrics and not self.classifier.records_predictions)
 
-    @property
-    def classifier_records_predictions(self) -> bool:
-        """Whether the (Python-backend) classifier itself records the prediction metrics."""
-        return self.metrics and not self.monitor_step
-
     def dynamic_batching(self, delay_microseconds: int | None = None) -> DynamicBatching:
         """Batching and queue policy of the preprocessing model and the classifier (ensembles have no queue)."""
         return DynamicBatching(

@@ -4,10 +4,10 @@ Every phase runs in its own process group with its budget as a hard timeout, so 
 CUDA call or server costs one phase, not the run. When a phase ends, on time or not, the
 runner ends what is left of its group: the phase's tritonserver and every stub stay in
 it (``TritonProcess(new_session=False)``; python_backend forks its stubs without a
-session of their own), so a rerun in the same lease never finds a second server beside
+session of their own), so a rerun on the same host never finds a second server beside
 the first. Each phase writes its numbers into ``results.json`` as it measures them, and
-the runner adds each phase's status, so a run cut short (by the device's 10-minute
-limit, say) still reports what it got.
+the runner adds each phase's status, so a run cut short (by a time limit on the host,
+say) still reports what it got.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tritonclf.serving import leftovers
 from tritonclf.serving.stub_health import group_pids
 from tritonclf_lab.gpu_kit import pack
 from tritonclf_lab.gpu_kit.host_libs import LIBPYTHON_MODES
@@ -107,7 +108,7 @@ def end_group(pgid: int, term_grace_s: float = TERM_GRACE_S, shm_dir: Path = SHM
 def remove_shm_regions(pgid: int, shm_dir: Path = SHM_DIR) -> int:
     """Remove the shared-memory regions of group ``pgid``'s servers (``server.shm_prefix``); returns how many."""
     removed = 0
-    for region in shm_dir.glob(f"{shm_prefix(pgid)}*"):
+    for region in leftovers.regions(shm_prefix(pgid), shm_dir):
         with contextlib.suppress(FileNotFoundError):
             region.unlink()
             removed += 1

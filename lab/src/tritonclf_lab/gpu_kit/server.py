@@ -17,6 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from tritonclf.serving import leftovers
 from tritonclf.serving.process import TritonProcess
 from tritonclf_lab.gpu_kit import host_libs, stub_python
 from tritonclf_lab.gpu_kit.context import Context, python_tag
@@ -28,7 +29,7 @@ HTTP_THREADS = 32
 # A bounded shutdown: the runner's grace after SIGTERM must cover it.
 EXIT_TIMEOUT_S = 10
 STUB = "triton_python_backend_stub"
-SHM_DIR = Path("/dev/shm")
+SHM_DIR = leftovers.SHM_DIR
 
 
 class KitServerError(RuntimeError):
