@@ -219,6 +219,7 @@ def test_a_sigkilled_launcher_takes_tritonserver_and_its_stubs_with_it(repositor
         server.stop()
 
 
+@pytest.mark.long  # about 20 s of a stopped stub and a restart
 def test_a_stopped_stub_counts_as_dead_and_is_healed(repository, tmp_path):
     log = tmp_path / "triton.log"
     with TritonProcess(repository, log_path=log, env={"TRITONCLF_STUB_CHECK_S": "1"}) as server:
@@ -243,6 +244,7 @@ def test_a_stopped_stub_counts_as_dead_and_is_healed(repository, tmp_path):
         )
 
 
+@pytest.mark.long  # several restart rounds with backoff
 def test_a_restart_that_cannot_load_the_models_keeps_retrying_until_it_can(repository, tmp_path):
     copy = tmp_path / "repo"
     shutil.copytree(repository, copy)

@@ -128,6 +128,7 @@ def wait_for_exit(server: TritonProcess, timeout_s: float) -> tuple[int | None, 
     return server.process.poll(), time.monotonic() - start, not_ready_after
 
 
+@pytest.mark.long  # Triton's own behaviour, what the launcher's healing (fast tier) exists for
 def test_killed_preprocessing_stub_fails_its_requests_and_is_not_restarted_by_triton_2_51(fault_repository, tmp_path):
     server = start_server(fault_repository, tmp_path, DEAD_STUB_EXIT_TIMEOUT_S)
     try:

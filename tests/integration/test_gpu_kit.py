@@ -142,6 +142,7 @@ class PhaseWatch(threading.Thread):
             time.sleep(0.05)
 
 
+@pytest.mark.long  # a phase run to its timeout
 def test_a_phase_that_runs_out_of_time_ends_its_server_and_every_stub(kit, work, tmp_path):
     """A hung phase (stopped once its stubs run) times out; nothing of its process group survives."""
     runner.unpack(kit, work)

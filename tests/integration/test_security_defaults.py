@@ -132,12 +132,13 @@ def test_grpc_tls_serves_clients_that_trust_the_certificate_and_no_plaintext_one
         plaintext.is_server_live(client_timeout=5)
 
 
-def wait_until_gone(group: int, timeout_s: float) -> bool:
-    """Whether every process of the process group ``group`` has exited within ``timeout_s``."""
+def wait_until_gone(leader: subprocess.Popen, timeout_s: float) -> bool:
+    """Whether every process of ``leader``'s process group has exited within ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        leader.poll()  # reaps the leader once it exits: a zombie still counts as the group's
         try:
-            os.killpg(group, 0)
+            os.killpg(leader.pid, 0)
         except ProcessLookupError:
             return True
         time.sleep(0.2)
@@ -149,6 +150,17 @@ def register_request(url: str, name: str, key: str, headers: dict[str, str]) -> 
     return urllib.request.Request(
         f"http://{url}/v2/systemsharedmemory/region/{name}/register", data=body, method="POST", headers=headers
     )
+
+
+def assert_grpc_shared_memory_refused(url: str, name: str) -> None:
+    grpc = grpcclient.InferenceServerClient(url)
+    try:
+        with pytest.raises(InferenceServerException, match="restricted"):
+            grpc.register_system_shared_memory(name, f"/{name}", 64)
+        with pytest.raises(InferenceServerException, match="restricted"):
+            grpc.get_system_shared_memory_status()
+    finally:
+        grpc.close()
 
 
 def test_make_serve_puts_shared_memory_behind_a_key_by_default(repository, tmp_path):
@@ -179,12 +191,9 @@ def test_make_serve_puts_shared_memory_behind_a_key_by_default(repository, tmp_p
         try:
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(register_request(http, name, f"/{name}", {}), timeout=30)
-            assert refused.value.code == 403 and "restricted" in refused.value.read().decode()
-            grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{ports['GRPC_PORT']}")
-            with pytest.raises(InferenceServerException, match="restricted"):
-                grpc.register_system_shared_memory(name, f"/{name}", 64)
-            with pytest.raises(InferenceServerException, match="restricted"):
-                grpc.get_system_shared_memory_status()
+            with refused.value:  # an open connection holds Triton's shutdown
+                assert refused.value.code == 403 and "restricted" in refused.value.read().decode()
+            assert_grpc_shared_memory_refused(f"127.0.0.1:{ports['GRPC_PORT']}", name)
             key = key_file.read_text().strip()
             assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(key) == 64
             client.register_system_shared_memory(name, f"/{name}", 64, headers={"admin-key": key})
@@ -195,8 +204,9 @@ def test_make_serve_puts_shared_memory_behind_a_key_by_default(repository, tmp_p
         assert f"the key in {key_file}" in output and key not in output
         assert "APIs are open" not in output
     finally:
+        client.close()
         os.killpg(make.pid, signal.SIGTERM)
-        if not wait_until_gone(make.pid, 60):
+        if not wait_until_gone(make, 60):
             os.killpg(make.pid, signal.SIGKILL)
         make.wait()
 

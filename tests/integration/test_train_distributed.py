@@ -6,12 +6,15 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tritonclf.training.checkpoint import load_checkpoint, read_model_card
 
 from ..conftest import ROOT
 from ..training_data import write_colour_dataset
 
 
+@pytest.mark.long  # two torch processes
 def test_torchrun_with_two_processes_trains_and_only_rank_zero_writes(tmp_path):
     data = write_colour_dataset(tmp_path / "data", train_per_class=8, val_per_class=3)
     out = tmp_path / "run"
