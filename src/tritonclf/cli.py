@@ -100,19 +100,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = f"did you mean {' or '.join(close)}? " if close else ""
         print(f"tritonclf: unknown job {name!r}; {hint}tritonclf --help lists them all", file=sys.stderr)
         return EXIT_UNUSABLE
+    # argparse names the program after argv[0]: make usage lines read "tritonclf NAME".
+    sys.argv[0] = f"tritonclf {name}"
+    # Jobs parse and check their options before importing torch or the server's packages, so
+    # `--help` works on a client-only install (pip install ".[client]"); the work itself then
+    # names what is missing in one line.
     try:
         module = importlib.import_module(found[name][0])
+        return module.main(rest) or 0
     except ModuleNotFoundError as err:
         if not err.name or err.name.split(".")[0] == "tritonclf":
             raise
-        # A client-only install (pip install ".[client]") runs `infer` and not the rest.
         missing = err.name.split(".")[0]
         print(
             f"tritonclf {name}: needs {missing!r}, which is not installed here; "
             'install the extras for it: make setup, or pip install ".[server,train,client]"',
             file=sys.stderr,
         )
-        return 2
-    # argparse names the program after argv[0]: make usage lines read "tritonclf NAME".
-    sys.argv[0] = f"tritonclf {name}"
-    return module.main(rest) or 0
+        return EXIT_UNUSABLE

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tritonclf import __version__
+from tritonclf import __version__, cli
 from tritonclf.cli import main
 
 
@@ -47,3 +47,21 @@ def test_measure_decode_answers_help_with_its_usage(capsys):
         main(["measure-decode", "--help"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.startswith("usage: tritonclf measure-decode [-h] [--exact] image")
+
+
+@pytest.mark.parametrize(
+    "job_source",
+    [
+        "import tritonclf_absent_package\n\ndef main(argv):\n    return 0\n",  # at import
+        "def main(argv):\n    import tritonclf_absent_package\n    return 0\n",  # after its options parsed
+    ],
+    ids=["at-import", "in-main"],
+)
+def test_a_job_whose_package_is_missing_names_it_in_one_line(job_source, tmp_path, monkeypatch, capsys):
+    (tmp_path / "job_needing_a_package.py").write_text(job_source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(cli.COMMANDS, "needy", ("job_needing_a_package", "a job needing what is not installed"))
+    assert main(["needy"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tritonclf needy: needs 'tritonclf_absent_package', which is not installed here")
+    assert err.count("\n") == 1

@@ -17,8 +17,6 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from tritonclf.files import write_atomic
 from tritonclf.training.choices import AUGMENTATIONS, INITS, STRATEGIES
 
@@ -186,6 +184,8 @@ def _coerce(values: dict, source: str) -> dict:
 
 def load_yaml(path: Path) -> dict:
     """A YAML mapping of option names to values."""
+    import yaml  # here, not above: `tritonclf train --help` runs where only the client is installed
+
     try:
         values = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
@@ -324,4 +324,6 @@ def save_config(config: TrainConfig, path: Path) -> None:
     # Rerunning the saved config starts a run: it neither resumes nor replaces one.
     values = {key: value for key, value in config.to_dict().items() if key != "force"}
     values["resume"] = None
+    import yaml
+
     write_atomic(path, yaml.safe_dump(values, sort_keys=False))
