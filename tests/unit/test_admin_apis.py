@@ -5,11 +5,11 @@ from __future__ import annotations
 from tritonclf.serving.admin_apis import (
     admin_apis,
     key_headers,
-    model_control_mode,
     open_admin_apis,
     open_api_notice,
     restriction_flags,
 )
+from tritonclf.serving.triton_args import model_control_mode
 
 HTTP = "--http-restricted-api"
 GRPC = "--grpc-restricted-protocol"

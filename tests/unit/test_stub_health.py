@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from tritonclf.serving import stub_health, supervisor
+from tritonclf.serving.triton_args import model_control_mode
 
 PREPROCESS = {"name": "m_preprocess", "backend": "python", "instance_group": [{"count": 2, "kind": "KIND_CPU"}]}
 CLASSIFIER = {"name": "m_model", "backend": "python", "instance_group": [{"count": 1}, {"count": 2}]}
@@ -67,8 +68,8 @@ def test_probe_without_a_server_exits_2_with_one_line():
 def test_watchdog_reads_triton_flags_in_both_spellings():
     args = ["--model-repository=r", "--http-port", "9000", "--model-control-mode=explicit"]
     assert supervisor.http_address(args) == "127.0.0.1:9000"
-    assert supervisor.model_control_mode(args) == "explicit"
-    assert supervisor.model_control_mode(["--model-repository=r"]) == "none"
+    assert model_control_mode(args) == "explicit"
+    assert model_control_mode(["--model-repository=r"]) == "none"
     assert supervisor.http_address(["--allow-http=false"]) is None
     assert supervisor.http_address(["--http-address=10.0.0.5"]) == "10.0.0.5:8000"
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tritonclf.serving.triton_args import model_control_mode, option_values
+
 # Always open on a plain tritonserver, whatever the model control mode.
 ADMIN_APIS = ("shared-memory", "trace", "logging")
 # Loads and unloads models (code) when model control is explicit; mode none refuses both anyway.
@@ -24,23 +26,6 @@ RESTRICTION_FLAGS = ("--http-restricted-api", "--grpc-restricted-protocol")
 # The header our deployments name in those flags; Triton prefixes gRPC headers with ``triton-grpc-protocol-``.
 KEY_HEADER = "admin-key"
 GRPC_KEY_HEADER = f"triton-grpc-protocol-{KEY_HEADER}"
-
-
-def option_values(args: Sequence[str], name: str) -> list[str]:
-    """Every value given to option ``name``, in both spellings Triton accepts (``--x=v`` and ``--x v``)."""
-    values = []
-    for i, arg in enumerate(args):
-        if arg.startswith(f"{name}="):
-            values.append(arg.split("=", 1)[1])
-        elif arg == name and i + 1 < len(args):
-            values.append(args[i + 1])
-    return values
-
-
-def model_control_mode(args: Sequence[str]) -> str:
-    """The ``--model-control-mode`` in effect: the last one given, else Triton's default ``none``."""
-    modes = option_values(args, "--model-control-mode")
-    return modes[-1] if modes else "none"
 
 
 def admin_apis(args: Sequence[str]) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from tritonclf.serving.stub_health import PROC, STUB_EXECUTABLE
+from tritonclf.serving.triton_args import option_values
 
 SHM_DIR = Path("/dev/shm")
 TRITON_REGION_PREFIX = "triton_python_backend_shm_region_"
@@ -55,14 +56,8 @@ def new_region_prefix(start: str = DEFAULT_PREFIX_START) -> str:
 
 def region_prefix(args: Sequence[str]) -> str | None:
     """The ``shm-region-prefix-name`` a tritonserver command line gives the Python backend, if any."""
-    found = None
-    for i, arg in enumerate(args):
-        value = arg.split("=", 1)[1] if arg.startswith("--backend-config=") else None
-        if arg == "--backend-config" and i + 1 < len(args):
-            value = args[i + 1]
-        if value and value.startswith(PREFIX_SETTING):
-            found = value[len(PREFIX_SETTING) :]
-    return found
+    settings = [v for v in option_values(args, "--backend-config") if v.startswith(PREFIX_SETTING)]
+    return settings[-1][len(PREFIX_SETTING) :] if settings else None
 
 
 def _argv(pid: str, proc: Path) -> list[str]:

@@ -13,21 +13,15 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from tritonclf.serving.triton_args import option_values
+
 # The parameter as text format writes it; reading the text keeps protobuf out of the server's start.
 _PARAMETER = re.compile(r'key:\s*"response_cache_bytes"\s*value\s*\{\s*string_value:\s*"(\d+)"', re.MULTILINE)
 
 
 def repositories(args: Sequence[str]) -> list[str]:
-    """Every ``--model-repository`` value in tritonserver arguments (both spellings, repeated)."""
-    found, it = [], iter(args)
-    for arg in it:
-        if arg.startswith("--model-repository="):
-            found.append(arg.split("=", 1)[1])
-        elif arg in ("--model-repository", "--model-store"):
-            found.append(next(it, ""))
-        elif arg.startswith("--model-store="):
-            found.append(arg.split("=", 1)[1])
-    return found
+    """Every ``--model-repository`` value in tritonserver arguments (both spellings, repeated, its alias)."""
+    return option_values(args, "--model-repository", "--model-store")
 
 
 def requested_cache_bytes(repository: Path) -> int:
@@ -43,7 +37,7 @@ def requested_cache_bytes(repository: Path) -> int:
 
 def cache_flag(args: Sequence[str]) -> str | None:
     """``--cache-config=local,size=N`` for the local repositories in ``args``, or None."""
-    if any(a == "--cache-config" or a.startswith("--cache-config=") for a in args):
+    if option_values(args, "--cache-config"):
         return None
     size = max([requested_cache_bytes(Path(r)) for r in repositories(args) if "://" not in r] or [0])
     return f"--cache-config=local,size={size}" if size else None

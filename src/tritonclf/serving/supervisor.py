@@ -54,6 +54,7 @@ from collections.abc import Mapping, Sequence
 
 from tritonclf.serving import leftovers, stub_health
 from tritonclf.serving.restart_policy import RestartPolicy, exit_code
+from tritonclf.serving.triton_args import last_value, model_control_mode, option_values
 
 RELOAD_PARAMETER = "tritonclf_reload"
 DEFAULT_CHECK_INTERVAL_S = 2.0
@@ -69,47 +70,18 @@ _READY_POLL_S = 0.5
 _UP_WITHOUT_HTTP_S = 30.0
 
 
-def flag_values(args: Sequence[str]) -> dict[str, list[str]]:
-    """Triton's ``--flag=value`` and ``--flag value`` arguments -> {flag: [values]}."""
-    values: dict[str, list[str]] = {}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg.startswith("--"):
-            if "=" in arg:
-                flag, value = arg.split("=", 1)
-            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
-                flag, value = arg, args[i + 1]
-                i += 1
-            else:
-                flag, value = arg, ""
-            values.setdefault(flag, []).append(value)
-        i += 1
-    return values
-
-
-def _last(values: Mapping[str, list[str]], flag: str, default: str) -> str:
-    return values.get(flag, [default])[-1]
-
-
 def http_address(args: Sequence[str]) -> str | None:
     """``host:port`` of Triton's HTTP endpoint from its arguments; None with ``--allow-http=false``."""
-    values = flag_values(args)
-    if _last(values, "--allow-http", "true").lower() in {"false", "0", "no"}:
+    if last_value(args, "--allow-http", "true").lower() in {"false", "0", "no"}:
         return None
-    host = _last(values, "--http-address", "0.0.0.0")
+    host = last_value(args, "--http-address", "0.0.0.0")
     host = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
-    return f"{host}:{_last(values, '--http-port', '8000')}"
-
-
-def model_control_mode(args: Sequence[str]) -> str:
-    """``none``, ``poll`` or ``explicit``."""
-    return _last(flag_values(args), "--model-control-mode", "none").lower()
+    return f"{host}:{last_value(args, '--http-port', '8000')}"
 
 
 def repository_api_header(args: Sequence[str]) -> tuple[str, str] | None:
     """The (header, value) that ``--http-restricted-api`` requires for the model-repository API, if any."""
-    for spec in flag_values(args).get("--http-restricted-api", []):
+    for spec in option_values(args, "--http-restricted-api"):
         apis, _, credential = spec.partition(":")
         if "model-repository" in apis.split(",") and "=" in credential:
             key, value = credential.split("=", 1)
