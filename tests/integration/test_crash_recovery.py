@@ -21,6 +21,7 @@ import pytest
 from tritonclf.client.status import OK
 from tritonclf.serving import leftovers
 from tritonclf.serving.process import TritonProcess
+from tritonclf.serving.stub_health import process_state
 from tritonclf_lab.bench.load import BackgroundLoad
 from tritonclf_lab.bench.procmem import descendants
 
@@ -55,14 +56,6 @@ class Launched:
 
     def present_regions(self) -> set[str]:
         return {name for name in self.regions if (leftovers.SHM_DIR / name).exists()}
-
-
-def process_state(pid: int) -> str | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rfind(")") + 2]
 
 
 def triton_pid(server: TritonProcess) -> int | None:

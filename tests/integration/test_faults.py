@@ -25,6 +25,7 @@ from tritonclient.utils import InferenceServerException
 from tritonclf.client.status import OK, one_line, status_name
 from tritonclf.repository.build import BuildOptions, build_repository
 from tritonclf.serving.process import TritonProcess
+from tritonclf.serving.stub_health import process_state
 from tritonclf_lab.bad_images import encode, photo
 from tritonclf_lab.bench.load import BackgroundLoad, Outcome
 from tritonclf_lab.bench.procmem import descendants
@@ -77,15 +78,6 @@ def stubs(server: TritonProcess) -> dict[int, str]:
         if process_state(pid) != "Z":
             found[pid] = next((w for w in words if w.startswith(f"{MODEL}_") and w[-1].isdigit()), "?")
     return found
-
-
-def process_state(pid: int) -> str | None:
-    """The state letter of /proc/PID/stat (R, S, Z for a zombie...), None once it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rfind(")") + 2]
 
 
 def send_one(url: str, name: str, data: bytes) -> Outcome:

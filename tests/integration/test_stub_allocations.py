@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
+from tritonclf.serving.stub_health import stat_fields
 from tritonclf_lab.bench.images import generate_mix
 from tritonclf_lab.bench.procmem import descendants
 
@@ -33,8 +34,8 @@ def preprocess_stub_pids(server) -> list[int]:
 
 
 def minor_faults(pid: int) -> int:
-    # Field 10 of /proc/PID/stat; the command name before it is in parentheses and may hold spaces.
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+    # Field 10 of /proc/PID/stat (minflt); stat_fields starts at field 3.
+    return int(stat_fields(pid)[7])
 
 
 def classify(client: grpcclient.InferenceServerClient, data: bytes) -> None:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from tritonclf.serving.stub_health import PROC, STUB_EXECUTABLE
+from tritonclf.serving.stub_health import PROC, STUB_EXECUTABLE, cmdline, process_state
 from tritonclf.serving.triton_args import option_values
 
 SHM_DIR = Path("/dev/shm")
@@ -60,22 +60,6 @@ def region_prefix(args: Sequence[str]) -> str | None:
     return settings[-1][len(PREFIX_SETTING) :] if settings else None
 
 
-def _argv(pid: str, proc: Path) -> list[str]:
-    try:
-        raw = (proc / pid / "cmdline").read_bytes()
-    except OSError:
-        return []
-    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
-
-
-def _state(pid: int, proc: Path = PROC) -> str | None:
-    try:
-        text = (proc / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    return text[text.rfind(")") + 2]
-
-
 def stub_pids(prefix: str, proc: Path = PROC) -> list[int]:
     """The processes that serve a region named with ``prefix``: stubs, and a stub still being exec'd by bash.
 
@@ -86,7 +70,7 @@ def stub_pids(prefix: str, proc: Path = PROC) -> list[int]:
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
-        argv = _argv(entry.name, proc)
+        argv = cmdline(entry.name, proc)
         program = os.path.basename(argv[0]) if argv else ""
         if program == STUB_EXECUTABLE:
             words = argv[1:3]
@@ -143,7 +127,7 @@ def kill_stubs(pids: Iterable[int], timeout_s: float = 10.0, proc: Path = PROC) 
     killed = []
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
-            if _state(pid, proc) not in (None, *_GONE_STATES):
+            if process_state(pid, proc) not in (None, *_GONE_STATES):
                 killed.append(pid)
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + timeout_s
@@ -151,7 +135,7 @@ def kill_stubs(pids: Iterable[int], timeout_s: float = 10.0, proc: Path = PROC) 
     while waiting and time.monotonic() < deadline:
         for pid in waiting:
             _reap(pid)
-        waiting = [pid for pid in waiting if _state(pid, proc) not in (None, *_GONE_STATES)]
+        waiting = [pid for pid in waiting if process_state(pid, proc) not in (None, *_GONE_STATES)]
         if waiting:
             time.sleep(0.05)
     return killed

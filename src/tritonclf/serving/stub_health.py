@@ -69,13 +69,29 @@ def dead_stubs(expected: Mapping[str, Iterable[str]], alive: Iterable[str]) -> d
     return {model: names for model, names in dead.items() if names}
 
 
-def _stat_fields(pid: str, proc: Path) -> list[str] | None:
+def stat_fields(pid: int | str, proc: Path = PROC) -> list[str] | None:
+    """/proc/PID/stat from field 3 (the state letter) on; None once the process is gone."""
     try:
-        text = (proc / pid / "stat").read_text()
+        text = (proc / str(pid) / "stat").read_text()
     except OSError:  # exited while we looked
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     return text[text.rfind(")") + 2 :].split()
+
+
+def process_state(pid: int | str, proc: Path = PROC) -> str | None:
+    """The state letter of /proc/PID/stat (R, S, T when stopped, Z for a zombie...); None once gone."""
+    fields = stat_fields(pid, proc)
+    return fields[0] if fields else None
+
+
+def cmdline(pid: int | str, proc: Path = PROC) -> list[str]:
+    """A process's argv; empty once it is gone (or for a kernel thread)."""
+    try:
+        raw = (proc / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
 def child_pids(parent: int, proc: Path = PROC) -> list[int]:
@@ -83,7 +99,7 @@ def child_pids(parent: int, proc: Path = PROC) -> list[int]:
     children = []
     for entry in proc.iterdir():
         if entry.name.isdigit():
-            fields = _stat_fields(entry.name, proc)
+            fields = stat_fields(entry.name, proc)
             if fields and int(fields[1]) == parent:
                 children.append(int(entry.name))
     return children
@@ -94,7 +110,7 @@ def group_pids(pgid: int, proc: Path = PROC) -> list[int]:
     members = []
     for entry in proc.iterdir():
         if entry.name.isdigit():
-            fields = _stat_fields(entry.name, proc)
+            fields = stat_fields(entry.name, proc)
             if fields and int(fields[2]) == pgid and fields[0] not in {"Z", "X"}:
                 members.append(int(entry.name))
     return members
@@ -106,14 +122,10 @@ def stub_states(server_pid: int, proc: Path = PROC) -> dict[str, tuple[int, str]
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
-        fields = _stat_fields(entry.name, proc)
+        fields = stat_fields(entry.name, proc)
         if not fields or int(fields[1]) != server_pid:
             continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        argv = [a.decode(errors="replace") for a in argv if a]
+        argv = cmdline(entry.name, proc)
         if argv and os.path.basename(argv[0]) == STUB_EXECUTABLE and len(argv) >= 3:
             # ... <instance name> <device kind>: see python_backend's stub_launcher.cc.
             stubs[argv[-2]] = (int(entry.name), fields[0])
