@@ -22,18 +22,24 @@ import triton_python_backend_utils as pb_utils
 
 
 def _load_beside(module_name: str):
-    """Import a module file copied next to this one by the build.
+    """Import a module file the build copied next to this one, once per stub process.
 
-    The stub does not put the version directory on ``sys.path``, and NVIDIA's container
-    does not have our package installed: the build copies ``preprocess.py`` here.
+    The stub does not put the version directory on ``sys.path``, and NVIDIA's container has no
+    ``tritonclf`` package. Every model file carries this same function; a test keeps them equal.
     """
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{module_name}.py")
-    spec = importlib.util.spec_from_file_location(f"_tritonclf_{module_name}", path)
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses resolve their module through sys.modules while the class is created.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    name = f"_tritonclf_{module_name}"
+    if name not in sys.modules:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{module_name}.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        # dataclasses resolve their module through sys.modules while the class is created.
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]
 
 
 _preprocess = _load_beside("preprocess")
