@@ -100,9 +100,14 @@ def documented_python_runs() -> list[tuple[str, str]]:
 
 def run_helps(commands: list[str]) -> dict[str, dict]:
     """``COMMAND --help`` for each command, from the checkout root: exit code, output, torch imported."""
+    return run_driver(DRIVER, commands)
+
+
+def run_driver(driver: str, payload) -> list | dict:
+    """Run a driver script in a fresh Python from the checkout root (its ``src/`` first) on a JSON payload."""
     src = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
     result = subprocess.run(
-        [sys.executable, "-c", DRIVER, json.dumps(commands)],
+        [sys.executable, "-c", driver, json.dumps(payload)],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": src},
@@ -289,19 +294,9 @@ print(json.dumps(results))
 def parse_failures(invocations: list[Invocation]) -> list[str]:
     """Each invocation whose job's parser refuses its arguments: where it is shown and what the parser said."""
     unique = list(dict.fromkeys(invocations))
-    src = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
-    result = subprocess.run(
-        [sys.executable, "-c", PARSE_DRIVER, json.dumps([(i.job, list(i.argv)) for i in unique])],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": src},
-        cwd=ROOT,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    results = run_driver(PARSE_DRIVER, [(i.job, list(i.argv)) for i in unique])
     return [
         f"{i.where}\n    tritonclf {i.job} {shlex.join(i.argv)}: {r['outcome']} {' '.join(r['stderr'])}"
-        for i, r in zip(unique, json.loads(result.stdout), strict=True)
+        for i, r in zip(unique, results, strict=True)
         if r["outcome"] != "parsed"
     ]

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tritonclf.export_metadata import ExportMetadata
 from tritonclf.files import write_json_atomic
 from tritonclf.preprocess import PreprocessSpec, preprocess_image
 from tritonclf.samples import sample_dir
 from tritonclf_lab.bench import perf_input_cli as perf_input
+
+from ..export_metadata import export_metadata
 
 SAMPLES = sample_dir()
 
@@ -23,18 +24,7 @@ def _sent_bytes(entry: dict, input_name: str) -> bytes:
 
 
 def _fake_export(folder: Path, spec: PreprocessSpec) -> Path:
-    metadata = ExportMetadata(
-        model_name="m",
-        labels=("a", "b"),
-        preprocess=spec,
-        onnx_filename="model.onnx",
-        onnx_sha256="0" * 64,
-        input_name="pixel_values",
-        output_name="probabilities",
-        opset=17,
-        weights="test",
-        versions={},
-    )
+    metadata = export_metadata(model_name="m", labels=("a", "b"), preprocess=spec)
     write_json_atomic(folder / "model.json", metadata.to_dict())
     return folder
 

@@ -15,7 +15,6 @@ from tritonclient.grpc import model_config_pb2 as pb
 
 from tritonclf import contract
 from tritonclf.export_metadata import ExportMetadata
-from tritonclf.preprocess import PreprocessSpec
 from tritonclf.repository import classifiers
 from tritonclf.repository.backends import BACKENDS, choose_backend
 from tritonclf.repository.build import PreparedEngine
@@ -26,6 +25,7 @@ from tritonclf.repository.pbtxt import parse, render, to_model_config
 from tritonclf.repository.preflight_checks import required_files
 
 from ..doc_commands import ROOT
+from ..export_metadata import export_metadata
 
 NAMES = classifiers.names()
 
@@ -37,17 +37,8 @@ def _export(folder: Path) -> ExportMetadata:
     for filename in (contract.ONNX_FILENAME, contract.TORCHSCRIPT_FILENAME, contract.WEIGHTS_FILENAME):
         (folder / filename).write_bytes(filename.encode())
         hashes[filename] = hashlib.sha256(filename.encode()).hexdigest()
-    return ExportMetadata(
-        model_name="efficientnet_lite0",
-        labels=("cat", "dog", "fox"),
-        preprocess=PreprocessSpec(input_size=(224, 224)),
-        onnx_filename=contract.ONNX_FILENAME,
+    return export_metadata(
         onnx_sha256=hashes[contract.ONNX_FILENAME],
-        input_name=contract.PIXELS,
-        output_name=contract.PROBABILITIES,
-        opset=17,
-        weights="test",
-        versions={},
         state_dict_filename=contract.WEIGHTS_FILENAME,
         state_dict_sha256=hashes[contract.WEIGHTS_FILENAME],
         torchscript_filename=contract.TORCHSCRIPT_FILENAME,

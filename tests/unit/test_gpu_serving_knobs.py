@@ -12,27 +12,15 @@ import re
 
 import pytest
 
-from tritonclf.export_metadata import ExportMetadata
-from tritonclf.preprocess import PreprocessSpec
 from tritonclf.repository import build_cli
 from tritonclf.repository.models import GPU_QUEUE_DELAY_US, BuildOptions, classifier_spec, preprocess_spec
 from tritonclf.repository.pbtxt import parse, render, to_model_config
 from tritonclf.repository.tensorrt import EngineOptions
 
 from ..conftest import ROOT
+from ..export_metadata import export_metadata
 
-METADATA = ExportMetadata(
-    model_name="clf",
-    labels=("cat", "dog", "bird"),
-    preprocess=PreprocessSpec(input_size=(224, 224)),
-    onnx_filename="model.onnx",
-    onnx_sha256="00" * 32,
-    input_name="pixel_values",
-    output_name="probabilities",
-    opset=17,
-    weights="test",
-    versions={},
-)
+METADATA = export_metadata(model_name="clf", labels=("cat", "dog", "bird"))
 
 
 def classifier_config(options: BuildOptions):

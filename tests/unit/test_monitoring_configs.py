@@ -7,8 +7,6 @@ import json
 import pytest
 
 from tritonclf import contract
-from tritonclf.export_metadata import ExportMetadata
-from tritonclf.preprocess import PreprocessSpec
 from tritonclf.repository.metrics_files import PLAN_FILENAME, metrics_files
 from tritonclf.repository.models import (
     RESPONSE_CACHE_PARAMETER,
@@ -19,18 +17,9 @@ from tritonclf.repository.models import (
 )
 from tritonclf.repository.pbtxt import parse, render, to_model_config
 
-METADATA = ExportMetadata(
-    model_name="m",
-    labels=("cat", "dog"),
-    preprocess=PreprocessSpec(input_size=(224, 224)),
-    onnx_filename="model.onnx",
-    onnx_sha256="0" * 64,
-    input_name=contract.PIXELS,
-    output_name=contract.PROBABILITIES,
-    opset=17,
-    weights="test",
-    versions={},
-)
+from ..export_metadata import export_metadata
+
+METADATA = export_metadata(model_name="m", labels=("cat", "dog"))
 
 
 def steps(options: BuildOptions) -> list[tuple[str, dict, dict]]:

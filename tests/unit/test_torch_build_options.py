@@ -8,28 +8,15 @@ import pytest
 from tritonclient.grpc import model_config_pb2 as pb
 
 from tritonclf import contract
-from tritonclf.export_metadata import ExportMetadata
-from tritonclf.preprocess import PreprocessSpec
 from tritonclf.repository.build_cli import parse_args
 from tritonclf.repository.models import BuildOptions, classifier_spec, preprocess_spec
 from tritonclf.repository.pbtxt import to_model_config
 from tritonclf.repository.preflight_checks import LoadedModel, check_torch_imports
 from tritonclf.serving import launcher
 
-METADATA = ExportMetadata(
-    model_name="efficientnet_lite0",
-    labels=("cat", "dog", "fox"),
-    preprocess=PreprocessSpec(input_size=(224, 224)),
-    onnx_filename=contract.ONNX_FILENAME,
-    onnx_sha256="0" * 64,
-    input_name=contract.PIXELS,
-    output_name=contract.PROBABILITIES,
-    opset=17,
-    weights="test",
-    versions={},
-    state_dict_filename=contract.WEIGHTS_FILENAME,
-    state_dict_sha256="0" * 64,
-)
+from ..export_metadata import export_metadata
+
+METADATA = export_metadata(state_dict_filename=contract.WEIGHTS_FILENAME, state_dict_sha256="0" * 64)
 
 
 def parameters(config: pb.ModelConfig) -> dict[str, str]:
