@@ -15,6 +15,8 @@ def test_both_spellings_and_every_repeat_in_command_line_order():
 def test_a_value_is_the_next_argument_even_when_it_starts_with_dashes():
     # getopt_long with a required argument takes the next word whatever it looks like.
     assert option_values(["--log-file", "--odd-name"], "--log-file") == ["--odd-name"]
+    # ... and that word is a value, not an option of its own.
+    assert option_values(["--log-file", "--http-port=1", "--http-port", "2"], "--http-port") == ["2"]
 
 
 def test_an_option_without_a_value_at_the_end_has_none():

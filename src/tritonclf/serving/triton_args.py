@@ -19,12 +19,16 @@ from collections.abc import Sequence
 def option_values(args: Sequence[str], *names: str) -> list[str]:
     """Every value given to any of ``names`` (an option and its aliases), in command-line order."""
     values = []
-    for i, arg in enumerate(args):
-        name, separator, value = arg.partition("=")
-        if separator and name in names:
+    i = 0
+    while i < len(args):
+        name, separator, value = args[i].partition("=")
+        if not separator and name.startswith("--"):
+            # The next argument is this option's value, never an option of its own.
+            value = args[i + 1] if i + 1 < len(args) else None
+            i += 1
+        if name in names and value is not None:
             values.append(value)
-        elif arg in names and i + 1 < len(args):
-            values.append(args[i + 1])
+        i += 1
     return values
 
 
